@@ -1,0 +1,495 @@
+/*
+ * Reads forum.yaml with libyaml into forum_config_t. Every unknown key, wrong type and bad value is
+ * reported as "FILE:LINE: message"; nothing is guessed.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <yaml.h>
+#include "config.h"
+
+typedef struct parse_ctx {
+    const char *path;
+    yaml_document_t *doc;
+    char *err;
+    size_t errlen;
+} parse_ctx_t;
+
+static int fail(parse_ctx_t *pc, yaml_node_t *node, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    snprintf(pc->err, pc->errlen, "%s:%zu: %s", pc->path, node != NULL ? node->start_mark.line + 1 : 1, msg);
+    return -1;
+}
+
+static const char *scalar(yaml_node_t *node)
+{
+    return node->type == YAML_SCALAR_NODE ? (const char *)node->data.scalar.value : NULL;
+}
+
+static int get_string(parse_ctx_t *pc, yaml_node_t *node, const char *key, char **out)
+{
+    const char *s = scalar(node);
+    if (s == NULL || *s == '\0')
+        return fail(pc, node, "%s: expected a non-empty string", key);
+    free(*out);
+    *out = strdup(s);
+    return 0;
+}
+
+static int get_bool(parse_ctx_t *pc, yaml_node_t *node, const char *key, int *out)
+{
+    const char *s = scalar(node);
+    if (s != NULL && (strcmp(s, "true") == 0 || strcmp(s, "on") == 0 || strcmp(s, "yes") == 0)) {
+        *out = 1;
+        return 0;
+    }
+    if (s != NULL && (strcmp(s, "false") == 0 || strcmp(s, "off") == 0 || strcmp(s, "no") == 0)) {
+        *out = 0;
+        return 0;
+    }
+    return fail(pc, node, "%s: expected true or false", key);
+}
+
+/* A whole number in [min, max]. */
+static int get_uint(parse_ctx_t *pc, yaml_node_t *node, const char *key, unsigned long long min, unsigned long long max,
+                    unsigned long long *out)
+{
+    const char *s = scalar(node);
+    char *end;
+    if (s == NULL || *s < '0' || *s > '9')
+        return fail(pc, node, "%s: expected a whole number", key);
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno != 0 || *end != '\0')
+        return fail(pc, node, "%s: expected a whole number", key);
+    if (v < min || v > max)
+        return fail(pc, node, "%s: must be between %llu and %llu", key, min, max);
+    *out = v;
+    return 0;
+}
+
+/* A size in bytes: a whole number, optionally followed by KiB or MiB. */
+static int get_size(parse_ctx_t *pc, yaml_node_t *node, const char *key, size_t min, size_t max, size_t *out)
+{
+    const char *s = scalar(node);
+    char *end;
+    if (s == NULL || *s < '0' || *s > '9')
+        return fail(pc, node, "%s: expected a size such as 65536, 64KiB or 1MiB", key);
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10), mult = 1;
+    if (strcmp(end, "KiB") == 0)
+        mult = 1024;
+    else if (strcmp(end, "MiB") == 0)
+        mult = 1024 * 1024;
+    else if (*end != '\0')
+        return fail(pc, node, "%s: expected a size such as 65536, 64KiB or 1MiB", key);
+    if (errno != 0 || v > max / mult || v * mult < min || v * mult > max)
+        return fail(pc, node, "%s: must be between %zu and %zu bytes", key, min, max);
+    *out = (size_t)(v * mult);
+    return 0;
+}
+
+/* A duration in seconds (decimals allowed), stored in milliseconds. */
+static int get_seconds(parse_ctx_t *pc, yaml_node_t *node, const char *key, double min, double max, unsigned *out_ms)
+{
+    const char *s = scalar(node);
+    char *end;
+    if (s == NULL || ((*s < '0' || *s > '9') && *s != '.'))
+        return fail(pc, node, "%s: expected a number of seconds", key);
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno != 0 || *end != '\0')
+        return fail(pc, node, "%s: expected a number of seconds", key);
+    if (v < min || v > max)
+        return fail(pc, node, "%s: must be between %g and %g seconds", key, min, max);
+    *out_ms = (unsigned)(v * 1000 + 0.5);
+    return 0;
+}
+
+#define FOREACH_PAIR(pc, node, pair)                                                                                              \
+    for (yaml_node_pair_t *pair = (node)->data.mapping.pairs.start; pair < (node)->data.mapping.pairs.top; ++pair)
+#define KEY(pc, pair) yaml_document_get_node((pc)->doc, (pair)->key)
+#define VALUE(pc, pair) yaml_document_get_node((pc)->doc, (pair)->value)
+
+static int expect_mapping(parse_ctx_t *pc, yaml_node_t *node, const char *what)
+{
+    if (node->type != YAML_MAPPING_NODE)
+        return fail(pc, node, "%s: expected a mapping", what);
+    return 0;
+}
+
+static int parse_listen_entry(parse_ctx_t *pc, yaml_node_t *node, forum_listen_conf_t *l)
+{
+    unsigned long long port;
+    l->line = (int)node->start_mark.line + 1;
+    if (node->type == YAML_SCALAR_NODE) {
+        if (get_uint(pc, node, "listen", 1, 65535, &port) != 0)
+            return -1;
+        l->port = (int)port;
+        return 0;
+    }
+    if (expect_mapping(pc, node, "listen entry") != 0)
+        return -1;
+    FOREACH_PAIR(pc, node, pair)
+    {
+        yaml_node_t *k = KEY(pc, pair), *v = VALUE(pc, pair);
+        const char *key = scalar(k);
+        if (key == NULL)
+            return fail(pc, k, "listen: keys must be strings");
+        if (strcmp(key, "port") == 0) {
+            if (get_uint(pc, v, "listen.port", 1, 65535, &port) != 0)
+                return -1;
+            l->port = (int)port;
+        } else if (strcmp(key, "host") == 0) {
+            if (get_string(pc, v, "listen.host", &l->host) != 0)
+                return -1;
+        } else if (strcmp(key, "ssl") == 0) {
+            if (expect_mapping(pc, v, "listen.ssl") != 0)
+                return -1;
+            FOREACH_PAIR(pc, v, sp)
+            {
+                yaml_node_t *sk = KEY(pc, sp), *sv = VALUE(pc, sp);
+                const char *skey = scalar(sk);
+                if (skey != NULL && strcmp(skey, "certificate-file") == 0) {
+                    if (get_string(pc, sv, "listen.ssl.certificate-file", &l->cert_file) != 0)
+                        return -1;
+                } else if (skey != NULL && strcmp(skey, "key-file") == 0) {
+                    if (get_string(pc, sv, "listen.ssl.key-file", &l->key_file) != 0)
+                        return -1;
+                } else {
+                    return fail(pc, sk, "listen.ssl: unknown key '%s'", skey != NULL ? skey : "?");
+                }
+            }
+            if (l->cert_file == NULL || l->key_file == NULL)
+                return fail(pc, v, "listen.ssl: both certificate-file and key-file are required");
+            if (access(l->cert_file, R_OK) != 0)
+                return fail(pc, v, "listen.ssl.certificate-file: cannot read %s: %s", l->cert_file, strerror(errno));
+            if (access(l->key_file, R_OK) != 0)
+                return fail(pc, v, "listen.ssl.key-file: cannot read %s: %s", l->key_file, strerror(errno));
+        } else {
+            return fail(pc, k, "listen: unknown key '%s'", key);
+        }
+    }
+    if (l->port == 0)
+        return fail(pc, node, "listen: port is required");
+    return 0;
+}
+
+static int parse_listen(parse_ctx_t *pc, yaml_node_t *node, forum_config_t *conf)
+{
+    if (node->type != YAML_SEQUENCE_NODE) {
+        /* a single entry is accepted as a list of one */
+        conf->listen = calloc(1, sizeof(*conf->listen));
+        conf->num_listen = 1;
+        return parse_listen_entry(pc, node, conf->listen);
+    }
+    size_t n = (size_t)(node->data.sequence.items.top - node->data.sequence.items.start);
+    if (n == 0)
+        return fail(pc, node, "listen: at least one listener is required");
+    conf->listen = calloc(n, sizeof(*conf->listen));
+    conf->num_listen = n;
+    for (size_t i = 0; i != n; ++i)
+        if (parse_listen_entry(pc, yaml_document_get_node(pc->doc, node->data.sequence.items.start[i]), conf->listen + i) != 0)
+            return -1;
+    return 0;
+}
+
+static int valid_plugin_name(const char *s)
+{
+    if (*s == '\0' || strlen(s) > 64)
+        return 0;
+    for (; *s != '\0'; ++s)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') || *s == '_'))
+            return 0;
+    return 1;
+}
+
+static int parse_settings(parse_ctx_t *pc, yaml_node_t *node, forum_config_t *conf)
+{
+    if (expect_mapping(pc, node, "plugins.settings") != 0)
+        return -1;
+    FOREACH_PAIR(pc, node, pair)
+    {
+        yaml_node_t *k = KEY(pc, pair), *v = VALUE(pc, pair);
+        const char *plugin = scalar(k);
+        if (plugin == NULL || !valid_plugin_name(plugin))
+            return fail(pc, k, "plugins.settings: keys are plugin names");
+        if (expect_mapping(pc, v, "plugins.settings entry") != 0)
+            return -1;
+        FOREACH_PAIR(pc, v, sp)
+        {
+            yaml_node_t *sk = KEY(pc, sp), *sv = VALUE(pc, sp);
+            if (scalar(sk) == NULL || scalar(sv) == NULL)
+                return fail(pc, sk, "plugins.settings.%s: each setting is a key and a scalar value", plugin);
+            conf->plugins.settings = realloc(conf->plugins.settings, (conf->plugins.num_settings + 1) * sizeof(forum_setting_t));
+            forum_setting_t *s = conf->plugins.settings + conf->plugins.num_settings++;
+            s->plugin = strdup(plugin);
+            s->key = strdup(scalar(sk));
+            s->value = strdup(scalar(sv));
+        }
+    }
+    return 0;
+}
+
+static int parse_plugins(parse_ctx_t *pc, yaml_node_t *node, forum_config_t *conf)
+{
+    if (expect_mapping(pc, node, "plugins") != 0)
+        return -1;
+    FOREACH_PAIR(pc, node, pair)
+    {
+        yaml_node_t *k = KEY(pc, pair), *v = VALUE(pc, pair);
+        const char *key = scalar(k);
+        if (key != NULL && strcmp(key, "dir") == 0) {
+            if (get_string(pc, v, "plugins.dir", &conf->plugins.dir) != 0)
+                return -1;
+        } else if (key != NULL && strcmp(key, "watch") == 0) {
+            if (get_bool(pc, v, "plugins.watch", &conf->plugins.watch) != 0)
+                return -1;
+        } else if (key != NULL && strcmp(key, "settings") == 0) {
+            if (parse_settings(pc, v, conf) != 0)
+                return -1;
+        } else if (key != NULL && strcmp(key, "load") == 0) {
+            if (v->type != YAML_SEQUENCE_NODE)
+                return fail(pc, v, "plugins.load: expected a list of plugin names");
+            size_t n = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
+            conf->plugins.load = calloc(n + 1, sizeof(char *));
+            for (size_t i = 0; i != n; ++i) {
+                yaml_node_t *item = yaml_document_get_node(pc->doc, v->data.sequence.items.start[i]);
+                const char *name = scalar(item);
+                if (name == NULL || !valid_plugin_name(name))
+                    return fail(pc, item, "plugins.load: a plugin name is lower-case letters, digits and _");
+                for (size_t j = 0; j != i; ++j)
+                    if (strcmp(conf->plugins.load[j], name) == 0)
+                        return fail(pc, item, "plugins.load: '%s' is listed twice", name);
+                conf->plugins.load[i] = strdup(name);
+                conf->plugins.num_load = i + 1;
+            }
+        } else {
+            return fail(pc, k, "plugins: unknown key '%s'", key != NULL ? key : "?");
+        }
+    }
+    return 0;
+}
+
+static int parse_limits(parse_ctx_t *pc, yaml_node_t *node, forum_config_t *conf)
+{
+    unsigned long long n;
+    if (expect_mapping(pc, node, "limits") != 0)
+        return -1;
+    FOREACH_PAIR(pc, node, pair)
+    {
+        yaml_node_t *k = KEY(pc, pair), *v = VALUE(pc, pair);
+        const char *key = scalar(k);
+        int ret;
+        if (key == NULL)
+            return fail(pc, k, "limits: keys must be strings");
+        if (strcmp(key, "body-size") == 0) {
+            ret = get_size(pc, v, "limits.body-size", 1024, 64 * 1024 * 1024, &conf->limits.body_size);
+        } else if (strcmp(key, "ws-message-size") == 0) {
+            ret = get_size(pc, v, "limits.ws-message-size", 1024, 16 * 1024 * 1024, &conf->limits.ws_message_size);
+        } else if (strcmp(key, "ws-send-queue") == 0) {
+            ret = get_size(pc, v, "limits.ws-send-queue", 4096, 256 * 1024 * 1024, &conf->limits.ws_send_queue);
+        } else if (strcmp(key, "ws-ping-interval") == 0) {
+            ret = get_seconds(pc, v, "limits.ws-ping-interval", 0.05, 3600, &conf->limits.ws_ping_interval_ms);
+        } else if (strcmp(key, "ws-idle-timeout") == 0) {
+            ret = get_seconds(pc, v, "limits.ws-idle-timeout", 0.1, 86400, &conf->limits.ws_idle_timeout_ms);
+        } else if (strcmp(key, "ws-slow-grace") == 0) {
+            ret = get_seconds(pc, v, "limits.ws-slow-grace", 0, 3600, &conf->limits.ws_slow_grace_ms);
+        } else if (strcmp(key, "shutdown-timeout") == 0) {
+            ret = get_seconds(pc, v, "limits.shutdown-timeout", 0, 3600, &conf->limits.shutdown_timeout_ms);
+        } else if (strcmp(key, "connections") == 0) {
+            if ((ret = get_uint(pc, v, "limits.connections", 1, 10000000, &n)) == 0)
+                conf->limits.connections = (unsigned)n;
+        } else if (strcmp(key, "session-lifetime") == 0) {
+            if ((ret = get_uint(pc, v, "limits.session-lifetime", 60, 10LL * 365 * 86400, &n)) == 0)
+                conf->limits.session_lifetime_s = (unsigned)n;
+        } else {
+            return fail(pc, k, "limits: unknown key '%s'", key);
+        }
+        if (ret != 0)
+            return -1;
+    }
+    if (conf->limits.ws_idle_timeout_ms <= conf->limits.ws_ping_interval_ms)
+        return fail(pc, node, "limits: ws-idle-timeout must be longer than ws-ping-interval");
+    return 0;
+}
+
+static int parse_status(parse_ctx_t *pc, yaml_node_t *node, forum_config_t *conf)
+{
+    if (expect_mapping(pc, node, "status") != 0)
+        return -1;
+    FOREACH_PAIR(pc, node, pair)
+    {
+        yaml_node_t *k = KEY(pc, pair), *v = VALUE(pc, pair);
+        const char *key = scalar(k);
+        if (key != NULL && strcmp(key, "allow-remote") == 0) {
+            if (get_bool(pc, v, "status.allow-remote", &conf->status.allow_remote) != 0)
+                return -1;
+        } else {
+            return fail(pc, k, "status: unknown key '%s'", key != NULL ? key : "?");
+        }
+    }
+    return 0;
+}
+
+static int check_dir(parse_ctx_t *pc, yaml_node_t *node, const char *key, const char *dir)
+{
+    struct stat st;
+    if (stat(dir, &st) != 0)
+        return fail(pc, node, "%s: %s: %s", key, dir, strerror(errno));
+    if (!S_ISDIR(st.st_mode))
+        return fail(pc, node, "%s: %s is not a directory", key, dir);
+    return 0;
+}
+
+static int parse_root(parse_ctx_t *pc, yaml_node_t *root, forum_config_t *conf)
+{
+    yaml_node_t *seen_public = NULL, *seen_plugins = NULL, *seen_database = NULL;
+    if (root == NULL)
+        return fail(pc, NULL, "the file is empty");
+    if (expect_mapping(pc, root, "the top level") != 0)
+        return -1;
+    FOREACH_PAIR(pc, root, pair)
+    {
+        yaml_node_t *k = KEY(pc, pair), *v = VALUE(pc, pair);
+        const char *key = scalar(k);
+        int ret;
+        if (key == NULL)
+            return fail(pc, k, "keys must be strings");
+        if (strcmp(key, "listen") == 0) {
+            ret = conf->listen != NULL ? fail(pc, k, "listen: given twice") : parse_listen(pc, v, conf);
+        } else if (strcmp(key, "database") == 0) {
+            ret = get_string(pc, v, "database", &conf->database);
+            seen_database = v;
+        } else if (strcmp(key, "public-dir") == 0) {
+            ret = get_string(pc, v, "public-dir", &conf->public_dir);
+            seen_public = v;
+        } else if (strcmp(key, "plugins") == 0) {
+            ret = parse_plugins(pc, v, conf);
+            seen_plugins = v;
+        } else if (strcmp(key, "limits") == 0) {
+            ret = parse_limits(pc, v, conf);
+        } else if (strcmp(key, "status") == 0) {
+            ret = parse_status(pc, v, conf);
+        } else if (strcmp(key, "access-log") == 0) {
+            ret = get_bool(pc, v, "access-log", &conf->access_log);
+        } else {
+            return fail(pc, k, "unknown key '%s'", key);
+        }
+        if (ret != 0)
+            return -1;
+    }
+    if (conf->listen == NULL)
+        return fail(pc, root, "listen: at least one listener is required");
+    if (conf->database == NULL)
+        return fail(pc, root, "database: required");
+    if (seen_database != NULL) {
+        /* the folder that will hold the database must exist; the file itself is created */
+        char *dir = strdup(conf->database), *slash = strrchr(dir, '/');
+        int ret = 0;
+        if (slash != NULL) {
+            *slash = '\0';
+            ret = check_dir(pc, seen_database, "database", *dir != '\0' ? dir : "/");
+        }
+        free(dir);
+        if (ret != 0)
+            return -1;
+    }
+    if (seen_public != NULL && check_dir(pc, seen_public, "public-dir", conf->public_dir) != 0)
+        return -1;
+    if (conf->plugins.dir == NULL) {
+        if (conf->plugins.num_load != 0)
+            return fail(pc, seen_plugins, "plugins.dir: required when plugins.load names plugins");
+    } else {
+        if (check_dir(pc, seen_plugins, "plugins.dir", conf->plugins.dir) != 0)
+            return -1;
+        for (size_t i = 0; i != conf->plugins.num_load; ++i) {
+            char file[PATH_MAX];
+            snprintf(file, sizeof(file), "%s/%s.so", conf->plugins.dir, conf->plugins.load[i]);
+            if (access(file, R_OK) != 0)
+                return fail(pc, seen_plugins, "plugins.load: cannot read %s: %s", file, strerror(errno));
+        }
+    }
+    return 0;
+}
+
+forum_config_t *forum_config_load(const char *path, char *err, size_t errlen)
+{
+    forum_config_t *conf = calloc(1, sizeof(*conf));
+    parse_ctx_t pc = {path, NULL, err, errlen};
+    yaml_parser_t parser;
+    yaml_document_t doc;
+    FILE *fp;
+    int ok = 0;
+
+    conf->path = strdup(path);
+    conf->public_dir = strdup("public");
+    conf->limits.body_size = 64 * 1024;
+    conf->limits.ws_message_size = 64 * 1024;
+    conf->limits.ws_send_queue = 1024 * 1024;
+    conf->limits.ws_ping_interval_ms = 30000;
+    conf->limits.ws_idle_timeout_ms = 75000;
+    conf->limits.ws_slow_grace_ms = 10000;
+    conf->limits.connections = 60000;
+    conf->limits.session_lifetime_s = 30 * 86400;
+    conf->limits.shutdown_timeout_ms = 10000;
+    conf->access_log = 1;
+
+    if ((fp = fopen(path, "r")) == NULL) {
+        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        forum_config_free(conf);
+        return NULL;
+    }
+    yaml_parser_initialize(&parser);
+    yaml_parser_set_input_file(&parser, fp);
+    if (!yaml_parser_load(&parser, &doc)) {
+        snprintf(err, errlen, "%s:%zu: %s", path, parser.problem_mark.line + 1, parser.problem != NULL ? parser.problem : "syntax error");
+    } else {
+        pc.doc = &doc;
+        ok = parse_root(&pc, yaml_document_get_root_node(&doc), conf) == 0;
+        yaml_document_delete(&doc);
+    }
+    yaml_parser_delete(&parser);
+    fclose(fp);
+    if (!ok) {
+        forum_config_free(conf);
+        return NULL;
+    }
+    return conf;
+}
+
+void forum_config_free(forum_config_t *conf)
+{
+    if (conf == NULL)
+        return;
+    for (size_t i = 0; i != conf->num_listen; ++i) {
+        free(conf->listen[i].host);
+        free(conf->listen[i].cert_file);
+        free(conf->listen[i].key_file);
+    }
+    free(conf->listen);
+    for (size_t i = 0; i != conf->plugins.num_load; ++i)
+        free(conf->plugins.load[i]);
+    free(conf->plugins.load);
+    for (size_t i = 0; i != conf->plugins.num_settings; ++i) {
+        free(conf->plugins.settings[i].plugin);
+        free(conf->plugins.settings[i].key);
+        free(conf->plugins.settings[i].value);
+    }
+    free(conf->plugins.settings);
+    free(conf->plugins.dir);
+    free(conf->database);
+    free(conf->public_dir);
+    free(conf->path);
+    free(conf);
+}

@@ -1,0 +1,60 @@
+/* forumd configuration: one YAML file read into one typed struct (core/config.c). */
+#ifndef FORUM_CONFIG_H
+#define FORUM_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct forum_listen_conf {
+    char *host; /* NULL: every address */
+    int port;
+    char *cert_file; /* both NULL on a plain listener */
+    char *key_file;
+    int line; /* where the entry stands, for error messages */
+} forum_listen_conf_t;
+
+typedef struct forum_setting {
+    char *plugin;
+    char *key;
+    char *value;
+} forum_setting_t;
+
+typedef struct forum_config {
+    char *path;
+    forum_listen_conf_t *listen;
+    size_t num_listen;
+    char *database;
+    char *public_dir;
+    struct {
+        char *dir;
+        char **load;
+        size_t num_load;
+        int watch;
+        forum_setting_t *settings; /* plugins.settings.NAME.KEY: scalar */
+        size_t num_settings;
+    } plugins;
+    struct {
+        size_t body_size;        /* bytes of one request body */
+        size_t ws_message_size;  /* bytes of one WebSocket message */
+        size_t ws_send_queue;    /* bytes pending to one WebSocket before it counts as slow */
+        unsigned ws_ping_interval_ms;
+        unsigned ws_idle_timeout_ms;
+        unsigned ws_slow_grace_ms; /* how long a connection may stay over ws_send_queue */
+        unsigned connections;      /* open TCP connections at once */
+        unsigned session_lifetime_s;
+        unsigned shutdown_timeout_ms;
+    } limits;
+    struct {
+        int allow_remote; /* GET /_status answers every peer, not only loopback */
+    } status;
+    int access_log;
+} forum_config_t;
+
+/**
+ * Reads and checks `path`. On failure returns NULL and writes "FILE:LINE: message" (or a message naming
+ * the file) into `err`.
+ */
+forum_config_t *forum_config_load(const char *path, char *err, size_t errlen);
+void forum_config_free(forum_config_t *conf);
+
+#endif

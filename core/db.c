@@ -1,0 +1,359 @@
+/*
+ * The data access layer: one SQLite connection used only on the loop thread. Statements are
+ * prepared once and cached by their text; none is ever built from user input.
+ */
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "forum.h"
+
+struct forum_stmt {
+    sqlite3_stmt *st;
+    char *sql;
+    struct forum_stmt *next;        /* hash chain */
+    struct forum_stmt *next_active; /* stepped during this loop turn */
+    int active;
+};
+
+enum { NUM_BUCKETS = 256 };
+
+static sqlite3 *db;
+static forum_stmt_t *buckets[NUM_BUCKETS];
+static forum_stmt_t *active;
+static uv_check_t turn_end;
+static int have_turn_end;
+
+static const char core_schema[] = "CREATE TABLE IF NOT EXISTS forum_migrations ("
+                                  "  owner TEXT NOT NULL,"
+                                  "  number INTEGER NOT NULL,"
+                                  "  applied_at TEXT NOT NULL,"
+                                  "  PRIMARY KEY (owner, number)"
+                                  ") WITHOUT ROWID";
+
+static const forum_migration_t core_migrations[] = {
+    {1, "CREATE TABLE sessions ("
+        "  token_hash BLOB PRIMARY KEY,"
+        "  user_id INTEGER NOT NULL,"
+        "  created_ms INTEGER NOT NULL,"
+        "  expires_ms INTEGER NOT NULL"
+        ") WITHOUT ROWID;"
+        "CREATE INDEX sessions_user ON sessions (user_id);"
+        "CREATE INDEX sessions_expiry ON sessions (expires_ms);"},
+};
+
+static unsigned hash_sql(const char *s)
+{
+    unsigned h = 5381;
+    for (; *s != '\0'; ++s)
+        h = h * 33 + (unsigned char)*s;
+    return h % NUM_BUCKETS;
+}
+
+void forum_db_reset_active(void)
+{
+    while (active != NULL) {
+        forum_stmt_t *s = active;
+        active = s->next_active;
+        s->next_active = NULL;
+        s->active = 0;
+        sqlite3_reset(s->st);
+    }
+}
+
+static void on_turn_end(uv_check_t *check)
+{
+    (void)check;
+    forum_db_reset_active();
+}
+
+int forum_db_exec(const char *sql)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        forum_log(FORUM_LOG_ERROR, "database: %s", msg != NULL ? msg : sqlite3_errmsg(db));
+        sqlite3_free(msg);
+        return -1;
+    }
+    return 0;
+}
+
+int forum_db_open(const char *path, uv_loop_t *loop, char *err, size_t errlen)
+{
+    static const char pragmas[] = "PRAGMA journal_mode=WAL;"
+                                  "PRAGMA synchronous=NORMAL;"
+                                  "PRAGMA foreign_keys=ON;"
+                                  "PRAGMA temp_store=MEMORY;";
+    char *msg = NULL;
+
+    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "%s: cannot open the database: %s", path, db != NULL ? sqlite3_errmsg(db) : "out of memory");
+        goto Error;
+    }
+    sqlite3_extended_result_codes(db, 0);
+    sqlite3_busy_timeout(db, 2000);
+    if (sqlite3_exec(db, pragmas, NULL, NULL, &msg) != SQLITE_OK || sqlite3_exec(db, core_schema, NULL, NULL, &msg) != SQLITE_OK) {
+        snprintf(err, errlen, "%s: %s", path, msg != NULL ? msg : sqlite3_errmsg(db));
+        sqlite3_free(msg);
+        goto Error;
+    }
+    if (loop != NULL) {
+        uv_check_init(loop, &turn_end);
+        uv_check_start(&turn_end, on_turn_end);
+        uv_unref((uv_handle_t *)&turn_end);
+        have_turn_end = 1;
+    }
+    if (forum_db_migrate("core", core_migrations, FORUM_ARRAY_SIZE(core_migrations)) != 0) {
+        snprintf(err, errlen, "%s: the core's schema migration failed (see the log)", path);
+        forum_db_close();
+        return -1;
+    }
+    return 0;
+
+Error:
+    sqlite3_close(db);
+    db = NULL;
+    return -1;
+}
+
+void forum_db_close(void)
+{
+    if (have_turn_end) {
+        uv_check_stop(&turn_end);
+        uv_close((uv_handle_t *)&turn_end, NULL);
+        have_turn_end = 0;
+    }
+    active = NULL;
+    for (size_t i = 0; i != NUM_BUCKETS; ++i) {
+        while (buckets[i] != NULL) {
+            forum_stmt_t *s = buckets[i];
+            buckets[i] = s->next;
+            sqlite3_finalize(s->st);
+            free(s->sql);
+            free(s);
+        }
+    }
+    if (db != NULL) {
+        sqlite3_close(db);
+        db = NULL;
+    }
+}
+
+forum_stmt_t *forum_db_stmt(const char *sql)
+{
+    unsigned h = hash_sql(sql);
+    forum_stmt_t *s;
+
+    for (s = buckets[h]; s != NULL; s = s->next)
+        if (strcmp(s->sql, sql) == 0)
+            break;
+    if (s == NULL) {
+        sqlite3_stmt *st;
+        if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK) {
+            forum_log(FORUM_LOG_ERROR, "database: cannot prepare \"%s\": %s", sql, sqlite3_errmsg(db));
+            return NULL;
+        }
+        s = calloc(1, sizeof(*s));
+        s->st = st;
+        s->sql = strdup(sql);
+        s->next = buckets[h];
+        buckets[h] = s;
+        return s;
+    }
+    sqlite3_reset(s->st);
+    sqlite3_clear_bindings(s->st);
+    return s;
+}
+
+int forum_db_bind_int(forum_stmt_t *s, int idx, int64_t v)
+{
+    return sqlite3_bind_int64(s->st, idx, v) == SQLITE_OK ? 0 : -1;
+}
+
+int forum_db_bind_text(forum_stmt_t *s, int idx, const char *v, size_t len)
+{
+    return sqlite3_bind_text64(s->st, idx, v, len, SQLITE_TRANSIENT, SQLITE_UTF8) == SQLITE_OK ? 0 : -1;
+}
+
+int forum_db_bind_blob(forum_stmt_t *s, int idx, const void *v, size_t len)
+{
+    return sqlite3_bind_blob64(s->st, idx, v, len, SQLITE_TRANSIENT) == SQLITE_OK ? 0 : -1;
+}
+
+int forum_db_bind_null(forum_stmt_t *s, int idx)
+{
+    return sqlite3_bind_null(s->st, idx) == SQLITE_OK ? 0 : -1;
+}
+
+int forum_db_step(forum_stmt_t *s)
+{
+    if (!s->active) {
+        s->active = 1;
+        s->next_active = active;
+        active = s;
+    }
+    switch (sqlite3_step(s->st)) {
+    case SQLITE_ROW:
+        return FORUM_DB_ROW;
+    case SQLITE_DONE:
+        return FORUM_DB_DONE;
+    case SQLITE_CONSTRAINT:
+        return FORUM_DB_CONSTRAINT;
+    default:
+        forum_log(FORUM_LOG_ERROR, "database: \"%s\": %s", s->sql, sqlite3_errmsg(db));
+        return FORUM_DB_ERROR;
+    }
+}
+
+int64_t forum_db_col_int(forum_stmt_t *s, int col)
+{
+    return sqlite3_column_int64(s->st, col);
+}
+
+const char *forum_db_col_text(forum_stmt_t *s, int col)
+{
+    return (const char *)sqlite3_column_text(s->st, col);
+}
+
+int forum_db_col_is_null(forum_stmt_t *s, int col)
+{
+    return sqlite3_column_type(s->st, col) == SQLITE_NULL;
+}
+
+static void col_json(sqlite3_stmt *st, int col, yajl_gen g)
+{
+    switch (sqlite3_column_type(st, col)) {
+    case SQLITE_INTEGER:
+        yajl_gen_integer(g, sqlite3_column_int64(st, col));
+        break;
+    case SQLITE_FLOAT:
+        yajl_gen_double(g, sqlite3_column_double(st, col));
+        break;
+    case SQLITE_TEXT:
+        yajl_gen_string(g, sqlite3_column_text(st, col), (size_t)sqlite3_column_bytes(st, col));
+        break;
+    default:
+        yajl_gen_null(g);
+        break;
+    }
+}
+
+/*
+ * Column names become keys. Consecutive columns named "prefix.key" become one nested object under
+ * "prefix", so that `SELECT u.id AS "author.id", u.nickname AS "author.nickname"` yields
+ * "author": {"id": ..., "nickname": ...}.
+ */
+void forum_db_row_json(forum_stmt_t *s, yajl_gen g)
+{
+    int n = sqlite3_column_count(s->st);
+    const char *open_prefix = NULL;
+    size_t open_len = 0;
+
+    yajl_gen_map_open(g);
+    for (int i = 0; i != n; ++i) {
+        const char *name = sqlite3_column_name(s->st, i), *dot = strchr(name, '.');
+        if (open_prefix != NULL && (dot == NULL || (size_t)(dot - name) != open_len || memcmp(name, open_prefix, open_len) != 0)) {
+            yajl_gen_map_close(g);
+            open_prefix = NULL;
+        }
+        if (dot != NULL) {
+            if (open_prefix == NULL) {
+                open_prefix = name;
+                open_len = (size_t)(dot - name);
+                yajl_gen_string(g, (const unsigned char *)name, open_len);
+                yajl_gen_map_open(g);
+            }
+            forum_json_str(g, dot + 1);
+        } else {
+            forum_json_str(g, name);
+        }
+        col_json(s->st, i, g);
+    }
+    if (open_prefix != NULL)
+        yajl_gen_map_close(g);
+    yajl_gen_map_close(g);
+}
+
+int64_t forum_db_rows_json(forum_stmt_t *s, yajl_gen g)
+{
+    int64_t n = 0;
+    int ret;
+    while ((ret = forum_db_step(s)) == FORUM_DB_ROW) {
+        forum_db_row_json(s, g);
+        ++n;
+    }
+    return ret == FORUM_DB_DONE ? n : -1;
+}
+
+int64_t forum_db_last_id(void)
+{
+    return sqlite3_last_insert_rowid(db);
+}
+
+int forum_db_begin(void)
+{
+    return forum_db_exec("BEGIN IMMEDIATE");
+}
+
+int forum_db_commit(void)
+{
+    if (forum_db_exec("COMMIT") != 0) {
+        forum_db_rollback();
+        return -1;
+    }
+    return 0;
+}
+
+void forum_db_rollback(void)
+{
+    if (!sqlite3_get_autocommit(db))
+        forum_db_exec("ROLLBACK");
+}
+
+int forum_db_migrate(const char *owner, const forum_migration_t *migrations, size_t n)
+{
+    int64_t applied = 0;
+    char when[32];
+    forum_stmt_t *s;
+    size_t i;
+
+    if ((s = forum_db_stmt("SELECT COALESCE(MAX(number), 0) FROM forum_migrations WHERE owner = ?")) == NULL)
+        return -1;
+    forum_db_bind_text(s, 1, owner, strlen(owner));
+    if (forum_db_step(s) != FORUM_DB_ROW)
+        return -1;
+    applied = forum_db_col_int(s, 0);
+    sqlite3_reset(s->st);
+
+    for (i = 0; i != n; ++i) {
+        if (migrations[i].number != (int)i + 1) {
+            forum_log(FORUM_LOG_ERROR, "%s: migrations must be numbered 1, 2, 3, ... (found %d at position %zu)", owner,
+                      migrations[i].number, i + 1);
+            return -1;
+        }
+        if (migrations[i].number <= applied)
+            continue;
+        if (forum_db_begin() != 0)
+            return -1;
+        if (forum_db_exec(migrations[i].sql) != 0)
+            goto Error;
+        if ((s = forum_db_stmt("INSERT INTO forum_migrations (owner, number, applied_at) VALUES (?, ?, ?)")) == NULL)
+            goto Error;
+        forum_format_time(forum_now_ms(), when);
+        forum_db_bind_text(s, 1, owner, strlen(owner));
+        forum_db_bind_int(s, 2, migrations[i].number);
+        forum_db_bind_text(s, 3, when, strlen(when));
+        if (forum_db_step(s) != FORUM_DB_DONE)
+            goto Error;
+        sqlite3_reset(s->st);
+        if (forum_db_commit() != 0)
+            return -1;
+        forum_log(FORUM_LOG_INFO, "%s: applied schema migration %d", owner, migrations[i].number);
+    }
+    return 0;
+
+Error:
+    forum_log(FORUM_LOG_ERROR, "%s: schema migration %d failed; nothing of it was kept", owner, migrations[i].number);
+    forum_db_rollback();
+    return -1;
+}

@@ -1,0 +1,234 @@
+/*
+ * The core's internal interface: what the host's modules offer each other. Plugins see only
+ * plugins/forum_plugin.h; the table that bridges the two is built in core/api.c.
+ */
+#ifndef FORUM_H
+#define FORUM_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+#include <h2o.h>
+#include <yajl/yajl_gen.h>
+#include <yajl/yajl_tree.h>
+#include "config.h"
+#include "../plugins/forum_plugin.h"
+
+#define FORUM_VERSION "0.1.0"
+
+#define FORUM_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+
+/* core/log.c */
+
+/** Writes one line to stderr: time, level, message. */
+void forum_log(int level, const char *fmt, ...) FORUM_PRINTF(2, 3);
+void forum_log_set_level(int level);
+
+/* core/clock.c */
+
+/** Milliseconds since the epoch (wall clock). */
+int64_t forum_now_ms(void);
+/** Writes `ms` as ISO-8601 UTC with milliseconds ("2026-11-29T13:45:00.123Z"); buf holds at least 25 bytes. */
+void forum_format_time(int64_t ms, char *buf);
+
+/* core/json.c */
+
+/** Parses one JSON document of `len` bytes (not NUL-terminated), nested at most 32 deep; NULL with a message on failure. */
+yajl_val forum_json_parse(const char *buf, size_t len, char *err, size_t errlen);
+/** A generator for compact output. */
+yajl_gen forum_json_gen(void);
+/** Writes a NUL-terminated string (or null when s is NULL). */
+void forum_json_str(yajl_gen g, const char *s);
+/** Writes the members of API.md's error object: {"code","message","field"?} as an open object's content. */
+void forum_json_error_members(yajl_gen g, const char *code, const char *message, const char *field);
+/** The member `key` of object `obj`, or NULL. */
+yajl_val forum_json_member(yajl_val obj, const char *key);
+
+/* core/db.c */
+
+/**
+ * Opens (creating) the database with WAL, foreign keys, synchronous=NORMAL and the core's own schema. With a
+ * loop, every statement stepped during a loop turn is reset at the end of that turn, so that no read
+ * transaction outlives the callback that started it; without one (unit tests) call forum_db_reset_active.
+ */
+int forum_db_open(const char *path, uv_loop_t *loop, char *err, size_t errlen);
+void forum_db_reset_active(void);
+void forum_db_close(void);
+forum_stmt_t *forum_db_stmt(const char *sql);
+int forum_db_bind_int(forum_stmt_t *s, int idx, int64_t v);
+int forum_db_bind_text(forum_stmt_t *s, int idx, const char *v, size_t len);
+int forum_db_bind_blob(forum_stmt_t *s, int idx, const void *v, size_t len);
+int forum_db_bind_null(forum_stmt_t *s, int idx);
+int forum_db_step(forum_stmt_t *s);
+int64_t forum_db_col_int(forum_stmt_t *s, int col);
+const char *forum_db_col_text(forum_stmt_t *s, int col);
+int forum_db_col_is_null(forum_stmt_t *s, int col);
+int64_t forum_db_rows_json(forum_stmt_t *s, yajl_gen g);
+void forum_db_row_json(forum_stmt_t *s, yajl_gen g);
+int64_t forum_db_last_id(void);
+int forum_db_begin(void);
+int forum_db_commit(void);
+void forum_db_rollback(void);
+/** Runs the statements of `sql` (several, separated by ';'); 0 on success, the error logged otherwise. */
+int forum_db_exec(const char *sql);
+
+typedef struct forum_migration {
+    int number;
+    const char *sql;
+} forum_migration_t;
+/** Applies `owner`'s migrations that have not run yet, in order, each in its own transaction. */
+int forum_db_migrate(const char *owner, const forum_migration_t *migrations, size_t n);
+
+/* core/session.c */
+
+#define FORUM_SESSION_HASH_LEN 32
+
+typedef struct forum_session {
+    int64_t user_id;
+    int64_t expires_ms;
+    uint8_t hash[FORUM_SESSION_HASH_LEN];
+} forum_session_t;
+
+/** Creates a session; writes its token (64 hex characters and a NUL) into `token`. 0 on success. */
+int forum_session_create(int64_t user_id, int64_t lifetime_ms, char *token, forum_session_t *out);
+/** Finds the live session of `token`; 0 when found, -1 when unknown or expired. */
+int forum_session_find(const char *token, size_t len, forum_session_t *out);
+void forum_session_delete(const uint8_t *hash);
+/** Deletes a batch of expired sessions. */
+int forum_session_purge(void);
+/** Extracts the `sid` cookie's value from a Cookie header; returns its length (0 if absent). */
+size_t forum_session_cookie(const char *header, size_t len, const char **value);
+/** The request's live session, looked up from its `sid` cookie; 0 when found. */
+int forum_session_of_request(h2o_req_t *req, forum_session_t *out);
+
+/* core/hub.c */
+
+void forum_hub_init(uv_loop_t *loop, const forum_config_t *conf);
+/** Upgrades `req` (HTTP/1.1, checked) to a WebSocket for the session's user; `query` is the /ws query string. */
+void forum_hub_upgrade(h2o_req_t *req, const char *client_key, const forum_session_t *session, const char *query);
+void forum_hub_publish_user(int64_t user_id, const char *json, size_t len, int flags);
+void forum_hub_publish_users(const int64_t *ids, size_t n, const char *json, size_t len, int flags);
+void forum_hub_publish_all(const char *json, size_t len, int flags);
+void forum_hub_send(forum_ws_t *ws, const char *json, size_t len, int flags);
+void forum_hub_send_error(forum_ws_t *ws, const char *code, const char *message, const char *ref);
+int64_t forum_hub_ws_user(forum_ws_t *ws);
+int forum_hub_user_online(int64_t user_id);
+/** Closes every connection of the session (logout) with `code`. */
+void forum_hub_close_session(int64_t user_id, const uint8_t *hash, int code, const char *reason);
+/** Closes every connection with 1001 and stops the timers; connections leave as their close completes. */
+void forum_hub_shutdown(void);
+size_t forum_hub_count(void);
+/** Releases the hub's handles and tables once every connection is gone. */
+void forum_hub_dispose(void);
+
+/* core/plugin_host.c */
+
+enum { FORUM_MAX_PARAMS = 8 };
+typedef struct forum_route_match {
+    forum_plugin_t *plugin;
+    forum_route_fn fn;
+    int flags;
+    size_t num_params;
+    struct {
+        const char *name;
+        h2o_iovec_t value;
+    } params[FORUM_MAX_PARAMS];
+} forum_route_match_t;
+
+/** Prepares the host (the folder for private copies). */
+int forum_plugins_init(const forum_config_t *conf);
+/** Loads `name` from the plugins folder as its next generation. 0 on success; on failure the current generation stays. */
+int forum_plugins_load(const char *name);
+/** Retires every generation (fini when unpinned) and removes the private folder. */
+void forum_plugins_shutdown(void);
+/**
+ * Matches method and path (no query) against the current generations' routes. Returns 1 with `m` filled on a
+ * match, 0 for no route, -1 when the path exists with another method (405 is answered as 404 in API.md terms).
+ */
+int forum_plugins_route(h2o_iovec_t method, h2o_iovec_t path, forum_route_match_t *m);
+/** The current handler for WebSocket frames of `type` and its generation; NULL when none. */
+forum_frame_fn forum_plugins_frame(const char *type, size_t len, forum_plugin_t **plugin);
+/** Delivers a hub event to every current generation listening to it. */
+void forum_plugins_emit(const forum_event_t *ev);
+/** Pins a generation (a request, a job, a timer); unpinning the last pin of a retired generation unloads it. */
+void forum_plugin_pin(forum_plugin_t *p);
+void forum_plugin_unpin(forum_plugin_t *p);
+const char *forum_plugin_name(forum_plugin_t *p);
+const char *forum_plugin_setting(forum_plugin_t *p, const char *key);
+/* registration, reached through the api table while a plugin's init runs */
+int forum_plugin_add_route(forum_plugin_t *p, const char *method, const char *pattern, int flags, forum_route_fn fn);
+int forum_plugin_add_frame(forum_plugin_t *p, const char *type, forum_frame_fn fn);
+int forum_plugin_add_event(forum_plugin_t *p, const char *name, forum_event_fn fn);
+int forum_plugin_add_migration(forum_plugin_t *p, int number, const char *sql);
+/** Writes the loaded plugins as a JSON array (for /_status). */
+void forum_plugins_status(yajl_gen g);
+
+/* core/work.c */
+
+int forum_work_queue(forum_plugin_t *p, forum_req_t *req, forum_work_fn work, forum_done_fn done, void *arg);
+
+/* core/api.c */
+
+/** The table handed to every plugin's init. */
+extern const forum_api_t forum_api;
+
+/* core/server.c */
+
+typedef struct forum_server {
+    uv_loop_t *loop;
+    forum_config_t *conf;
+    h2o_globalconf_t h2o_config;
+    h2o_context_t h2o_ctx;
+    int64_t started_ms;
+    size_t num_sockets; /* open TCP connections, WebSockets included */
+    size_t num_inflight; /* HTTP requests between their handler and their end */
+    int shutting_down;
+} forum_server_t;
+
+extern forum_server_t forum_server;
+
+/** Builds the TLS contexts (also in check mode); reports "FILE:LINE: message" into err. */
+int forum_server_prepare_tls(forum_config_t *conf, char *err, size_t errlen);
+/** Registers the handlers, opens the listeners and runs the loop until a graceful shutdown completes. Returns the exit code. */
+int forum_server_run(forum_config_t *conf);
+
+/* handlers/ (each one h2o handler, registered by forum_server_run) */
+
+void forum_api_handler_register(h2o_pathconf_t *pathconf);
+void forum_ws_handler_register(h2o_pathconf_t *pathconf);
+void forum_status_handler_register(h2o_pathconf_t *pathconf);
+void forum_files_register(h2o_pathconf_t *pathconf, const char *dir);
+/** Adds the security headers to every response of the pathconf, counts its requests in flight, and logs them. */
+void forum_common_register(h2o_pathconf_t *pathconf, int access_log);
+
+/* handlers/api.c: the request object plugins see */
+
+/** Keeps `req` (the object, not necessarily the HTTP request) alive across asynchronous work. */
+void forum_req_hold(forum_req_t *req);
+void forum_req_release(forum_req_t *req);
+const char *forum_req_param(forum_req_t *req, const char *name);
+const char *forum_req_query(forum_req_t *req, const char *name);
+yajl_val forum_req_body(forum_req_t *req);
+int64_t forum_req_user(forum_req_t *req);
+const char *forum_req_peer(forum_req_t *req);
+int forum_req_alive(forum_req_t *req);
+yajl_gen forum_res_json_begin(forum_req_t *req, int status);
+void forum_res_json_end(forum_req_t *req);
+void forum_res_error(forum_req_t *req, int status, const char *code, const char *message, const char *field);
+void forum_res_empty(forum_req_t *req, int status);
+void forum_res_header(forum_req_t *req, const char *name, const char *value);
+int forum_req_session_start(forum_req_t *req, int64_t user_id);
+void forum_req_session_end(forum_req_t *req);
+
+/* handlers/respond.c */
+
+/** Answers with API.md's error body. */
+void forum_send_error(h2o_req_t *req, int status, const char *code, const char *message, const char *field);
+/** Answers with the generator's JSON. */
+void forum_send_json(h2o_req_t *req, int status, yajl_gen g);
+/** True when the request's Origin header is absent or equals its own scheme://authority. */
+int forum_same_origin(h2o_req_t *req);
+/** The percent-decoded value of query parameter `name`, allocated from the request's pool; NULL when absent. */
+const char *forum_query_param(h2o_req_t *req, const char *name);
+
+#endif

@@ -1,0 +1,137 @@
+/*
+ * Sessions: a 256-bit random token travels in the `sid` cookie; the database keeps only its
+ * SHA-256, so a copy of the database opens no session.
+ */
+#include <openssl/rand.h>
+#include <openssl/sha.h>
+#include <string.h>
+#include "forum.h"
+
+enum { TOKEN_BYTES = 32, TOKEN_HEX = 2 * TOKEN_BYTES };
+
+static int unhex(const char *s, size_t len, uint8_t *out)
+{
+    if (len != TOKEN_HEX)
+        return -1;
+    for (size_t i = 0; i != TOKEN_BYTES; ++i) {
+        int v = 0;
+        for (int j = 0; j != 2; ++j) {
+            char c = s[2 * i + j];
+            v <<= 4;
+            if (c >= '0' && c <= '9')
+                v |= c - '0';
+            else if (c >= 'a' && c <= 'f')
+                v |= c - 'a' + 10;
+            else
+                return -1;
+        }
+        out[i] = (uint8_t)v;
+    }
+    return 0;
+}
+
+int forum_session_create(int64_t user_id, int64_t lifetime_ms, char *token, forum_session_t *out)
+{
+    static const char digits[] = "0123456789abcdef";
+    uint8_t raw[TOKEN_BYTES];
+    forum_stmt_t *s;
+    int64_t now = forum_now_ms();
+
+    if (RAND_bytes(raw, sizeof(raw)) != 1)
+        return -1;
+    for (size_t i = 0; i != TOKEN_BYTES; ++i) {
+        token[2 * i] = digits[raw[i] >> 4];
+        token[2 * i + 1] = digits[raw[i] & 15];
+    }
+    token[TOKEN_HEX] = '\0';
+    out->user_id = user_id;
+    out->expires_ms = now + lifetime_ms;
+    SHA256(raw, sizeof(raw), out->hash);
+
+    if ((s = forum_db_stmt("INSERT INTO sessions (token_hash, user_id, created_ms, expires_ms) VALUES (?, ?, ?, ?)")) == NULL)
+        return -1;
+    forum_db_bind_blob(s, 1, out->hash, sizeof(out->hash));
+    forum_db_bind_int(s, 2, user_id);
+    forum_db_bind_int(s, 3, now);
+    forum_db_bind_int(s, 4, out->expires_ms);
+    return forum_db_step(s) == FORUM_DB_DONE ? 0 : -1;
+}
+
+int forum_session_find(const char *token, size_t len, forum_session_t *out)
+{
+    uint8_t raw[TOKEN_BYTES];
+    forum_stmt_t *s;
+
+    if (unhex(token, len, raw) != 0)
+        return -1;
+    SHA256(raw, sizeof(raw), out->hash);
+    if ((s = forum_db_stmt("SELECT user_id, expires_ms FROM sessions WHERE token_hash = ? AND expires_ms > ?")) == NULL)
+        return -1;
+    forum_db_bind_blob(s, 1, out->hash, sizeof(out->hash));
+    forum_db_bind_int(s, 2, forum_now_ms());
+    if (forum_db_step(s) != FORUM_DB_ROW)
+        return -1;
+    out->user_id = forum_db_col_int(s, 0);
+    out->expires_ms = forum_db_col_int(s, 1);
+    return 0;
+}
+
+void forum_session_delete(const uint8_t *hash)
+{
+    forum_stmt_t *s = forum_db_stmt("DELETE FROM sessions WHERE token_hash = ?");
+    if (s != NULL) {
+        forum_db_bind_blob(s, 1, hash, FORUM_SESSION_HASH_LEN);
+        forum_db_step(s);
+    }
+}
+
+size_t forum_session_cookie(const char *header, size_t len, const char **value)
+{
+    const char *p = header, *end = header + len;
+    while (p < end) {
+        while (p < end && (*p == ' ' || *p == ';' || *p == '\t'))
+            ++p;
+        const char *name = p;
+        while (p < end && *p != '=' && *p != ';')
+            ++p;
+        size_t name_len = (size_t)(p - name);
+        while (name_len != 0 && (name[name_len - 1] == ' ' || name[name_len - 1] == '\t'))
+            --name_len;
+        if (p == end || *p == ';')
+            continue;
+        const char *v = ++p;
+        while (p < end && *p != ';')
+            ++p;
+        size_t vlen = (size_t)(p - v);
+        while (vlen != 0 && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
+            --vlen;
+        if (name_len == 3 && memcmp(name, "sid", 3) == 0) {
+            *value = v;
+            return vlen;
+        }
+    }
+    return 0;
+}
+
+int forum_session_of_request(h2o_req_t *req, forum_session_t *out)
+{
+    ssize_t i = -1;
+    while ((i = h2o_find_header(&req->headers, H2O_TOKEN_COOKIE, i)) != -1) {
+        const char *v;
+        size_t len = forum_session_cookie(req->headers.entries[i].value.base, req->headers.entries[i].value.len, &v);
+        if (len != 0)
+            return forum_session_find(v, len, out);
+    }
+    return -1;
+}
+
+/* Removes expired sessions a bounded batch at a time; returns how many went. */
+int forum_session_purge(void)
+{
+    forum_stmt_t *s = forum_db_stmt("DELETE FROM sessions WHERE token_hash IN "
+                                    "(SELECT token_hash FROM sessions WHERE expires_ms <= ? LIMIT 1000)");
+    if (s == NULL)
+        return 0;
+    forum_db_bind_int(s, 1, forum_now_ms());
+    return forum_db_step(s) == FORUM_DB_DONE ? 1 : 0;
+}

@@ -1,0 +1,52 @@
+/*
+ * Blocking work on the libuv thread pool. A job pins its plugin generation and its request until
+ * its completion has run, so that a swap or a vanished client never frees what the job still uses.
+ */
+#include <stdlib.h>
+#include "forum.h"
+
+typedef struct job {
+    uv_work_t uv;
+    forum_plugin_t *plugin;
+    forum_req_t *req;
+    forum_work_fn work;
+    forum_done_fn done;
+    void *arg;
+} job_t;
+
+static void run(uv_work_t *uv)
+{
+    job_t *job = (job_t *)uv;
+    job->work(job->arg);
+}
+
+static void finish(uv_work_t *uv, int status)
+{
+    job_t *job = (job_t *)uv;
+    (void)status; /* UV_ECANCELED cannot happen: jobs are never cancelled */
+    job->done(job->arg, job->req);
+    if (job->req != NULL)
+        forum_req_release(job->req);
+    forum_plugin_unpin(job->plugin);
+    free(job);
+}
+
+int forum_work_queue(forum_plugin_t *p, forum_req_t *req, forum_work_fn work, forum_done_fn done, void *arg)
+{
+    job_t *job;
+    if (p == NULL || work == NULL || done == NULL || (job = calloc(1, sizeof(*job))) == NULL)
+        return -1;
+    job->plugin = p;
+    job->req = req;
+    job->work = work;
+    job->done = done;
+    job->arg = arg;
+    if (uv_queue_work(forum_server.loop, &job->uv, run, finish) != 0) {
+        free(job);
+        return -1;
+    }
+    forum_plugin_pin(p);
+    if (req != NULL)
+        forum_req_hold(req);
+    return 0;
+}

@@ -1,0 +1,263 @@
+/*
+ * The trampoline: the one h2o handler behind /api/. It matches the route against the current plugin
+ * generations, applies the rules every route shares (origin, session, JSON body), pins the owning
+ * generation for the request's lifetime and calls the plugin.
+ *
+ * A forum_req_t outlives its HTTP request when a plugin answers later (work_queue): the request's
+ * pool holds one reference and drops it when h2o disposes the request; every job holds another.
+ */
+#include <string.h>
+#include "../core/forum.h"
+
+struct forum_req {
+    h2o_req_t *h2o; /* NULL once h2o has disposed the request */
+    size_t refs;
+    forum_plugin_t *plugin;
+    size_t num_params;
+    struct {
+        const char *name; /* points into the route, which the pinned generation keeps */
+        char *value;
+    } params[FORUM_MAX_PARAMS];
+    yajl_val body;
+    yajl_gen gen;
+    int gen_status;
+    int answered;
+    int has_session;
+    forum_session_t session;
+    char peer[64];
+};
+
+void forum_req_hold(forum_req_t *req)
+{
+    ++req->refs;
+}
+
+void forum_req_release(forum_req_t *req)
+{
+    if (--req->refs != 0)
+        return;
+    for (size_t i = 0; i != req->num_params; ++i)
+        free(req->params[i].value);
+    if (req->body != NULL)
+        yajl_tree_free(req->body);
+    if (req->gen != NULL)
+        yajl_gen_free(req->gen);
+    forum_plugin_unpin(req->plugin);
+    free(req);
+}
+
+static void on_h2o_req_disposed(void *p)
+{
+    forum_req_t *req = *(forum_req_t **)p;
+    req->h2o = NULL;
+    forum_req_release(req);
+}
+
+const char *forum_req_param(forum_req_t *req, const char *name)
+{
+    for (size_t i = 0; i != req->num_params; ++i)
+        if (strcmp(req->params[i].name, name) == 0)
+            return req->params[i].value;
+    return NULL;
+}
+
+const char *forum_req_query(forum_req_t *req, const char *name)
+{
+    return req->h2o != NULL ? forum_query_param(req->h2o, name) : NULL;
+}
+
+yajl_val forum_req_body(forum_req_t *req)
+{
+    return req->body;
+}
+
+int64_t forum_req_user(forum_req_t *req)
+{
+    return req->has_session ? req->session.user_id : 0;
+}
+
+const char *forum_req_peer(forum_req_t *req)
+{
+    return req->peer;
+}
+
+int forum_req_alive(forum_req_t *req)
+{
+    return req->h2o != NULL && !req->answered;
+}
+
+/* Marks the request answered; false when the answer must be dropped (already answered, or the client left). */
+static int take_answer(forum_req_t *req)
+{
+    if (req->answered) {
+        forum_log(FORUM_LOG_ERROR, "plugin %s answered a request twice", forum_plugin_name(req->plugin));
+        return 0;
+    }
+    req->answered = 1;
+    return req->h2o != NULL;
+}
+
+yajl_gen forum_res_json_begin(forum_req_t *req, int status)
+{
+    if (req->gen == NULL)
+        req->gen = forum_json_gen();
+    else
+        yajl_gen_clear(req->gen);
+    yajl_gen_reset(req->gen, NULL);
+    req->gen_status = status;
+    return req->gen;
+}
+
+void forum_res_json_end(forum_req_t *req)
+{
+    if (take_answer(req))
+        forum_send_json(req->h2o, req->gen_status, req->gen);
+}
+
+void forum_res_error(forum_req_t *req, int status, const char *code, const char *message, const char *field)
+{
+    if (take_answer(req))
+        forum_send_error(req->h2o, status, code, message, field);
+}
+
+void forum_res_empty(forum_req_t *req, int status)
+{
+    if (!take_answer(req))
+        return;
+    req->h2o->res.status = status;
+    req->h2o->res.reason = status == 204 ? "No Content" : "OK";
+    h2o_send_inline(req->h2o, "", 0);
+}
+
+void forum_res_header(forum_req_t *req, const char *name, const char *value)
+{
+    h2o_req_t *h = req->h2o;
+    if (h == NULL || req->answered)
+        return;
+    h2o_add_header_by_str(&h->pool, &h->res.headers, name, strlen(name), 0, NULL, value, strlen(value));
+}
+
+static void set_cookie(forum_req_t *req, const char *token, unsigned max_age)
+{
+    char buf[256];
+    snprintf(buf, sizeof(buf), "sid=%s; Path=/; Max-Age=%u; HttpOnly; SameSite=Lax%s", token, max_age,
+             req->h2o->scheme == &H2O_URL_SCHEME_HTTPS ? "; Secure" : "");
+    forum_res_header(req, "set-cookie", buf);
+}
+
+int forum_req_session_start(forum_req_t *req, int64_t user_id)
+{
+    char token[80];
+    unsigned lifetime = forum_server.conf->limits.session_lifetime_s;
+    if (req->h2o == NULL || forum_session_create(user_id, (int64_t)lifetime * 1000, token, &req->session) != 0)
+        return -1;
+    req->has_session = 1;
+    set_cookie(req, token, lifetime);
+    return 0;
+}
+
+void forum_req_session_end(forum_req_t *req)
+{
+    if (!req->has_session)
+        return;
+    forum_session_delete(req->session.hash);
+    forum_hub_close_session(req->session.user_id, req->session.hash, 1008, "logged out");
+    req->has_session = 0;
+    if (req->h2o != NULL)
+        set_cookie(req, "", 0);
+}
+
+/* True when the request carries a body whose media type is application/json (parameters allowed). */
+static int is_json(h2o_req_t *req)
+{
+    ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_CONTENT_TYPE, -1);
+    if (i == -1)
+        return 0;
+    h2o_iovec_t v = req->headers.entries[i].value;
+    size_t n = 0;
+    while (n < v.len && v.base[n] != ';' && v.base[n] != ' ')
+        ++n;
+    return h2o_lcstris(v.base, n, H2O_STRLIT("application/json"));
+}
+
+static int is_safe_method(h2o_iovec_t m)
+{
+    return h2o_memis(m.base, m.len, H2O_STRLIT("GET")) || h2o_memis(m.base, m.len, H2O_STRLIT("HEAD"));
+}
+
+static void fill_peer(forum_req_t *req, h2o_req_t *h)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = h->conn->callbacks->get_peername(h->conn, (struct sockaddr *)&ss);
+    if (len == 0 || h2o_socket_getnumerichost((struct sockaddr *)&ss, len, req->peer) == SIZE_MAX)
+        strcpy(req->peer, "unknown");
+}
+
+static int on_req(h2o_handler_t *self, h2o_req_t *h)
+{
+    forum_route_match_t m;
+    forum_session_t session;
+    int has_session;
+    yajl_val body = NULL;
+    (void)self;
+
+    h2o_iovec_t path = h2o_iovec_init(h->path_normalized.base, h->path_normalized.len);
+    if (forum_plugins_route(h->method, path, &m) != 1) {
+        forum_send_error(h, 404, "not_found", "no such route", NULL);
+        return 0;
+    }
+    if (!is_safe_method(h->method) && !forum_same_origin(h)) {
+        forum_send_error(h, 403, "forbidden", "cross-origin request refused", NULL);
+        return 0;
+    }
+    has_session = forum_session_of_request(h, &session) == 0;
+    if (!has_session && !(m.flags & FORUM_ROUTE_PUBLIC)) {
+        forum_send_error(h, 401, "unauthorized", "log in first", NULL);
+        return 0;
+    }
+    if (h->entity.len != 0) {
+        char err[256];
+        if (!is_json(h)) {
+            forum_send_error(h, 415, "unsupported_media_type", "send the body as Content-Type: application/json", NULL);
+            return 0;
+        }
+        if ((body = forum_json_parse(h->entity.base, h->entity.len, err, sizeof(err))) == NULL) {
+            forum_send_error(h, 400, "bad_request", err, NULL);
+            return 0;
+        }
+        if (!YAJL_IS_OBJECT(body)) {
+            yajl_tree_free(body);
+            forum_send_error(h, 400, "bad_request", "the body must be a JSON object", NULL);
+            return 0;
+        }
+    }
+
+    forum_req_t *req = calloc(1, sizeof(*req));
+    req->h2o = h;
+    req->refs = 1; /* the pool's */
+    req->plugin = m.plugin;
+    forum_plugin_pin(m.plugin);
+    req->body = body;
+    req->has_session = has_session;
+    if (has_session)
+        req->session = session;
+    req->num_params = m.num_params;
+    for (size_t i = 0; i != m.num_params; ++i) {
+        req->params[i].name = m.params[i].name;
+        req->params[i].value = h2o_strdup(NULL, m.params[i].value.base, m.params[i].value.len).base;
+    }
+    fill_peer(req, h);
+    *(forum_req_t **)h2o_mem_alloc_shared(&h->pool, sizeof(forum_req_t *), on_h2o_req_disposed) = req;
+
+    /* hold a reference across the call: answering may dispose the HTTP request at once */
+    forum_req_hold(req);
+    m.fn(req);
+    forum_req_release(req);
+    return 0;
+}
+
+void forum_api_handler_register(h2o_pathconf_t *pathconf)
+{
+    h2o_handler_t *self = h2o_create_handler(pathconf, sizeof(*self));
+    self->on_req = on_req;
+}

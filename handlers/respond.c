@@ -1,0 +1,116 @@
+/* Answers shared by every handler: API.md's JSON bodies, the origin check, query parameters. */
+#include <string.h>
+#include "../core/forum.h"
+
+static const char *reason_of(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 204: return "No Content";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 409: return "Conflict";
+    case 413: return "Payload Too Large";
+    case 415: return "Unsupported Media Type";
+    case 422: return "Unprocessable Entity";
+    case 429: return "Too Many Requests";
+    case 503: return "Service Unavailable";
+    default: return status < 400 ? "OK" : "Internal Server Error";
+    }
+}
+
+void forum_send_json(h2o_req_t *req, int status, yajl_gen g)
+{
+    const unsigned char *buf;
+    size_t len;
+
+    yajl_gen_get_buf(g, &buf, &len);
+    req->res.status = status;
+    req->res.reason = reason_of(status);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json; charset=utf-8"));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
+    h2o_send_inline(req, (const char *)buf, len);
+}
+
+void forum_send_error(h2o_req_t *req, int status, const char *code, const char *message, const char *field)
+{
+    yajl_gen g = forum_json_gen();
+    yajl_gen_map_open(g);
+    forum_json_str(g, "error");
+    yajl_gen_map_open(g);
+    forum_json_error_members(g, code, message, field);
+    yajl_gen_map_close(g);
+    yajl_gen_map_close(g);
+    forum_send_json(req, status, g);
+    yajl_gen_free(g);
+}
+
+int forum_same_origin(h2o_req_t *req)
+{
+    ssize_t i = h2o_find_header_by_str(&req->headers, H2O_STRLIT("origin"), -1);
+    if (i == -1)
+        return 1;
+    h2o_iovec_t origin = req->headers.entries[i].value;
+    const h2o_url_scheme_t *scheme = req->scheme;
+    size_t slen = scheme->name.len;
+    /* Origin is scheme "://" host [":" port], compared case-insensitively with the request's own */
+    return origin.len == slen + 3 + req->authority.len && h2o_lcstris(origin.base, slen, scheme->name.base, slen) &&
+           memcmp(origin.base + slen, "://", 3) == 0 &&
+           h2o_lcstris(origin.base + slen + 3, req->authority.len, req->authority.base, req->authority.len);
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Decodes %XX and '+' into a NUL-terminated string from the pool; NULL when it holds a NUL or a bad escape. */
+static const char *decode(h2o_mem_pool_t *pool, const char *s, size_t len)
+{
+    char *out = h2o_mem_alloc_pool(pool, len + 1), *d = out;
+    for (size_t i = 0; i != len; ++i) {
+        if (s[i] == '%') {
+            int hi, lo;
+            if (i + 2 >= len)
+                return NULL;
+            if ((hi = hexval(s[i + 1])) < 0 || (lo = hexval(s[i + 2])) < 0 || (hi == 0 && lo == 0))
+                return NULL;
+            *d++ = (char)(hi * 16 + lo);
+            i += 2;
+        } else {
+            *d++ = s[i] == '+' ? ' ' : s[i];
+        }
+    }
+    *d = '\0';
+    return out;
+}
+
+const char *forum_query_param(h2o_req_t *req, const char *name)
+{
+    if (req->query_at == SIZE_MAX)
+        return NULL;
+    const char *p = req->path.base + req->query_at + 1, *end = req->path.base + req->path.len;
+    size_t nlen = strlen(name);
+    while (p < end) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *pe = amp != NULL ? amp : end;
+        const char *eq = memchr(p, '=', (size_t)(pe - p));
+        const char *kend = eq != NULL ? eq : pe;
+        if ((size_t)(kend - p) == nlen && memcmp(p, name, nlen) == 0) {
+            /* a value that does not decode is returned empty, so that validation refuses it rather than defaulting */
+            const char *v = decode(&req->pool, eq != NULL ? eq + 1 : pe, eq != NULL ? (size_t)(pe - eq - 1) : 0);
+            return v != NULL ? v : "";
+        }
+        p = pe + 1;
+    }
+    return NULL;
+}

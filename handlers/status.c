@@ -1,0 +1,58 @@
+/* GET /_status: version, uptime, connections and plugin generations; loopback peers only unless configured. */
+#include <netinet/in.h>
+#include <string.h>
+#include "../core/forum.h"
+
+static int is_loopback(h2o_req_t *req)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
+    if (len == 0)
+        return 0;
+    if (ss.ss_family == AF_INET)
+        return (ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr) >> 24) == 127;
+    if (ss.ss_family == AF_INET6) {
+        const struct in6_addr *a = &((struct sockaddr_in6 *)&ss)->sin6_addr;
+        if (IN6_IS_ADDR_LOOPBACK(a))
+            return 1;
+        return IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127;
+    }
+    return 0;
+}
+
+static int on_req(h2o_handler_t *self, h2o_req_t *req)
+{
+    (void)self;
+    if (!h2o_memis(req->path_normalized.base, req->path_normalized.len, H2O_STRLIT("/_status")))
+        return -1;
+    if (!forum_server.conf->status.allow_remote && !is_loopback(req)) {
+        forum_send_error(req, 404, "not_found", "no such route", NULL);
+        return 0;
+    }
+    size_t ws = forum_hub_count();
+    yajl_gen g = forum_json_gen();
+    yajl_gen_map_open(g);
+    forum_json_str(g, "version");
+    forum_json_str(g, FORUM_VERSION);
+    forum_json_str(g, "uptime_s");
+    yajl_gen_integer(g, (forum_now_ms() - forum_server.started_ms) / 1000);
+    forum_json_str(g, "connections");
+    yajl_gen_map_open(g);
+    forum_json_str(g, "http");
+    yajl_gen_integer(g, (long long)(forum_server.num_sockets > ws ? forum_server.num_sockets - ws : 0));
+    forum_json_str(g, "websocket");
+    yajl_gen_integer(g, (long long)ws);
+    yajl_gen_map_close(g);
+    forum_json_str(g, "plugins");
+    forum_plugins_status(g);
+    yajl_gen_map_close(g);
+    forum_send_json(req, 200, g);
+    yajl_gen_free(g);
+    return 0;
+}
+
+void forum_status_handler_register(h2o_pathconf_t *pathconf)
+{
+    h2o_handler_t *self = h2o_create_handler(pathconf, sizeof(*self));
+    self->on_req = on_req;
+}

@@ -1,0 +1,213 @@
+/*
+ * forumd plugin interface.
+ *
+ * A plugin is a shared object that exports exactly one symbol, `forum_plugin`, a constant
+ * forum_plugin_desc_t. The host reads `abi` first and refuses any other value, so the rest of the
+ * descriptor may change shape between ABI versions.
+ *
+ * `init` receives the plugin's handle and the core's function table. The table is append-only:
+ * a newer core keeps every member an older plugin knows at the same offset, and a plugin that
+ * needs a member added later checks `api->size` (FORUM_API_HAS) before calling it.
+ *
+ * Every callback a plugin registers runs on the event loop thread. A plugin never blocks: slow
+ * work goes through `api->work_queue`, which also keeps the plugin's code loaded until the work's
+ * completion has run. Plugins never call each other; they meet in the hub and in the database.
+ */
+#ifndef FORUM_PLUGIN_H
+#define FORUM_PLUGIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <yajl/yajl_gen.h>
+#include <yajl/yajl_tree.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** ABI version of forum_plugin_desc_t and of the meaning of the calls below. */
+#define FORUM_PLUGIN_ABI 1
+/** Version of forum_api_t; grows whenever a member is appended. */
+#define FORUM_API_VERSION 1
+
+/** True when the core's table `api` has member `member` (for members added after version 1). */
+#define FORUM_API_HAS(api, member) ((api)->size >= offsetof(forum_api_t, member) + sizeof((api)->member))
+
+#ifdef __GNUC__
+#define FORUM_EXPORT __attribute__((visibility("default")))
+#define FORUM_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define FORUM_EXPORT
+#define FORUM_PRINTF(f, a)
+#endif
+
+typedef struct forum_plugin forum_plugin_t; /* one loaded generation of a plugin (opaque) */
+typedef struct forum_req forum_req_t;       /* one HTTP request routed to a plugin (opaque) */
+typedef struct forum_ws forum_ws_t;         /* one live WebSocket connection, owned by the hub (opaque) */
+typedef struct forum_stmt forum_stmt_t;     /* a cached prepared statement (opaque) */
+typedef struct forum_api forum_api_t;
+
+enum { FORUM_LOG_ERROR = 0, FORUM_LOG_WARN = 1, FORUM_LOG_INFO = 2, FORUM_LOG_DEBUG = 3 };
+
+/** Route flags. */
+enum {
+    FORUM_ROUTE_PUBLIC = 0x1, /* reachable without a session (register, login) */
+};
+
+/** Publish flags. */
+enum {
+    FORUM_PUB_EPHEMERAL = 0x1, /* may be dropped for a connection whose send queue is over its bound (typing) */
+};
+
+/** Results of forum_api_t.db_step. */
+enum { FORUM_DB_ERROR = -1, FORUM_DB_DONE = 0, FORUM_DB_ROW = 1, FORUM_DB_CONSTRAINT = 2 };
+
+/**
+ * A route handler. It owns the request and must answer it exactly once, now or later (after a
+ * work_queue completion). Its return value is ignored by the host; return 0.
+ */
+typedef int (*forum_route_fn)(forum_req_t *req);
+/** A WebSocket frame handler for the `type` it registered; `frame` is the parsed JSON object. */
+typedef void (*forum_frame_fn)(forum_ws_t *ws, yajl_val frame);
+
+/**
+ * Hub events a plugin can listen to (forum_api_t.on_event):
+ *   "ws.hello"     a connection is about to receive its hello frame: add members to it with `gen`
+ *                  (an open JSON object); `ws` and `user_id` are set
+ *   "ws.open"      the hello frame was queued: `ws`, `user_id`, and `query` (the /ws query string,
+ *                  without '?', possibly empty) are set
+ *   "user.online"  the first connection of `user_id` opened
+ *   "user.offline" the last connection of `user_id` closed
+ */
+typedef struct forum_event {
+    const char *name;
+    int64_t user_id;
+    forum_ws_t *ws;
+    yajl_gen gen;
+    const char *query;
+} forum_event_t;
+typedef void (*forum_event_fn)(const forum_event_t *ev);
+
+/** Work for the thread pool: `work` runs on a pool thread and must not call the api; `done` runs on the loop. */
+typedef void (*forum_work_fn)(void *arg);
+typedef void (*forum_done_fn)(void *arg, forum_req_t *req);
+
+struct forum_api {
+    uint32_t version; /* FORUM_API_VERSION of the core */
+    uint32_t size;    /* sizeof(forum_api_t) of the core */
+
+    /* --- registration: only while init runs --- */
+    /** Adds a route. `pattern` is a path such as "/api/posts/:id/comments"; `:name` matches one segment. */
+    int (*route)(forum_plugin_t *p, const char *method, const char *pattern, int flags, forum_route_fn fn);
+    /** Receives WebSocket frames whose `type` is `type`. */
+    int (*on_frame)(forum_plugin_t *p, const char *type, forum_frame_fn fn);
+    /** Listens to a hub event (see forum_event_t). */
+    int (*on_event)(forum_plugin_t *p, const char *name, forum_event_fn fn);
+    /** Registers schema migration `number` (1, 2, ...) for this plugin's own tables; run once, in order, each in a transaction. */
+    int (*migration)(forum_plugin_t *p, int number, const char *sql);
+
+    /* --- logging --- */
+    void (*log)(int level, const char *fmt, ...) FORUM_PRINTF(2, 3);
+
+    /* --- requests --- */
+    /** The value of path parameter `:name`, or NULL. */
+    const char *(*req_param)(forum_req_t *req, const char *name);
+    /** The percent-decoded value of query parameter `name` (the first one), or NULL when absent. */
+    const char *(*req_query)(forum_req_t *req, const char *name);
+    /** The parsed JSON body, or NULL when the request has none. The host has already refused non-JSON bodies. */
+    yajl_val (*req_body)(forum_req_t *req);
+    /** The user id of the request's session, 0 on a FORUM_ROUTE_PUBLIC route without one. */
+    int64_t (*req_user)(forum_req_t *req);
+    /** The client's address as text (for rate limits). */
+    const char *(*req_peer)(forum_req_t *req);
+    /** False once the client has gone away (an answer to it is then dropped). */
+    int (*req_alive)(forum_req_t *req);
+
+    /* --- responses (each request is answered once) --- */
+    /** Starts a JSON response: write one value into the returned generator, then call res_json_end. */
+    yajl_gen (*res_json_begin)(forum_req_t *req, int status);
+    void (*res_json_end)(forum_req_t *req);
+    /** Answers with the error body of API.md; `field` may be NULL. */
+    void (*res_error)(forum_req_t *req, int status, const char *code, const char *message, const char *field);
+    /** Answers with no body (204). */
+    void (*res_empty)(forum_req_t *req, int status);
+    /** Adds a response header (before the answer). */
+    void (*res_header)(forum_req_t *req, const char *name, const char *value);
+
+    /* --- sessions --- */
+    /** Creates a session for `user_id` and sets its cookie on the response. 0 on success. */
+    int (*session_start)(forum_req_t *req, int64_t user_id);
+    /** Deletes the request's session, clears its cookie and closes its WebSockets. */
+    void (*session_end)(forum_req_t *req);
+
+    /* --- thread pool --- */
+    /**
+     * Runs `work(arg)` on the thread pool, then `done(arg, req)` on the loop. The plugin generation
+     * and `req` (may be NULL) stay valid until `done` has returned; `done` checks req_alive before
+     * answering. Returns 0, or -1 when the work could not be queued.
+     */
+    int (*work_queue)(forum_plugin_t *p, forum_req_t *req, forum_work_fn work, forum_done_fn done, void *arg);
+
+    /* --- data access (the loop thread's one SQLite connection) --- */
+    /**
+     * Returns the cached statement for `sql`, reset and with no bindings; NULL (logged) when it does
+     * not compile. A statement is in use until the next db_stmt of the same text: do not hold two
+     * uses of one text at once.
+     */
+    forum_stmt_t *(*db_stmt)(const char *sql);
+    int (*db_bind_int)(forum_stmt_t *s, int idx, int64_t v);
+    int (*db_bind_text)(forum_stmt_t *s, int idx, const char *v, size_t len);
+    int (*db_bind_null)(forum_stmt_t *s, int idx);
+    /** FORUM_DB_ROW, FORUM_DB_DONE, FORUM_DB_CONSTRAINT (a UNIQUE/CHECK/FK violation), or FORUM_DB_ERROR (logged). */
+    int (*db_step)(forum_stmt_t *s);
+    int64_t (*db_col_int)(forum_stmt_t *s, int col);
+    const char *(*db_col_text)(forum_stmt_t *s, int col);
+    int (*db_col_is_null)(forum_stmt_t *s, int col);
+    /** Writes every remaining row as a JSON object (column names as keys) into `g`; returns the row count or -1. */
+    int64_t (*db_rows_json)(forum_stmt_t *s, yajl_gen g);
+    /** Writes the current row as a JSON object. */
+    void (*db_row_json)(forum_stmt_t *s, yajl_gen g);
+    int64_t (*db_last_id)(void);
+    /** Transactions do not nest. Each returns 0 on success. */
+    int (*db_begin)(void);
+    int (*db_commit)(void);
+    void (*db_rollback)(void);
+
+    /* --- hub --- */
+    /** Queues `json` (one text frame) to every connection of the user(s), or of everyone. */
+    void (*publish_user)(int64_t user_id, const char *json, size_t len, int flags);
+    void (*publish_users)(const int64_t *user_ids, size_t n, const char *json, size_t len, int flags);
+    void (*publish_all)(const char *json, size_t len, int flags);
+    /** Queues `json` to one connection. */
+    void (*ws_send)(forum_ws_t *ws, const char *json, size_t len, int flags);
+    /** Sends the `error` frame of API.md to one connection. */
+    void (*ws_error)(forum_ws_t *ws, const char *code, const char *message, const char *ref);
+    int64_t (*ws_user)(forum_ws_t *ws);
+    /** True while the user has at least one open connection. */
+    int (*user_online)(int64_t user_id);
+
+    /* --- helpers --- */
+    /** Milliseconds since the epoch. */
+    int64_t (*now_ms)(void);
+    /** Writes `ms` as 2026-11-29T13:45:00.123Z into buf (at least 25 bytes). */
+    void (*format_time)(int64_t ms, char *buf);
+    /** Looks up a plugin setting from the configuration (`plugins.settings.NAME.KEY`); NULL when absent. */
+    const char *(*setting)(forum_plugin_t *p, const char *key);
+};
+
+/** The descriptor every plugin exports as `forum_plugin`. */
+typedef struct forum_plugin_desc {
+    uint32_t abi;        /* FORUM_PLUGIN_ABI; read before anything else */
+    const char *name;    /* must equal the file's base name */
+    const char *version; /* shown in the log and in /_status */
+    /** Registers routes, frames, events and migrations. Non-zero refuses the load. */
+    int (*init)(forum_plugin_t *p, const forum_api_t *api);
+    /** Called when the generation is retired and nothing pins it any more; may be NULL. */
+    void (*fini)(forum_plugin_t *p);
+} forum_plugin_desc_t;
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif
