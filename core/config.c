@@ -18,6 +18,7 @@ typedef struct parse_ctx {
     yaml_document_t *doc;
     char *err;
     size_t errlen;
+    yaml_node_t **load_nodes; /* the plugins.load entries, for messages about their files */
 } parse_ctx_t;
 
 static int fail(parse_ctx_t *pc, yaml_node_t *node, const char *fmt, ...)
@@ -163,19 +164,19 @@ static int parse_listen_entry(parse_ctx_t *pc, yaml_node_t *node, forum_listen_c
                 if (skey != NULL && strcmp(skey, "certificate-file") == 0) {
                     if (get_string(pc, sv, "listen.ssl.certificate-file", &l->cert_file) != 0)
                         return -1;
+                    if (access(l->cert_file, R_OK) != 0)
+                        return fail(pc, sv, "listen.ssl.certificate-file: cannot read %s: %s", l->cert_file, strerror(errno));
                 } else if (skey != NULL && strcmp(skey, "key-file") == 0) {
                     if (get_string(pc, sv, "listen.ssl.key-file", &l->key_file) != 0)
                         return -1;
+                    if (access(l->key_file, R_OK) != 0)
+                        return fail(pc, sv, "listen.ssl.key-file: cannot read %s: %s", l->key_file, strerror(errno));
                 } else {
                     return fail(pc, sk, "listen.ssl: unknown key '%s'", skey != NULL ? skey : "?");
                 }
             }
             if (l->cert_file == NULL || l->key_file == NULL)
                 return fail(pc, v, "listen.ssl: both certificate-file and key-file are required");
-            if (access(l->cert_file, R_OK) != 0)
-                return fail(pc, v, "listen.ssl.certificate-file: cannot read %s: %s", l->cert_file, strerror(errno));
-            if (access(l->key_file, R_OK) != 0)
-                return fail(pc, v, "listen.ssl.key-file: cannot read %s: %s", l->key_file, strerror(errno));
         } else {
             return fail(pc, k, "listen: unknown key '%s'", key);
         }
@@ -262,7 +263,11 @@ static int parse_plugins(parse_ctx_t *pc, yaml_node_t *node, forum_config_t *con
             if (v->type != YAML_SEQUENCE_NODE)
                 return fail(pc, v, "plugins.load: expected a list of plugin names");
             size_t n = (size_t)(v->data.sequence.items.top - v->data.sequence.items.start);
+            if (conf->plugins.load != NULL)
+                return fail(pc, k, "plugins.load: given twice");
             conf->plugins.load = calloc(n + 1, sizeof(char *));
+            free(pc->load_nodes);
+            pc->load_nodes = calloc(n + 1, sizeof(yaml_node_t *));
             for (size_t i = 0; i != n; ++i) {
                 yaml_node_t *item = yaml_document_get_node(pc->doc, v->data.sequence.items.start[i]);
                 const char *name = scalar(item);
@@ -272,6 +277,7 @@ static int parse_plugins(parse_ctx_t *pc, yaml_node_t *node, forum_config_t *con
                     if (strcmp(conf->plugins.load[j], name) == 0)
                         return fail(pc, item, "plugins.load: '%s' is listed twice", name);
                 conf->plugins.load[i] = strdup(name);
+                pc->load_nodes[i] = item;
                 conf->plugins.num_load = i + 1;
             }
         } else {
@@ -284,6 +290,7 @@ static int parse_plugins(parse_ctx_t *pc, yaml_node_t *node, forum_config_t *con
 static int parse_limits(parse_ctx_t *pc, yaml_node_t *node, forum_config_t *conf)
 {
     unsigned long long n;
+    yaml_node_t *idle = NULL, *ping = NULL;
     if (expect_mapping(pc, node, "limits") != 0)
         return -1;
     FOREACH_PAIR(pc, node, pair)
@@ -300,8 +307,10 @@ static int parse_limits(parse_ctx_t *pc, yaml_node_t *node, forum_config_t *conf
         } else if (strcmp(key, "ws-send-queue") == 0) {
             ret = get_size(pc, v, "limits.ws-send-queue", 4096, 256 * 1024 * 1024, &conf->limits.ws_send_queue);
         } else if (strcmp(key, "ws-ping-interval") == 0) {
+            ping = v;
             ret = get_seconds(pc, v, "limits.ws-ping-interval", 0.05, 3600, &conf->limits.ws_ping_interval_ms);
         } else if (strcmp(key, "ws-idle-timeout") == 0) {
+            idle = v;
             ret = get_seconds(pc, v, "limits.ws-idle-timeout", 0.1, 86400, &conf->limits.ws_idle_timeout_ms);
         } else if (strcmp(key, "ws-slow-grace") == 0) {
             ret = get_seconds(pc, v, "limits.ws-slow-grace", 0, 3600, &conf->limits.ws_slow_grace_ms);
@@ -320,7 +329,7 @@ static int parse_limits(parse_ctx_t *pc, yaml_node_t *node, forum_config_t *conf
             return -1;
     }
     if (conf->limits.ws_idle_timeout_ms <= conf->limits.ws_ping_interval_ms)
-        return fail(pc, node, "limits: ws-idle-timeout must be longer than ws-ping-interval");
+        return fail(pc, idle != NULL ? idle : ping, "limits: ws-idle-timeout must be longer than ws-ping-interval");
     return 0;
 }
 
@@ -417,7 +426,7 @@ static int parse_root(parse_ctx_t *pc, yaml_node_t *root, forum_config_t *conf)
             char file[PATH_MAX];
             snprintf(file, sizeof(file), "%s/%s.so", conf->plugins.dir, conf->plugins.load[i]);
             if (access(file, R_OK) != 0)
-                return fail(pc, seen_plugins, "plugins.load: cannot read %s: %s", file, strerror(errno));
+                return fail(pc, pc->load_nodes[i], "plugins.load: cannot read %s: %s", file, strerror(errno));
         }
     }
     return 0;
@@ -426,7 +435,7 @@ static int parse_root(parse_ctx_t *pc, yaml_node_t *root, forum_config_t *conf)
 forum_config_t *forum_config_load(const char *path, char *err, size_t errlen)
 {
     forum_config_t *conf = calloc(1, sizeof(*conf));
-    parse_ctx_t pc = {path, NULL, err, errlen};
+    parse_ctx_t pc = {path, NULL, err, errlen, NULL};
     yaml_parser_t parser;
     yaml_document_t doc;
     FILE *fp;
@@ -457,6 +466,7 @@ forum_config_t *forum_config_load(const char *path, char *err, size_t errlen)
     } else {
         pc.doc = &doc;
         ok = parse_root(&pc, yaml_document_get_root_node(&doc), conf) == 0;
+        free(pc.load_nodes);
         yaml_document_delete(&doc);
     }
     yaml_parser_delete(&parser);

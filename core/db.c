@@ -290,6 +290,11 @@ int64_t forum_db_last_id(void)
     return sqlite3_last_insert_rowid(db);
 }
 
+int forum_db_changes(void)
+{
+    return sqlite3_changes(db);
+}
+
 int forum_db_begin(void)
 {
     return forum_db_exec("BEGIN IMMEDIATE");
@@ -331,6 +336,8 @@ int forum_db_migrate(const char *owner, const forum_migration_t *migrations, siz
                       migrations[i].number, i + 1);
             return -1;
         }
+    }
+    for (i = 0; i != n; ++i) {
         if (migrations[i].number <= applied)
             continue;
         if (forum_db_begin() != 0)

@@ -66,6 +66,8 @@ int forum_db_col_is_null(forum_stmt_t *s, int col);
 int64_t forum_db_rows_json(forum_stmt_t *s, yajl_gen g);
 void forum_db_row_json(forum_stmt_t *s, yajl_gen g);
 int64_t forum_db_last_id(void);
+/** Rows changed by the last statement. */
+int forum_db_changes(void);
 int forum_db_begin(void);
 int forum_db_commit(void);
 void forum_db_rollback(void);
@@ -143,7 +145,7 @@ int forum_plugins_load(const char *name);
 void forum_plugins_shutdown(void);
 /**
  * Matches method and path (no query) against the current generations' routes. Returns 1 with `m` filled on a
- * match, 0 for no route, -1 when the path exists with another method (405 is answered as 404 in API.md terms).
+ * match, 0 for no route, -1 when the path exists with another method only.
  */
 int forum_plugins_route(h2o_iovec_t method, h2o_iovec_t path, forum_route_match_t *m);
 /** The current handler for WebSocket frames of `type` and its generation; NULL when none. */

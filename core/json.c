@@ -4,10 +4,13 @@
 #include <string.h>
 #include "forum.h"
 
-enum { MAX_DEPTH = 32 };
+enum { MAX_DEPTH = 32 }; /* and in the message below */
 
-/* yajl's tree builder recurses once per level; refuse deep documents before handing them over. */
-static int too_deep(const char *buf, size_t len)
+/*
+ * yajl's tree builder recurses once per level and accepts comments; refuse deep documents and
+ * comments (a '/' outside a string is never JSON) before handing the text over.
+ */
+static const char *precheck(const char *buf, size_t len)
 {
     int depth = 0, in_string = 0;
     for (size_t i = 0; i != len; ++i) {
@@ -21,12 +24,14 @@ static int too_deep(const char *buf, size_t len)
             in_string = 1;
         } else if (c == '[' || c == '{') {
             if (++depth > MAX_DEPTH)
-                return 1;
+                return "the JSON is nested more than 32 levels deep";
         } else if (c == ']' || c == '}') {
             --depth;
+        } else if (c == '/') {
+            return "comments are not JSON";
         }
     }
-    return 0;
+    return NULL;
 }
 
 yajl_val forum_json_parse(const char *buf, size_t len, char *err, size_t errlen)
@@ -38,8 +43,9 @@ yajl_val forum_json_parse(const char *buf, size_t len, char *err, size_t errlen)
         snprintf(err, errlen, "the JSON contains a NUL byte");
         return NULL;
     }
-    if (too_deep(buf, len)) {
-        snprintf(err, errlen, "the JSON is nested more than %d levels deep", MAX_DEPTH);
+    const char *problem = precheck(buf, len);
+    if (problem != NULL) {
+        snprintf(err, errlen, "%s", problem);
         return NULL;
     }
     copy = malloc(len + 1);

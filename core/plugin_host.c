@@ -410,12 +410,14 @@ int forum_plugins_route(h2o_iovec_t method, h2o_iovec_t path, forum_route_match_
     if (i != path.len)
         return 0;
 
+    int other_method = 0;
     for (size_t s = 0; s != num_slots; ++s) {
         forum_plugin_t *p = slots[s].current;
         for (size_t r = 0; p != NULL && r != p->routes.size; ++r) {
             route_t *route = p->routes.entries + r;
-            if (route->num_segments != nsegs || !h2o_memis(method.base, method.len, route->method, strlen(route->method)))
+            if (route->num_segments != nsegs)
                 continue;
+            int same_method = h2o_memis(method.base, method.len, route->method, strlen(route->method));
             m->num_params = 0;
             size_t k;
             for (k = 0; k != nsegs; ++k) {
@@ -430,6 +432,10 @@ int forum_plugins_route(h2o_iovec_t method, h2o_iovec_t path, forum_route_match_
                 }
             }
             if (k == nsegs) {
+                if (!same_method) {
+                    other_method = 1;
+                    continue;
+                }
                 m->plugin = p;
                 m->fn = route->fn;
                 m->flags = route->flags;
@@ -437,7 +443,7 @@ int forum_plugins_route(h2o_iovec_t method, h2o_iovec_t path, forum_route_match_
             }
         }
     }
-    return 0;
+    return other_method ? -1 : 0;
 }
 
 forum_frame_fn forum_plugins_frame(const char *type, size_t len, forum_plugin_t **plugin)

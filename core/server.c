@@ -186,7 +186,7 @@ static void register_paths(forum_config_t *conf)
     struct {
         const char *path;
         void (*add)(h2o_pathconf_t *);
-    } paths[] = {{"/api/", forum_api_handler_register}, {"/ws", forum_ws_handler_register}, {"/_status", forum_status_handler_register},
+    } paths[] = {{"/api", forum_api_handler_register}, {"/ws", forum_ws_handler_register}, {"/_status", forum_status_handler_register},
                  {"/", NULL}};
 
     /* paths match by prefix, first registered first: "/" last */

@@ -99,7 +99,10 @@ size_t forum_session_cookie(const char *header, size_t len, const char **value)
             --name_len;
         if (p == end || *p == ';')
             continue;
-        const char *v = ++p;
+        ++p;
+        while (p < end && (*p == ' ' || *p == '\t'))
+            ++p;
+        const char *v = p;
         while (p < end && *p != ';')
             ++p;
         size_t vlen = (size_t)(p - v);
@@ -133,5 +136,5 @@ int forum_session_purge(void)
     if (s == NULL)
         return 0;
     forum_db_bind_int(s, 1, forum_now_ms());
-    return forum_db_step(s) == FORUM_DB_DONE ? 1 : 0;
+    return forum_db_step(s) == FORUM_DB_DONE ? forum_db_changes() : 0;
 }

@@ -202,7 +202,13 @@ static int on_req(h2o_handler_t *self, h2o_req_t *h)
     (void)self;
 
     h2o_iovec_t path = h2o_iovec_init(h->path_normalized.base, h->path_normalized.len);
-    if (forum_plugins_route(h->method, path, &m) != 1) {
+    switch (forum_plugins_route(h->method, path, &m)) {
+    case 1:
+        break;
+    case -1:
+        forum_send_error(h, 405, "method_not_allowed", "the route does not take this method", NULL);
+        return 0;
+    default:
         forum_send_error(h, 404, "not_found", "no such route", NULL);
         return 0;
     }

@@ -42,7 +42,7 @@ static void add_security_headers(h2o_filter_t *self, h2o_req_t *req, h2o_ostream
 static void log_access(h2o_logger_t *self, h2o_req_t *req)
 {
     char buf[4096], *line;
-    size_t len;
+    size_t len = sizeof(buf); /* in: the buffer's size; out: the line's length */
     (void)self;
     line = h2o_log_request(logconf, req, &len, buf);
     if (write(2, line, len) < 0) {
@@ -60,7 +60,7 @@ void forum_common_register(h2o_pathconf_t *pathconf, int access_log)
     filter->on_setup_ostream = add_security_headers;
     if (access_log) {
         char err[256];
-        if (logconf == NULL && (logconf = h2o_logconf_compile("%h %t \"%r\" %s %b %{duration}x %H\n", H2O_LOGCONF_ESCAPE_APACHE, err)) == NULL)
+        if (logconf == NULL && (logconf = h2o_logconf_compile("%h %t \"%r\" %s %b %{duration}x %H", H2O_LOGCONF_ESCAPE_APACHE, err)) == NULL)
             forum_log(FORUM_LOG_ERROR, "access log: %s", err);
         if (logconf != NULL)
             h2o_create_logger(pathconf, sizeof(h2o_logger_t))->log_access = log_access;

@@ -1,1 +1,448 @@
-int main(void){return 0;}
+/* core/db.c: the data access layer, on a fresh database file per test (no event loop). */
+#include "unit.h"
+#include "../../core/forum.h"
+
+typedef struct fixture {
+    char dir[PATH_MAX];
+    char db[PATH_MAX];
+} fixture_t;
+
+static int setup(void **state)
+{
+    fixture_t *f = calloc(1, sizeof(*f));
+    char err[512] = "";
+    unit_mkdtemp(f->dir, sizeof(f->dir));
+    unit_path(f->db, sizeof(f->db), f->dir, "forum.db");
+    if (forum_db_open(f->db, NULL, err, sizeof(err)) != 0)
+        unit_fail("forum_db_open: %s", err);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fixture_t *f = *state;
+    forum_db_close();
+    unit_rmtree(f->dir);
+    free(f);
+    return 0;
+}
+
+/* The single integer a query returns. */
+static int64_t query_int(const char *sql)
+{
+    forum_stmt_t *s = forum_db_stmt(sql);
+    assert_non_null(s);
+    assert_int_equal(forum_db_step(s), FORUM_DB_ROW);
+    int64_t v = forum_db_col_int(s, 0);
+    forum_db_reset_active();
+    return v;
+}
+
+static int table_exists(const char *name)
+{
+    forum_stmt_t *s = forum_db_stmt("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?");
+    assert_non_null(s);
+    forum_db_bind_text(s, 1, name, strlen(name));
+    assert_int_equal(forum_db_step(s), FORUM_DB_ROW);
+    int found = forum_db_col_int(s, 0) != 0;
+    forum_db_reset_active();
+    return found;
+}
+
+/* The numbers recorded in forum_migrations for `owner`, as "1,2,3". */
+static void expect_applied(const char *owner, const char *want)
+{
+    forum_stmt_t *s = forum_db_stmt("SELECT COALESCE(group_concat(number, ','), '') FROM "
+                                    "(SELECT number FROM forum_migrations WHERE owner = ? ORDER BY number)");
+    assert_non_null(s);
+    forum_db_bind_text(s, 1, owner, strlen(owner));
+    assert_int_equal(forum_db_step(s), FORUM_DB_ROW);
+    assert_string_equal(forum_db_col_text(s, 0), want);
+    forum_db_reset_active();
+}
+
+static void expect_json(yajl_gen g, const char *want)
+{
+    const unsigned char *buf;
+    size_t len;
+    assert_int_equal(yajl_gen_get_buf(g, &buf, &len), yajl_gen_status_ok);
+    char *got = strndup((const char *)buf, len);
+    assert_string_equal(got, want);
+    free(got);
+}
+
+static void test_open_uses_wal_and_foreign_keys(void **state)
+{
+    (void)state;
+    forum_stmt_t *s = forum_db_stmt("PRAGMA journal_mode");
+    assert_non_null(s);
+    assert_int_equal(forum_db_step(s), FORUM_DB_ROW);
+    assert_string_equal(forum_db_col_text(s, 0), "wal");
+    forum_db_reset_active();
+    assert_int_equal(query_int("PRAGMA foreign_keys"), 1);
+    assert_int_equal(query_int("PRAGMA synchronous"), 1); /* NORMAL */
+}
+
+static void test_open_creates_the_core_schema(void **state)
+{
+    (void)state;
+    assert_true(table_exists("forum_migrations"));
+    assert_true(table_exists("sessions"));
+    expect_applied("core", "1");
+}
+
+static void test_reopen_keeps_data_and_applies_nothing_twice(void **state)
+{
+    fixture_t *f = *state;
+    char err[512];
+    assert_int_equal(forum_db_exec("CREATE TABLE kept (x INTEGER); INSERT INTO kept VALUES (42)"), 0);
+    forum_db_close();
+    assert_int_equal(forum_db_open(f->db, NULL, err, sizeof(err)), 0);
+    assert_int_equal(query_int("SELECT x FROM kept"), 42);
+    expect_applied("core", "1");
+    assert_int_equal(query_int("PRAGMA foreign_keys"), 1);
+}
+
+static void test_open_reports_an_unusable_path(void **state)
+{
+    fixture_t *f = *state;
+    char err[512] = "", path[PATH_MAX];
+    forum_db_close();
+    unit_path(path, sizeof(path), f->dir, "no/such/folder/forum.db");
+    assert_int_not_equal(forum_db_open(path, NULL, err, sizeof(err)), 0);
+    assert_non_null(strstr(err, path));
+}
+
+static const forum_migration_t two_migrations[] = {
+    {1, "CREATE TABLE m_items (id INTEGER PRIMARY KEY, name TEXT NOT NULL)"},
+    /* needs migration 1 to have run first */
+    {2, "INSERT INTO m_items (name) VALUES ('from 2')"},
+    {3, "INSERT INTO m_items (name) VALUES ('from 3')"},
+};
+
+static void test_migrate_applies_in_order_once(void **state)
+{
+    (void)state;
+    assert_int_equal(forum_db_migrate("unit", two_migrations, 2), 0);
+    expect_applied("unit", "1,2");
+    assert_int_equal(query_int("SELECT count(*) FROM m_items"), 1);
+
+    /* a second call applies nothing */
+    assert_int_equal(forum_db_migrate("unit", two_migrations, 2), 0);
+    expect_applied("unit", "1,2");
+    assert_int_equal(query_int("SELECT count(*) FROM m_items"), 1);
+
+    /* one more migration: only the new one runs */
+    assert_int_equal(forum_db_migrate("unit", two_migrations, 3), 0);
+    expect_applied("unit", "1,2,3");
+    assert_int_equal(query_int("SELECT count(*) FROM m_items"), 2);
+    assert_int_equal(query_int("SELECT count(*) FROM m_items WHERE name = 'from 3'"), 1);
+
+    /* the time of each is recorded as API.md's time format */
+    forum_stmt_t *s = forum_db_stmt("SELECT applied_at FROM forum_migrations WHERE owner = 'unit' AND number = 3");
+    assert_int_equal(forum_db_step(s), FORUM_DB_ROW);
+    const char *when = forum_db_col_text(s, 0);
+    assert_int_equal(strlen(when), 24);
+    assert_int_equal(when[10], 'T');
+    assert_int_equal(when[23], 'Z');
+    forum_db_reset_active();
+}
+
+static void test_migrate_keeps_owners_apart(void **state)
+{
+    (void)state;
+    static const forum_migration_t other[] = {{1, "CREATE TABLE m_other (x INTEGER)"}};
+    assert_int_equal(forum_db_migrate("unit", two_migrations, 1), 0);
+    assert_int_equal(forum_db_migrate("other", other, 1), 0);
+    assert_true(table_exists("m_other"));
+    expect_applied("unit", "1");
+    expect_applied("other", "1");
+    /* an owner with no migrations at all is fine */
+    assert_int_equal(forum_db_migrate("empty", NULL, 0), 0);
+    expect_applied("empty", "");
+}
+
+static void test_migrate_refuses_misnumbered_lists(void **state)
+{
+    (void)state;
+    static const forum_migration_t gap[] = {{1, "CREATE TABLE mis_a (x)"}, {3, "CREATE TABLE mis_c (x)"}};
+    static const forum_migration_t starts_at_2[] = {{2, "CREATE TABLE mis_b (x)"}};
+    static const forum_migration_t starts_at_0[] = {{0, "CREATE TABLE mis_z (x)"}};
+    static const forum_migration_t swapped[] = {{2, "CREATE TABLE mis_s2 (x)"}, {1, "CREATE TABLE mis_s1 (x)"}};
+    assert_int_not_equal(forum_db_migrate("gap", gap, 2), 0);
+    assert_false(table_exists("mis_c"));
+    assert_int_not_equal(forum_db_migrate("starts_at_2", starts_at_2, 1), 0);
+    assert_false(table_exists("mis_b"));
+    expect_applied("starts_at_2", "");
+    assert_int_not_equal(forum_db_migrate("starts_at_0", starts_at_0, 1), 0);
+    assert_false(table_exists("mis_z"));
+    assert_int_not_equal(forum_db_migrate("swapped", swapped, 2), 0);
+    assert_false(table_exists("mis_s1"));
+    assert_false(table_exists("mis_s2"));
+}
+
+static void test_migrate_refused_list_applies_none_of_it(void **state)
+{
+    (void)state;
+    /* a list refused for its numbering must not be half applied: migration 1 comes before the gap */
+    static const forum_migration_t gap[] = {{1, "CREATE TABLE half_a (x)"}, {3, "CREATE TABLE half_c (x)"}};
+    assert_int_not_equal(forum_db_migrate("half", gap, 2), 0);
+    assert_false(table_exists("half_a"));
+    expect_applied("half", "");
+}
+
+static void test_failing_migration_keeps_nothing_of_it(void **state)
+{
+    (void)state;
+    static const forum_migration_t broken[] = {
+        {1, "CREATE TABLE keep_me (x INTEGER)"},
+        {2, "CREATE TABLE gone (x INTEGER); INSERT INTO keep_me VALUES (1); THIS IS NOT SQL"},
+    };
+    static const forum_migration_t fixed[] = {
+        {1, "CREATE TABLE keep_me (x INTEGER)"},
+        {2, "CREATE TABLE gone (x INTEGER)"},
+    };
+    assert_int_not_equal(forum_db_migrate("broken", broken, 2), 0);
+    assert_true(table_exists("keep_me"));
+    assert_false(table_exists("gone"));
+    assert_int_equal(query_int("SELECT count(*) FROM keep_me"), 0);
+    expect_applied("broken", "1");
+    /* no transaction was left open */
+    assert_int_equal(forum_db_begin(), 0);
+    forum_db_rollback();
+    /* once fixed, only migration 2 runs */
+    assert_int_equal(forum_db_migrate("broken", fixed, 2), 0);
+    assert_true(table_exists("gone"));
+    expect_applied("broken", "1,2");
+}
+
+static void test_stmt_is_cached_by_its_text(void **state)
+{
+    (void)state;
+    forum_stmt_t *a = forum_db_stmt("SELECT 1");
+    forum_stmt_t *b = forum_db_stmt("SELECT 2");
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_ptr_not_equal(a, b);
+    assert_ptr_equal(forum_db_stmt("SELECT 1"), a);
+    assert_ptr_equal(forum_db_stmt("SELECT 2"), b);
+    assert_ptr_not_equal(forum_db_stmt("SELECT  1"), a);
+    assert_null(forum_db_stmt("SELEC nonsense"));
+}
+
+static void test_cached_stmt_starts_over_without_bindings(void **state)
+{
+    (void)state;
+    assert_int_equal(forum_db_exec("CREATE TABLE three (n INTEGER); INSERT INTO three VALUES (1), (2), (3)"), 0);
+    forum_stmt_t *s = forum_db_stmt("SELECT n FROM three WHERE n >= COALESCE(?, 0) ORDER BY n");
+    forum_db_bind_int(s, 1, 2);
+    assert_int_equal(forum_db_step(s), FORUM_DB_ROW);
+    assert_int_equal(forum_db_col_int(s, 0), 2);
+    /* taken again while stepping: back at the first row, the old binding gone */
+    s = forum_db_stmt("SELECT n FROM three WHERE n >= COALESCE(?, 0) ORDER BY n");
+    assert_int_equal(forum_db_step(s), FORUM_DB_ROW);
+    assert_int_equal(forum_db_col_int(s, 0), 1);
+    forum_db_reset_active();
+}
+
+static void test_bind_step_col_round_trip(void **state)
+{
+    (void)state;
+    static const char text[] = "O'Brien said \"hi\"; -- DROP TABLE rt; \xc3\xa9t\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80";
+    static const uint8_t blob[] = {0, 1, 2, 0xff, 0};
+    forum_stmt_t *s;
+
+    assert_int_equal(forum_db_exec("CREATE TABLE rt (id INTEGER PRIMARY KEY, t TEXT, n INTEGER, z TEXT, b BLOB, part TEXT)"), 0);
+    s = forum_db_stmt("INSERT INTO rt (t, n, z, b, part) VALUES (?, ?, ?, ?, ?)");
+    assert_non_null(s);
+    assert_int_equal(forum_db_bind_text(s, 1, text, strlen(text)), 0);
+    assert_int_equal(forum_db_bind_int(s, 2, INT64_C(-9007199254740993)), 0);
+    assert_int_equal(forum_db_bind_null(s, 3), 0);
+    assert_int_equal(forum_db_bind_blob(s, 4, blob, sizeof(blob)), 0);
+    assert_int_equal(forum_db_bind_text(s, 5, "abcdef", 3), 0);
+    assert_int_not_equal(forum_db_bind_int(s, 6, 1), 0); /* no such parameter */
+    assert_int_equal(forum_db_step(s), FORUM_DB_DONE);
+    int64_t id = forum_db_last_id();
+    assert_true(id > 0);
+
+    s = forum_db_stmt("SELECT t, n, z, hex(b), part, length(t) FROM rt WHERE id = ?");
+    forum_db_bind_int(s, 1, id);
+    assert_int_equal(forum_db_step(s), FORUM_DB_ROW);
+    assert_string_equal(forum_db_col_text(s, 0), text);
+    assert_false(forum_db_col_is_null(s, 0));
+    assert_true(forum_db_col_int(s, 1) == INT64_C(-9007199254740993));
+    assert_true(forum_db_col_is_null(s, 2));
+    assert_null(forum_db_col_text(s, 2));
+    assert_string_equal(forum_db_col_text(s, 3), "000102FF00");
+    assert_string_equal(forum_db_col_text(s, 4), "abc");
+    assert_int_equal(forum_db_col_int(s, 5), 44); /* characters, not bytes */
+    assert_int_equal(forum_db_step(s), FORUM_DB_DONE);
+    forum_db_reset_active();
+
+    /* the same text finds the row: bound values are compared, never spliced into SQL */
+    s = forum_db_stmt("SELECT id FROM rt WHERE t = ?");
+    forum_db_bind_text(s, 1, text, strlen(text));
+    assert_int_equal(forum_db_step(s), FORUM_DB_ROW);
+    assert_int_equal(forum_db_col_int(s, 0), id);
+    forum_db_reset_active();
+}
+
+static void test_unique_violation_is_a_constraint(void **state)
+{
+    (void)state;
+    assert_int_equal(forum_db_exec("CREATE TABLE u (name TEXT UNIQUE NOT NULL)"), 0);
+    forum_stmt_t *s = forum_db_stmt("INSERT INTO u (name) VALUES (?)");
+    forum_db_bind_text(s, 1, "ann", 3);
+    assert_int_equal(forum_db_step(s), FORUM_DB_DONE);
+    s = forum_db_stmt("INSERT INTO u (name) VALUES (?)");
+    forum_db_bind_text(s, 1, "ann", 3);
+    assert_int_equal(forum_db_step(s), FORUM_DB_CONSTRAINT);
+    /* NOT NULL is a constraint too, and the statement stays usable */
+    s = forum_db_stmt("INSERT INTO u (name) VALUES (?)");
+    forum_db_bind_null(s, 1);
+    assert_int_equal(forum_db_step(s), FORUM_DB_CONSTRAINT);
+    s = forum_db_stmt("INSERT INTO u (name) VALUES (?)");
+    forum_db_bind_text(s, 1, "bob", 3);
+    assert_int_equal(forum_db_step(s), FORUM_DB_DONE);
+    assert_int_equal(query_int("SELECT count(*) FROM u"), 2);
+}
+
+static void test_foreign_key_violation_is_a_constraint(void **state)
+{
+    (void)state;
+    assert_int_equal(forum_db_exec("CREATE TABLE fk_parent (id INTEGER PRIMARY KEY);"
+                                   "CREATE TABLE fk_child (id INTEGER PRIMARY KEY,"
+                                   "  parent INTEGER NOT NULL REFERENCES fk_parent (id))"),
+                     0);
+    forum_stmt_t *s = forum_db_stmt("INSERT INTO fk_child (parent) VALUES (?)");
+    forum_db_bind_int(s, 1, 99);
+    assert_int_equal(forum_db_step(s), FORUM_DB_CONSTRAINT);
+    assert_int_equal(query_int("SELECT count(*) FROM fk_child"), 0);
+}
+
+static void test_begin_rollback_discards(void **state)
+{
+    (void)state;
+    assert_int_equal(forum_db_exec("CREATE TABLE tx (x INTEGER)"), 0);
+    assert_int_equal(forum_db_begin(), 0);
+    assert_int_equal(forum_db_exec("INSERT INTO tx VALUES (1)"), 0);
+    assert_int_equal(query_int("SELECT count(*) FROM tx"), 1);
+    forum_db_rollback();
+    assert_int_equal(query_int("SELECT count(*) FROM tx"), 0);
+    forum_db_rollback(); /* outside a transaction: nothing happens */
+}
+
+static void test_begin_commit_keeps(void **state)
+{
+    fixture_t *f = *state;
+    char err[512];
+    assert_int_equal(forum_db_exec("CREATE TABLE tx (x INTEGER)"), 0);
+    assert_int_equal(forum_db_begin(), 0);
+    forum_stmt_t *s = forum_db_stmt("INSERT INTO tx VALUES (?)");
+    forum_db_bind_int(s, 1, 7);
+    assert_int_equal(forum_db_step(s), FORUM_DB_DONE);
+    assert_int_equal(forum_db_commit(), 0);
+    forum_db_rollback();
+    assert_int_equal(query_int("SELECT sum(x) FROM tx"), 7);
+    /* committed means on disk */
+    forum_db_close();
+    assert_int_equal(forum_db_open(f->db, NULL, err, sizeof(err)), 0);
+    assert_int_equal(query_int("SELECT sum(x) FROM tx"), 7);
+    /* a commit without a transaction is an error */
+    assert_int_not_equal(forum_db_commit(), 0);
+}
+
+static void make_rows_json_tables(void)
+{
+    assert_int_equal(forum_db_exec("CREATE TABLE j_users (id INTEGER PRIMARY KEY, nickname TEXT NOT NULL);"
+                                   "CREATE TABLE j_posts (id INTEGER PRIMARY KEY, author INTEGER NOT NULL, score REAL,"
+                                   "  title TEXT, note TEXT);"
+                                   "INSERT INTO j_users VALUES (7, 'ann'), (9, 'b\"o\\b');"
+                                   "INSERT INTO j_posts VALUES (1, 7, 2.5, 'Say \"hi\" \xc3\xa9', NULL);"
+                                   "INSERT INTO j_posts VALUES (2, 9, 3.0, 'second', 'n/a');"),
+                     0);
+}
+
+static void test_rows_json_types_and_nested_author(void **state)
+{
+    (void)state;
+    make_rows_json_tables();
+    forum_stmt_t *s = forum_db_stmt("SELECT p.id, p.score, p.title, p.note,"
+                                    " u.id AS \"author.id\", u.nickname AS \"author.nickname\", p.id * 10 AS tail"
+                                    " FROM j_posts p JOIN j_users u ON u.id = p.author ORDER BY p.id");
+    assert_non_null(s);
+    yajl_gen g = forum_json_gen();
+    yajl_gen_array_open(g);
+    assert_int_equal(forum_db_rows_json(s, g), 2);
+    yajl_gen_array_close(g);
+    expect_json(g, "[{\"id\":1,\"score\":2.5,\"title\":\"Say \\\"hi\\\" \xc3\xa9\",\"note\":null,"
+                   "\"author\":{\"id\":7,\"nickname\":\"ann\"},\"tail\":10},"
+                   "{\"id\":2,\"score\":3.0,\"title\":\"second\",\"note\":\"n/a\","
+                   "\"author\":{\"id\":9,\"nickname\":\"b\\\"o\\\\b\"},\"tail\":20}]");
+    yajl_gen_free(g);
+    forum_db_reset_active();
+}
+
+static void test_rows_json_nested_object_last_and_two_prefixes(void **state)
+{
+    (void)state;
+    make_rows_json_tables();
+    /* the nested columns close the row; then two prefixes one after the other */
+    forum_stmt_t *s = forum_db_stmt("SELECT p.id, u.id AS \"author.id\", u.nickname AS \"author.nickname\" FROM j_posts p"
+                                    " JOIN j_users u ON u.id = p.author WHERE p.id = 1");
+    yajl_gen g = forum_json_gen();
+    yajl_gen_array_open(g);
+    assert_int_equal(forum_db_rows_json(s, g), 1);
+    yajl_gen_array_close(g);
+    expect_json(g, "[{\"id\":1,\"author\":{\"id\":7,\"nickname\":\"ann\"}}]");
+    yajl_gen_free(g);
+
+    s = forum_db_stmt("SELECT 1 AS \"a.x\", 2 AS \"a.y\", 3 AS \"b.x\", NULL AS \"c\"");
+    g = forum_json_gen();
+    assert_int_equal(forum_db_rows_json(s, g), 1);
+    expect_json(g, "{\"a\":{\"x\":1,\"y\":2},\"b\":{\"x\":3},\"c\":null}");
+    yajl_gen_free(g);
+    forum_db_reset_active();
+}
+
+static void test_rows_json_no_rows(void **state)
+{
+    (void)state;
+    make_rows_json_tables();
+    forum_stmt_t *s = forum_db_stmt("SELECT id FROM j_posts WHERE id > 100");
+    yajl_gen g = forum_json_gen();
+    yajl_gen_array_open(g);
+    assert_int_equal(forum_db_rows_json(s, g), 0);
+    yajl_gen_array_close(g);
+    expect_json(g, "[]");
+    yajl_gen_free(g);
+    forum_db_reset_active();
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_open_uses_wal_and_foreign_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_open_creates_the_core_schema, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reopen_keeps_data_and_applies_nothing_twice, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_open_reports_an_unusable_path, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migrate_applies_in_order_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migrate_keeps_owners_apart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migrate_refuses_misnumbered_lists, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migrate_refused_list_applies_none_of_it, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failing_migration_keeps_nothing_of_it, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stmt_is_cached_by_its_text, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cached_stmt_starts_over_without_bindings, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bind_step_col_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unique_violation_is_a_constraint, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_foreign_key_violation_is_a_constraint, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_begin_rollback_discards, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_begin_commit_keeps, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rows_json_types_and_nested_author, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rows_json_nested_object_last_and_two_prefixes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_rows_json_no_rows, setup, teardown),
+    };
+    forum_log_set_level(FORUM_LOG_WARN);
+    return cmocka_run_group_tests_name("db", tests, NULL, NULL);
+}

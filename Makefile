@@ -1,0 +1,62 @@
+# The two commands of the README: `make run` and `make test`. Both install what is missing,
+# build, and create a development certificate when none exists.
+
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+CONF       ?= conf/forum.yaml
+JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+
+# Debian 12 packages the build, the server and the test suite need
+DEBS := build-essential cmake pkg-config openssl \
+        libh2o-dev libwslay-dev libssl-dev libuv1-dev libsqlite3-dev libyajl-dev libscrypt-dev libyaml-dev \
+        libcmocka-dev curl nghttp2-client perl libmojolicious-perl libtest-tcp-perl libio-socket-ssl-perl \
+        libjson-pp-perl chromium
+
+.PHONY: run test deps node-deps build asan cert unit-test clean
+
+run: deps build cert
+	@mkdir -p var
+	$(BUILD)/forumd -c $(CONF)
+
+test: deps node-deps build asan cert
+	FORUMD_BUILD=$(BUILD) prove t/*.t
+	FORUMD_BUILD=$(ASAN_BUILD) ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 prove t/*.t
+
+deps:
+	@missing=""; \
+	for p in $(DEBS); do \
+	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	done; \
+	command -v node >/dev/null 2>&1 || missing="$$missing nodejs"; \
+	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" != 0 ]; then echo "missing Debian packages; run: sudo apt-get install -y$$missing"; exit 1; fi; \
+	  echo "installing:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+# playwright-core for the browser tests, exactly as pinned in the lockfile
+node-deps:
+	@[ -d t/browser/node_modules/playwright-core ] || (cd t/browser && npm ci --no-audit --no-fund --loglevel=error)
+
+build:
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+asan:
+	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DFORUM_SANITIZE=ON >/dev/null
+	@cmake --build $(ASAN_BUILD) -j $(JOBS)
+
+# a self-signed certificate for localhost, 127.0.0.1 and ::1 (development only)
+cert: var/tls/cert.pem
+
+var/tls/cert.pem:
+	@mkdir -p var/tls
+	@openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 825 \
+	  -keyout var/tls/key.pem -out var/tls/cert.pem -subj /CN=localhost \
+	  -addext 'subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1' 2>/dev/null
+	@chmod 600 var/tls/key.pem
+	@echo "created a self-signed development certificate in var/tls/"
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

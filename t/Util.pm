@@ -1,0 +1,253 @@
+package t::Util;
+
+# Test helpers: start forumd on free loopback ports with a generated configuration and a
+# temporary database, talk to it over HTTP/1.1, HTTPS/1.1 and HTTPS/2, and always stop it by PID.
+
+use strict;
+use warnings;
+use Cwd qw(abs_path);
+use File::Basename qw(dirname);
+use File::Copy qw(copy);
+use File::Temp qw(tempdir);
+use IO::Socket::INET;
+use JSON::PP;
+use Net::EmptyPort qw(empty_port wait_port);
+use POSIX qw(:sys_wait_h);
+use Test::More;
+use Time::HiRes qw(sleep time);
+use Exporter 'import';
+
+our @EXPORT = qw(root_dir build_dir forumd_bin spawn_forumd run_with_curl curl_json json_decode json_encode
+                 mojo_ua probe_login tls_files slurp);
+
+my $JSON = JSON::PP->new->canonical->allow_nonref;
+sub json_decode { $JSON->decode($_[0]) }
+sub json_encode { $JSON->encode($_[0]) }
+
+sub root_dir { abs_path(dirname(__FILE__) . '/..') }
+
+# FORUMD_BUILD selects the build under test (build, or build-asan for the sanitizer run).
+sub build_dir {
+    my $b = $ENV{FORUMD_BUILD} // 'build';
+    return $b =~ m{^/} ? $b : root_dir() . "/$b";
+}
+
+sub forumd_bin { build_dir() . '/forumd' }
+
+sub tls_files {
+    my $dir = root_dir() . '/var/tls';
+    return ("$dir/cert.pem", "$dir/key.pem");
+}
+
+sub slurp {
+    my $path = shift;
+    open my $fh, '<', $path or return '';
+    local $/;
+    return scalar <$fh>;
+}
+
+# spawn_forumd(%opts) starts a server and returns a guard; the server stops when the guard goes.
+#   plugins   => [names]       plugins to load (default: the four feature plugins)
+#   plugin_files => {name => path}  .so files to place in a private plugins dir under those names
+#   extra     => "yaml"        more top-level configuration, appended verbatim
+#   limits    => {key => val}  entries of the limits mapping
+#   settings  => "yaml"        the plugins.settings mapping, indented under it
+#   db        => path          reuse a database (restarts)
+#   expect_fail => 1           the server is expected to exit at once; the guard holds its output
+sub spawn_forumd {
+    my %opts = @_;
+    my $dir = tempdir(CLEANUP => 1);
+    my $plugins = $opts{plugins} // [qw(auth posts comments chat)];
+    my $plugin_dir = build_dir() . '/plugins';
+    if ($opts{plugin_files} || grep { !-e "$plugin_dir/$_.so" } @$plugins) {
+        my $own = "$dir/plugins";
+        mkdir $own;
+        for my $name (@$plugins) {
+            my $src = $opts{plugin_files}{$name} // (-e "$plugin_dir/$name.so" ? "$plugin_dir/$name.so"
+                                                                              : build_dir() . "/t-plugins/$name.so");
+            copy($src, "$own/$name.so") or die "copy $src: $!";
+        }
+        $plugin_dir = $own;
+    }
+    my ($port, $tls_port) = (empty_port(), undef);
+    $tls_port = empty_port({ port => $port + 1 });
+    my ($cert, $key) = tls_files();
+    my %limits = (%{ $opts{limits} // {} });
+    my $limits = join '', map { "  $_: $limits{$_}\n" } sort keys %limits;
+    my $db = $opts{db} // "$dir/forum.db";
+    my $conf = <<"YAML";
+listen:
+  - port: $port
+    host: 127.0.0.1
+  - port: $tls_port
+    host: 127.0.0.1
+    ssl:
+      certificate-file: $cert
+      key-file: $key
+database: $db
+public-dir: @{[ root_dir() ]}/public
+plugins:
+  dir: $plugin_dir
+  load: [@{[ join ', ', @$plugins ]}]
+  watch: false
+YAML
+    $conf .= "  settings:\n" . join('', map { "    $_\n" } split /\n/, $opts{settings}) if $opts{settings};
+    $conf .= "limits:\n$limits" if $limits;
+    $conf .= $opts{extra} if $opts{extra};
+    my $conf_file = "$dir/forum.yaml";
+    open my $fh, '>', $conf_file or die $!;
+    print $fh $conf;
+    close $fh;
+
+    my $log = "$dir/forumd.log";
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        open STDOUT, '>>', $log or die $!;
+        open STDERR, '>>', $log or die $!;
+        chdir root_dir();
+        exec forumd_bin(), '-c', $conf_file;
+        die "exec: $!";
+    }
+    my $self = bless { pid => $pid, port => $port, tls_port => $tls_port, dir => $dir, log => $log,
+                       conf => $conf_file, db => $db, plugin_dir => $plugin_dir }, 'forumd::Guard';
+    # a sanitizer build starts slower; wait for both ports or for the process to end
+    my $deadline = time + 30;
+    while (time < $deadline) {
+        if (waitpid($pid, WNOHANG) == $pid) {
+            $self->{exit} = $? >> 8;
+            delete $self->{pid};
+            last;
+        }
+        last if !$opts{expect_fail} && _port_open($port) && _port_open($tls_port);
+        sleep 0.05;
+    }
+    die "forumd did not start:\n" . slurp($log) if !$opts{expect_fail} && !$self->{pid};
+    return $self;
+}
+
+sub _port_open {
+    my $port = shift;
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port, Proto => 'tcp', Timeout => 1);
+    return 0 unless $s;
+    close $s;
+    return 1;
+}
+
+# run_with_curl($server, sub { my ($label, $url_base, $curl) = @_ }) runs the same checks over
+# HTTP/1.1, HTTPS/1.1 and HTTPS/2; $curl is the curl command line to extend.
+sub run_with_curl {
+    my ($server, $cb) = @_;
+    my @protos = (
+        ['http/1.1', "http://127.0.0.1:$server->{port}", 'curl --silent --show-error --http1.1'],
+        ['https/1.1', "https://127.0.0.1:$server->{tls_port}", 'curl --silent --show-error --insecure --http1.1'],
+        ['https/2', "https://127.0.0.1:$server->{tls_port}", 'curl --silent --show-error --insecure --http2'],
+    );
+    for my $p (@protos) {
+        subtest $p->[0] => sub { $cb->(@$p) };
+    }
+}
+
+# curl_json($curl, $method, $url, %opts) -> {status, headers => {lc name => value}, body, json}
+#   body => string, json => ref (sent as application/json), headers => [..], cookie_jar => file
+sub curl_json {
+    my ($curl, $method, $url, %opts) = @_;
+    my $dir = tempdir(CLEANUP => 1);
+    my @args = ('-X', $method, '-D', "$dir/headers", '-o', "$dir/body", '-w', '%{http_code}');
+    my $body = $opts{body};
+    if (exists $opts{json}) {
+        $body = json_encode($opts{json});
+        push @args, '-H', 'Content-Type: application/json';
+    }
+    if (defined $body) {
+        open my $fh, '>', "$dir/req" or die $!;
+        binmode $fh;
+        print $fh $body;
+        close $fh;
+        push @args, '--data-binary', "\@$dir/req";
+    }
+    push @args, map { ('-H', $_) } @{ $opts{headers} // [] };
+    push @args, '-b', $opts{cookie_jar}, '-c', $opts{cookie_jar} if $opts{cookie_jar};
+    my $cmd = join ' ', $curl, map { _sh($_) } @args, $url;
+    my $status = `$cmd`;
+    my %headers;
+    my $raw = slurp("$dir/headers");
+    for my $line (split /\r?\n/, $raw) {
+        $headers{ lc $1 } = $2 if $line =~ /^([^:\s]+):\s*(.*)$/;
+    }
+    my $res = { status => $status + 0, headers => \%headers, body => slurp("$dir/body"), raw_headers => $raw };
+    $res->{json} = eval { json_decode($res->{body}) } if ($headers{'content-type'} // '') =~ /json/;
+    return $res;
+}
+
+sub _sh {
+    my $s = shift;
+    $s =~ s/'/'\\''/g;
+    return "'$s'";
+}
+
+sub mojo_ua {
+    require Mojo::UserAgent;
+    my $ua = Mojo::UserAgent->new(insecure => 1, inactivity_timeout => 30, request_timeout => 30);
+    return $ua;
+}
+
+# Logs in through the probe plugin (tests of the core only) and returns the cookie jar file.
+sub probe_login {
+    my ($server, $user_id) = @_;
+    my $jar = tempdir(CLEANUP => 1) . '/jar';
+    my $res = curl_json('curl -s', 'POST', "http://127.0.0.1:$server->{port}/api/probe/login",
+                        json => { user_id => $user_id }, cookie_jar => $jar);
+    die "probe login failed: $res->{status} $res->{body}" unless $res->{status} == 200;
+    return $jar;
+}
+
+package forumd::Guard;
+
+use POSIX qw(:sys_wait_h);
+use Test::More;
+use Time::HiRes qw(sleep time);
+
+sub port { $_[0]{port} }
+sub tls_port { $_[0]{tls_port} }
+sub pid { $_[0]{pid} }
+sub log { t::Util::slurp($_[0]{log}) }
+sub url { "http://127.0.0.1:$_[0]{port}" }
+sub tls_url { "https://127.0.0.1:$_[0]{tls_port}" }
+
+# Stops the server with SIGTERM (by PID) and returns its exit code; -1 if it had to be killed.
+sub stop {
+    my ($self, %opts) = @_;
+    my $pid = delete $self->{pid};
+    return $self->{exit} unless $pid;
+    kill 'TERM', $pid;
+    my $deadline = time + ($opts{timeout} // 30);
+    while (time < $deadline) {
+        if (waitpid($pid, WNOHANG) == $pid) {
+            $self->{exit} = $? & 127 ? 128 + ($? & 127) : $? >> 8;
+            $self->_check_sanitizers;
+            return $self->{exit};
+        }
+        sleep 0.02;
+    }
+    kill 'KILL', $pid;
+    waitpid($pid, 0);
+    $self->{exit} = -1;
+    return -1;
+}
+
+sub _check_sanitizers {
+    my $self = shift;
+    my $log = $self->log;
+    if ($log =~ /(ERROR: (?:Address|Leak)Sanitizer.*|runtime error:.*)/) {
+        fail("sanitizer report in forumd's log: $1");
+        diag $log;
+    }
+}
+
+sub DESTROY {
+    my $self = shift;
+    local $?;
+    $self->stop if $self->{pid};
+}
+
+1;
