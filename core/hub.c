@@ -26,6 +26,9 @@ struct forum_ws {
     int64_t last_ping_ms;
     int64_t over_since_ms; /* since when the send queue has been over its bound, 0 if not */
     int64_t closing_since_ms;
+    /* a close that waits for the frames queued before it (wslay sends control frames first) */
+    uint16_t pending_close_code;
+    const char *pending_close_reason; /* a string literal */
 };
 
 struct user_entry {
@@ -121,6 +124,15 @@ static void schedule_flush(forum_ws_t *ws)
     h2o_linklist_insert(&pending, &ws->pending);
 }
 
+static void queue_pending_close(forum_ws_t *ws)
+{
+    if (ws->pending_close_code == 0 || wslay_event_get_queued_msg_count(ws->conn->ws_ctx) != 0)
+        return;
+    wslay_event_queue_close(ws->conn->ws_ctx, ws->pending_close_code, (const uint8_t *)ws->pending_close_reason,
+                            strlen(ws->pending_close_reason));
+    ws->pending_close_code = 0;
+}
+
 static void on_flush(uv_idle_t *idle)
 {
     h2o_linklist_t batch;
@@ -130,6 +142,7 @@ static void on_flush(uv_idle_t *idle)
     while (!h2o_linklist_is_empty(&batch)) {
         forum_ws_t *ws = H2O_STRUCT_FROM_MEMBER(forum_ws_t, pending, batch.next);
         h2o_linklist_unlink(&ws->pending);
+        queue_pending_close(ws);
         /* before the 101 is written the connection has no socket; it flushes itself once it has */
         if (ws->conn->sock != NULL)
             h2o_websocket_proceed(ws->conn); /* may free ws */
@@ -138,12 +151,23 @@ static void on_flush(uv_idle_t *idle)
         uv_idle_stop(&flusher);
 }
 
-static void begin_close(forum_ws_t *ws, int code, const char *reason)
+/*
+ * Starts the closing handshake. With `after_queued`, the frames already queued go out first (an error
+ * frame that explains the close, the last messages before a shutdown); the peer then has
+ * CLOSE_GRACE_MS to answer before the connection is dropped.
+ */
+static void begin_close(forum_ws_t *ws, int code, const char *reason, int after_queued)
 {
     if (ws->closing_since_ms != 0)
         return;
     ws->closing_since_ms = forum_now_ms();
-    wslay_event_queue_close(ws->conn->ws_ctx, (uint16_t)code, (const uint8_t *)reason, strlen(reason));
+    if (after_queued) {
+        ws->pending_close_code = (uint16_t)code;
+        ws->pending_close_reason = reason;
+        queue_pending_close(ws);
+    } else {
+        wslay_event_queue_close(ws->conn->ws_ctx, (uint16_t)code, (const uint8_t *)reason, strlen(reason));
+    }
     schedule_flush(ws);
 }
 
@@ -159,7 +183,7 @@ void forum_hub_send(forum_ws_t *ws, const char *json, size_t len, int flags)
         if (ws->over_since_ms == 0)
             ws->over_since_ms = forum_now_ms();
         if (queued > 4 * config->limits.ws_send_queue) {
-            begin_close(ws, WSLAY_CODE_POLICY_VIOLATION, "too slow");
+            begin_close(ws, WSLAY_CODE_POLICY_VIOLATION, "too slow", 0);
             return;
         }
     }
@@ -291,7 +315,7 @@ static void on_text(forum_ws_t *ws, const char *data, size_t len)
 
     if (frame == NULL) {
         forum_hub_send_error(ws, "bad_request", "a frame must be one JSON object", NULL);
-        begin_close(ws, WSLAY_CODE_INVALID_FRAME_PAYLOAD_DATA, "not JSON");
+        begin_close(ws, WSLAY_CODE_INVALID_FRAME_PAYLOAD_DATA, "not JSON", 1);
         return;
     }
     if (!YAJL_IS_OBJECT(frame) || (type = forum_json_member(frame, "type")) == NULL || !YAJL_IS_STRING(type)) {
@@ -328,7 +352,7 @@ static void on_ws_message(h2o_websocket_conn_t *conn, const struct wslay_event_o
         break;
     case WSLAY_BINARY_FRAME:
         forum_hub_send_error(ws, "bad_request", "binary frames are not accepted", NULL);
-        begin_close(ws, WSLAY_CODE_UNSUPPORTED_DATA, "text frames only");
+        begin_close(ws, WSLAY_CODE_UNSUPPORTED_DATA, "text frames only", 1);
         break;
     default:
         break; /* ping (answered by wslay), pong, close */
@@ -382,7 +406,7 @@ void forum_hub_close_session(int64_t user_id, const uint8_t *hash, int code, con
     for (h2o_linklist_t *n = u->conns.next; n != &u->conns; n = n->next) {
         forum_ws_t *ws = H2O_STRUCT_FROM_MEMBER(forum_ws_t, of_user, n);
         if (memcmp(ws->session, hash, sizeof(ws->session)) == 0)
-            begin_close(ws, code, reason);
+            begin_close(ws, code, reason, 1);
     }
 }
 
@@ -398,19 +422,23 @@ static void on_tick(uv_timer_t *timer)
         if (ws->conn->sock == NULL)
             continue; /* the 101 is still being written; h2o owns it until then */
         if (ws->closing_since_ms != 0) {
-            if (now - ws->closing_since_ms >= CLOSE_GRACE_MS)
+            if (now - ws->closing_since_ms >= CLOSE_GRACE_MS) {
                 drop(ws); /* the peer never completed the closing handshake */
+            } else if (ws->pending_close_code != 0) {
+                queue_pending_close(ws);
+                schedule_flush(ws);
+            }
             continue;
         }
         if (now - ws->last_recv_ms >= config->limits.ws_idle_timeout_ms) {
-            begin_close(ws, WSLAY_CODE_GOING_AWAY, "idle timeout");
+            begin_close(ws, WSLAY_CODE_GOING_AWAY, "idle timeout", 0);
         } else if (now >= ws->session_expires_ms) {
-            begin_close(ws, WSLAY_CODE_POLICY_VIOLATION, "session expired");
+            begin_close(ws, WSLAY_CODE_POLICY_VIOLATION, "session expired", 1);
         } else if (ws->over_since_ms != 0) {
             if (wslay_event_get_queued_msg_length(ws->conn->ws_ctx) <= config->limits.ws_send_queue)
                 ws->over_since_ms = 0;
             else if (now - ws->over_since_ms >= config->limits.ws_slow_grace_ms)
-                begin_close(ws, WSLAY_CODE_POLICY_VIOLATION, "too slow");
+                begin_close(ws, WSLAY_CODE_POLICY_VIOLATION, "too slow", 0);
         }
         if (ws->closing_since_ms == 0 && now - ws->last_ping_ms >= config->limits.ws_ping_interval_ms) {
             struct wslay_event_msg ping = {WSLAY_PING, NULL, 0};
@@ -441,7 +469,7 @@ void forum_hub_shutdown(void)
 {
     shutting_down = 1;
     for (h2o_linklist_t *n = all_conns.next; n != &all_conns; n = n->next)
-        begin_close(H2O_STRUCT_FROM_MEMBER(forum_ws_t, all, n), WSLAY_CODE_GOING_AWAY, "server shutting down");
+        begin_close(H2O_STRUCT_FROM_MEMBER(forum_ws_t, all, n), WSLAY_CODE_GOING_AWAY, "server shutting down", 1);
 }
 
 /* Releases what the hub holds once the loop has stopped (every connection is gone by then). */

@@ -134,7 +134,9 @@ void forum_res_header(forum_req_t *req, const char *name, const char *value)
     h2o_req_t *h = req->h2o;
     if (h == NULL || req->answered)
         return;
-    h2o_add_header_by_str(&h->pool, &h->res.headers, name, strlen(name), 0, NULL, value, strlen(value));
+    /* h2o keeps pointers: both strings are copied into the request's pool */
+    h2o_iovec_t n = h2o_strdup(&h->pool, name, SIZE_MAX), v = h2o_strdup(&h->pool, value, SIZE_MAX);
+    h2o_add_header_by_str(&h->pool, &h->res.headers, n.base, n.len, 1, NULL, v.base, v.len);
 }
 
 static void set_cookie(forum_req_t *req, const char *token, unsigned max_age)

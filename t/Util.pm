@@ -18,9 +18,9 @@ use Time::HiRes qw(sleep time);
 use Exporter 'import';
 
 our @EXPORT = qw(root_dir build_dir forumd_bin spawn_forumd run_with_curl curl_json json_decode json_encode
-                 mojo_ua probe_login tls_files slurp);
+                 mojo_ua probe_login tls_files slurp ws_connect cookie_of);
 
-my $JSON = JSON::PP->new->canonical->allow_nonref;
+my $JSON = JSON::PP->new->utf8->canonical->allow_nonref;
 sub json_decode { $JSON->decode($_[0]) }
 sub json_encode { $JSON->encode($_[0]) }
 
@@ -199,6 +199,118 @@ sub probe_login {
                         json => { user_id => $user_id }, cookie_jar => $jar);
     die "probe login failed: $res->{status} $res->{body}" unless $res->{status} == 200;
     return $jar;
+}
+
+# The `sid=...` pair of a curl cookie jar, for a Cookie header.
+sub cookie_of {
+    my $jar = shift;
+    for my $line (split /\n/, slurp($jar)) {
+        my @f = split /\t/, $line;
+        return "sid=$f[6]" if @f >= 7 && $f[5] eq 'sid';
+    }
+    return undef;
+}
+
+# ws_connect($url, %opts) opens a WebSocket and returns a t::WS (check ->{error} for a refused upgrade).
+#   cookie => "sid=...", origin => "...", headers => {...}
+sub ws_connect { t::WS->connect(@_) }
+
+package t::WS;
+
+# A blocking WebSocket client over Mojo::UserAgent for tests: frames are queued as they arrive and
+# read with next/wait_for, each with a timeout.
+
+use Mojo::IOLoop;
+use Time::HiRes qw(time);
+
+sub _wait_until {
+    my ($cond, $timeout) = @_;
+    my $deadline = time + ($timeout // 10);
+    my $timer = Mojo::IOLoop->recurring(0.05 => sub { });
+    Mojo::IOLoop->one_tick until $cond->() || time > $deadline;
+    Mojo::IOLoop->remove($timer);
+    return $cond->();
+}
+
+sub connect {
+    my ($class, $url, %opts) = @_;
+    my $self = bless { queue => [], ua => t::Util::mojo_ua() }, $class;
+    my %headers = %{ $opts{headers} // {} };
+    $headers{Cookie} = $opts{cookie} if $opts{cookie};
+    $headers{Origin} = $opts{origin} if $opts{origin};
+    my $tx = $self->{ua}->build_websocket_tx($url => \%headers);
+    my $done;
+    $self->{ua}->start($tx, sub {
+        my (undef, $tx) = @_;
+        $done = 1;
+        unless ($tx->is_websocket) {
+            $self->{error} = $tx->res->code // 'connection failed';
+            $self->{body} = $tx->res->body;
+            return;
+        }
+        $self->{tx} = $tx;
+        $tx->max_websocket_size(16 * 1024 * 1024);
+        $tx->on(message => sub { push @{ $self->{queue} }, t::Util::json_decode($_[1]) });
+        $tx->on(finish => sub { my (undef, $code, $reason) = @_; $self->{closed} = [$code // 1006, $reason // '']; });
+    });
+    _wait_until(sub { $done }, 15) or $self->{error} = 'timeout';
+    return $self;
+}
+
+sub send {
+    my ($self, $frame) = @_;
+    $self->{tx}->send(ref $frame ? t::Util::json_encode($frame) : $frame);
+}
+
+sub send_raw {
+    my ($self, $data) = @_;
+    $self->{tx}->send($data);
+}
+
+# The next frame in arrival order, or undef after the timeout.
+sub next {
+    my ($self, $timeout) = @_;
+    _wait_until(sub { @{ $self->{queue} } || $self->{closed} }, $timeout // 5);
+    return shift @{ $self->{queue} };
+}
+
+# The first frame of `type` (others stay queued), or undef after the timeout.
+sub wait_for {
+    my ($self, $type, $timeout) = @_;
+    my $found;
+    _wait_until(sub {
+        for my $i (0 .. $#{ $self->{queue} }) {
+            if (($self->{queue}[$i]{type} // '') eq $type) {
+                $found = splice @{ $self->{queue} }, $i, 1;
+                return 1;
+            }
+        }
+        return $self->{closed};
+    }, $timeout // 5);
+    return $found;
+}
+
+# Frames of `type` that arrive within `seconds` (used to show that nothing arrives).
+sub collect {
+    my ($self, $type, $seconds) = @_;
+    _wait_until(sub { 0 }, $seconds);
+    my @got = grep { ($_->{type} // '') eq $type } @{ $self->{queue} };
+    $self->{queue} = [grep { ($_->{type} // '') ne $type } @{ $self->{queue} }];
+    return @got;
+}
+
+# Waits for the connection to end; returns [code, reason] or undef.
+sub wait_closed {
+    my ($self, $timeout) = @_;
+    _wait_until(sub { $self->{closed} }, $timeout // 10);
+    return $self->{closed};
+}
+
+sub close {
+    my $self = shift;
+    return unless $self->{tx} && !$self->{closed};
+    $self->{tx}->finish(1000);
+    $self->wait_closed(5);
 }
 
 package forumd::Guard;
