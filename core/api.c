@@ -47,4 +47,7 @@ const forum_api_t forum_api = {
     .now_ms = forum_now_ms,
     .format_time = forum_format_time,
     .setting = forum_plugin_setting,
+    .req_hold = forum_req_hold,
+    .req_release = forum_req_release,
+    .text_trim = forum_text_trim,
 };

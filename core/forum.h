@@ -31,6 +31,10 @@ int64_t forum_now_ms(void);
 /** Writes `ms` as ISO-8601 UTC with milliseconds ("2026-11-29T13:45:00.123Z"); buf holds at least 25 bytes. */
 void forum_format_time(int64_t ms, char *buf);
 
+/* core/text.c */
+
+const char *forum_text_trim(const char *s, size_t *len, forum_text_info_t *info);
+
 /* core/json.c */
 
 /** Parses one JSON document of `len` bytes (not NUL-terminated), nested at most 32 deep; NULL with a message on failure. */

@@ -235,6 +235,8 @@ int forum_server_run(forum_config_t *conf)
             goto Error;
         }
     }
+    if (conf->plugins.watch)
+        forum_log(FORUM_LOG_WARN, "plugins.watch: this version loads plugins once; swapping them while running is not built yet");
     for (size_t i = 0; i != num_listeners; ++i)
         if (open_listener(listeners + i, conf->listen + i, err, sizeof(err)) != 0)
             goto Error;

@@ -92,6 +92,12 @@ typedef void (*forum_event_fn)(const forum_event_t *ev);
 typedef void (*forum_work_fn)(void *arg);
 typedef void (*forum_done_fn)(void *arg, forum_req_t *req);
 
+/** What forum_api_t.text_trim found in a text. */
+typedef struct forum_text_info {
+    size_t chars;    /* characters (code points) after trimming */
+    int has_control; /* a control character other than tab, newline, carriage return */
+} forum_text_info_t;
+
 struct forum_api {
     uint32_t version; /* FORUM_API_VERSION of the core */
     uint32_t size;    /* sizeof(forum_api_t) of the core */
@@ -193,6 +199,20 @@ struct forum_api {
     void (*format_time)(int64_t ms, char *buf);
     /** Looks up a plugin setting from the configuration (`plugins.settings.NAME.KEY`); NULL when absent. */
     const char *(*setting)(forum_plugin_t *p, const char *key);
+
+    /* --- requests kept across the plugin's own queues --- */
+    /**
+     * Keeps the request object (not the connection) valid until the matching req_release, for a plugin that
+     * queues a request itself before handing it to work_queue. Check req_alive before answering.
+     */
+    void (*req_hold)(forum_req_t *req);
+    void (*req_release)(forum_req_t *req);
+
+    /**
+     * Trims white space at both ends of the UTF-8 text `s` of `*len` bytes: returns where the trimmed text
+     * starts and sets `*len` to its length; `info` (may be NULL) receives its length in characters.
+     */
+    const char *(*text_trim)(const char *s, size_t *len, forum_text_info_t *info);
 };
 
 /** The descriptor every plugin exports as `forum_plugin`. */

@@ -1,16 +1,412 @@
-/* The auth plugin: accounts: register, log in, log out. */
-#include "../forum_plugin.h"
+/*
+ * The auth plugin: accounts. POST /api/auth/register, POST /api/auth/login, POST /api/auth/logout,
+ * GET /api/auth/me, the user in every WebSocket hello, and `user.created` for every open client.
+ */
+#include <libscrypt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "auth.h"
 
-static int init(forum_plugin_t *p, const forum_api_t *api)
+const forum_api_t *auth_api;
+forum_plugin_t *auth_self;
+#define api auth_api
+
+static auth_limiter_t *login_limiter, *register_limiter;
+
+static const char user_columns[] = "id, nickname, first_name, last_name, age, gender, email, created_at";
+
+/* --- answers --- */
+
+static void answer_error(forum_req_t *req, const auth_error_t *err)
+{
+    api->res_error(req, err->status, err->status == 400 ? "bad_request" : "validation", err->message, err->field);
+}
+
+static void answer_busy(forum_req_t *req)
+{
+    api->res_header(req, "retry-after", "1");
+    api->res_error(req, 503, "unavailable", "too many sign-ins at once; try again in a moment", NULL);
+}
+
+static void answer_limited(forum_req_t *req, unsigned seconds)
+{
+    char buf[16];
+    snprintf(buf, sizeof(buf), "%u", seconds != 0 ? seconds : 1);
+    api->res_header(req, "retry-after", buf);
+    api->res_error(req, 429, "rate_limited", "too many attempts; try again later", NULL);
+}
+
+/* Writes the user's own object; false when there is no such user. */
+static int write_user(yajl_gen g, int64_t id)
+{
+    char sql[128];
+    snprintf(sql, sizeof(sql), "SELECT %s FROM users WHERE id = ?", user_columns);
+    forum_stmt_t *s = api->db_stmt(sql);
+    if (s == NULL)
+        return 0;
+    api->db_bind_int(s, 1, id);
+    if (api->db_step(s) != FORUM_DB_ROW)
+        return 0;
+    api->db_row_json(s, g);
+    return 1;
+}
+
+static void answer_user(forum_req_t *req, int status, int64_t id)
+{
+    yajl_gen g = api->res_json_begin(req, status);
+    yajl_gen_map_open(g);
+    yajl_gen_string(g, (const unsigned char *)"user", 4);
+    if (!write_user(g, id)) {
+        api->res_error(req, 401, "unauthorized", "log in first", NULL);
+        return;
+    }
+    yajl_gen_map_close(g);
+    api->res_json_end(req);
+}
+
+static int taken(const char *sql, const char *value)
+{
+    forum_stmt_t *s = api->db_stmt(sql);
+    api->db_bind_text(s, 1, value, strlen(value));
+    return api->db_step(s) == FORUM_DB_ROW;
+}
+
+/* 0, or the field whose value another account has */
+static const char *conflicting_field(const auth_registration_t *r)
+{
+    if (taken("SELECT 1 FROM users WHERE nickname = ?", r->nickname))
+        return "nickname";
+    if (taken("SELECT 1 FROM users WHERE email = ?", r->email))
+        return "email";
+    return NULL;
+}
+
+static void publish_user_created(int64_t id, const char *nickname)
+{
+    yajl_gen g = yajl_gen_alloc(NULL);
+    const unsigned char *buf;
+    size_t len;
+    yajl_gen_map_open(g);
+    yajl_gen_string(g, (const unsigned char *)"type", 4);
+    yajl_gen_string(g, (const unsigned char *)"user.created", 12);
+    yajl_gen_string(g, (const unsigned char *)"user", 4);
+    yajl_gen_map_open(g);
+    yajl_gen_string(g, (const unsigned char *)"id", 2);
+    yajl_gen_integer(g, id);
+    yajl_gen_string(g, (const unsigned char *)"nickname", 8);
+    yajl_gen_string(g, (const unsigned char *)nickname, strlen(nickname));
+    yajl_gen_map_close(g);
+    yajl_gen_map_close(g);
+    yajl_gen_get_buf(g, &buf, &len);
+    api->publish_all((const char *)buf, len, 0);
+    yajl_gen_free(g);
+}
+
+/* --- register --- */
+
+typedef struct register_job {
+    auth_hash_job_t super;
+    auth_registration_t reg;
+    char hash[SCRYPT_MCF_LEN];
+    int hashed;
+} register_job_t;
+
+static void register_work(auth_hash_job_t *job)
+{
+    register_job_t *self = (register_job_t *)job;
+    self->hashed = libscrypt_hash(self->hash, self->reg.password, auth_scrypt_params.N, auth_scrypt_params.r,
+                                  auth_scrypt_params.p) > 0;
+}
+
+static void register_done(auth_hash_job_t *job, forum_req_t *req)
+{
+    register_job_t *self = (register_job_t *)job;
+    const auth_registration_t *r = &self->reg;
+    char now[32];
+    forum_stmt_t *s;
+    int ret;
+
+    if (!job->ran) {
+        answer_busy(req);
+        goto Exit;
+    }
+    if (!self->hashed) {
+        api->log(FORUM_LOG_ERROR, "auth: scrypt failed while registering %s", r->nickname);
+        api->res_error(req, 500, "internal", "the account could not be created", NULL);
+        goto Exit;
+    }
+    api->format_time(api->now_ms(), now);
+    s = api->db_stmt("INSERT INTO users (nickname, email, password_hash, first_name, last_name, age, gender, created_at) "
+                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
+    api->db_bind_text(s, 1, r->nickname, strlen(r->nickname));
+    api->db_bind_text(s, 2, r->email, strlen(r->email));
+    api->db_bind_text(s, 3, self->hash, strlen(self->hash));
+    api->db_bind_text(s, 4, r->first_name, strlen(r->first_name));
+    api->db_bind_text(s, 5, r->last_name, strlen(r->last_name));
+    api->db_bind_int(s, 6, r->age);
+    api->db_bind_text(s, 7, r->gender, strlen(r->gender));
+    api->db_bind_text(s, 8, now, strlen(now));
+    if ((ret = api->db_step(s)) == FORUM_DB_CONSTRAINT) {
+        /* someone took the name while the password was being hashed */
+        const char *field = conflicting_field(r);
+        api->res_error(req, 409, "conflict", "already taken", field != NULL ? field : "nickname");
+        goto Exit;
+    }
+    if (ret != FORUM_DB_DONE) {
+        api->res_error(req, 500, "internal", "the account could not be created", NULL);
+        goto Exit;
+    }
+    int64_t id = api->db_last_id();
+    api->log(FORUM_LOG_INFO, "auth: user %lld (%s) registered", (long long)id, r->nickname);
+    publish_user_created(id, r->nickname);
+    /* the account exists now, whether or not its creator is still there to hear it */
+    if (api->req_alive(req)) {
+        if (api->session_start(req, id) != 0)
+            api->res_error(req, 500, "internal", "the account was created but no session could be started", NULL);
+        else
+            answer_user(req, 201, id);
+    }
+Exit:
+    memset(self->reg.password, 0, sizeof(self->reg.password));
+    free(self);
+}
+
+static int register_route(forum_req_t *req)
+{
+    register_job_t *job = calloc(1, sizeof(*job));
+    auth_error_t err;
+    const char *field;
+    char key[96];
+
+    if (register_limiter != NULL) {
+        snprintf(key, sizeof(key), "addr:%s", api->req_peer(req));
+        unsigned wait = auth_limiter_wait(register_limiter, key, api->now_ms());
+        if (wait != 0) {
+            answer_limited(req, wait);
+            goto Error;
+        }
+        auth_limiter_spend(register_limiter, key, api->now_ms());
+    }
+    if (auth_validate_registration(api->req_body(req), &job->reg, &err) != 0) {
+        answer_error(req, &err);
+        goto Error;
+    }
+    if ((field = conflicting_field(&job->reg)) != NULL) {
+        api->res_error(req, 409, "conflict", "already taken", field);
+        goto Error;
+    }
+    job->super.req = req;
+    job->super.work = register_work;
+    job->super.done = register_done;
+    if (auth_hasher_submit(&job->super) != 0) {
+        answer_busy(req);
+        goto Error;
+    }
+    return 0;
+Error:
+    memset(job->reg.password, 0, sizeof(job->reg.password));
+    free(job);
+    return 0;
+}
+
+/* --- login --- */
+
+typedef struct login_job {
+    auth_hash_job_t super;
+    int64_t user_id; /* 0: no such account; the password is hashed all the same so that both answers take as long */
+    char stored[SCRYPT_MCF_LEN];
+    char login[255];
+    char password[4 * 1024 + 1];
+    char peer_key[96];
+    int matched;
+} login_job_t;
+
+static void login_work(auth_hash_job_t *job)
+{
+    login_job_t *self = (login_job_t *)job;
+    char scratch[SCRYPT_MCF_LEN];
+    if (self->user_id != 0) {
+        /* libscrypt_check cuts its argument apart: give it a copy */
+        memcpy(scratch, self->stored, sizeof(scratch));
+        self->matched = libscrypt_check(scratch, self->password) > 0;
+    } else {
+        libscrypt_hash(scratch, self->password, auth_scrypt_params.N, auth_scrypt_params.r, auth_scrypt_params.p);
+        self->matched = 0;
+    }
+}
+
+static void login_done(auth_hash_job_t *job, forum_req_t *req)
+{
+    login_job_t *self = (login_job_t *)job;
+    char acct_key[300];
+
+    if (!job->ran) {
+        answer_busy(req);
+    } else if (self->matched) {
+        if (api->req_alive(req) && api->session_start(req, self->user_id) == 0)
+            answer_user(req, 200, self->user_id);
+        else
+            api->res_error(req, 500, "internal", "no session could be started", NULL);
+    } else {
+        int64_t now = api->now_ms();
+        snprintf(acct_key, sizeof(acct_key), "acct:%s", self->login);
+        auth_limiter_spend(login_limiter, self->peer_key, now);
+        auth_limiter_spend(login_limiter, acct_key, now);
+        api->res_error(req, 401, "unauthorized", "wrong login or password", NULL);
+    }
+    memset(self->password, 0, sizeof(self->password));
+    free(self);
+}
+
+static int login_route(forum_req_t *req)
+{
+    login_job_t *job = calloc(1, sizeof(*job));
+    auth_error_t err;
+    char acct_key[300];
+    unsigned wait;
+    forum_stmt_t *s;
+    int64_t now = api->now_ms();
+
+    if (auth_validate_login(api->req_body(req), job->login, sizeof(job->login), job->password, sizeof(job->password), &err) != 0) {
+        answer_error(req, &err);
+        goto Error;
+    }
+    snprintf(job->peer_key, sizeof(job->peer_key), "addr:%s", api->req_peer(req));
+    snprintf(acct_key, sizeof(acct_key), "acct:%s", job->login);
+    wait = auth_limiter_wait(login_limiter, job->peer_key, now);
+    unsigned acct_wait = auth_limiter_wait(login_limiter, acct_key, now);
+    if (acct_wait > wait)
+        wait = acct_wait;
+    if (wait != 0) {
+        answer_limited(req, wait);
+        goto Error;
+    }
+    s = api->db_stmt("SELECT id, password_hash FROM users WHERE nickname = ?1 OR email = ?1");
+    api->db_bind_text(s, 1, job->login, strlen(job->login));
+    if (api->db_step(s) == FORUM_DB_ROW) {
+        const char *stored = api->db_col_text(s, 1);
+        job->user_id = api->db_col_int(s, 0);
+        snprintf(job->stored, sizeof(job->stored), "%s", stored != NULL ? stored : "");
+    }
+    job->super.req = req;
+    job->super.work = login_work;
+    job->super.done = login_done;
+    if (auth_hasher_submit(&job->super) != 0) {
+        answer_busy(req);
+        goto Error;
+    }
+    return 0;
+Error:
+    memset(job->password, 0, sizeof(job->password));
+    free(job);
+    return 0;
+}
+
+/* --- session routes and events --- */
+
+static int logout_route(forum_req_t *req)
+{
+    api->session_end(req);
+    api->res_empty(req, 204);
+    return 0;
+}
+
+static int me_route(forum_req_t *req)
+{
+    answer_user(req, 200, api->req_user(req));
+    return 0;
+}
+
+static void on_hello(const forum_event_t *ev)
+{
+    yajl_gen_string(ev->gen, (const unsigned char *)"user", 4);
+    if (!write_user(ev->gen, ev->user_id))
+        yajl_gen_null(ev->gen);
+}
+
+/* --- settings --- */
+
+static int setting_uint(forum_plugin_t *p, const char *key, unsigned long min, unsigned long max, unsigned long *out)
+{
+    const char *v = api->setting(p, key);
+    char *end;
+    if (v == NULL)
+        return 0;
+    unsigned long n = strtoul(v, &end, 10);
+    if (*v < '0' || *v > '9' || *end != '\0' || n < min || n > max) {
+        api->log(FORUM_LOG_ERROR, "auth: setting %s must be a whole number from %lu to %lu (found \"%s\")", key, min, max, v);
+        return -1;
+    }
+    *out = n;
+    return 0;
+}
+
+static int read_settings(forum_plugin_t *p)
+{
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned long workers = cores > 1 ? (unsigned long)cores - 1 : 1, queue = 64, n = auth_scrypt_params.N, r = auth_scrypt_params.r,
+                  par = auth_scrypt_params.p, login_limit = 10, login_window = 60, register_limit = 0, register_window = 3600;
+
+    if (setting_uint(p, "hash-workers", 1, 256, &workers) || setting_uint(p, "hash-queue", 0, 100000, &queue) ||
+        setting_uint(p, "scrypt-n", 1024, 1ul << 24, &n) || setting_uint(p, "scrypt-r", 1, 64, &r) ||
+        setting_uint(p, "scrypt-p", 1, 64, &par) || setting_uint(p, "login-limit", 1, 1000000, &login_limit) ||
+        setting_uint(p, "login-window", 1, 86400, &login_window) || setting_uint(p, "register-limit", 0, 1000000, &register_limit) ||
+        setting_uint(p, "register-window", 1, 86400, &register_window))
+        return -1;
+    if ((n & (n - 1)) != 0) {
+        api->log(FORUM_LOG_ERROR, "auth: setting scrypt-n must be a power of two");
+        return -1;
+    }
+    auth_scrypt_params.N = (uint32_t)n;
+    auth_scrypt_params.r = (uint8_t)r;
+    auth_scrypt_params.p = (uint8_t)par;
+    auth_hasher_init((unsigned)workers, (unsigned)queue);
+    login_limiter = auth_limiter_new((unsigned)login_limit, (unsigned)login_window, 100000);
+    if (register_limit != 0)
+        register_limiter = auth_limiter_new((unsigned)register_limit, (unsigned)register_window, 100000);
+    return 0;
+}
+
+static const char schema_v1[] = "CREATE TABLE users ("
+                                "  id INTEGER PRIMARY KEY,"
+                                "  nickname TEXT NOT NULL COLLATE NOCASE UNIQUE,"
+                                "  email TEXT NOT NULL UNIQUE,"
+                                "  password_hash TEXT NOT NULL,"
+                                "  first_name TEXT NOT NULL,"
+                                "  last_name TEXT NOT NULL,"
+                                "  age INTEGER NOT NULL CHECK (age BETWEEN 13 AND 130),"
+                                "  gender TEXT NOT NULL CHECK (gender IN ('female', 'male', 'other')),"
+                                "  created_at TEXT NOT NULL"
+                                ")";
+
+static int init(forum_plugin_t *p, const forum_api_t *a)
+{
+    auth_api = a;
+    auth_self = p;
+    if (a->version < FORUM_API_VERSION || !FORUM_API_HAS(a, text_trim))
+        return -1;
+    if (read_settings(p) != 0)
+        return -1;
+    return api->migration(p, 1, schema_v1) || api->route(p, "POST", "/api/auth/register", FORUM_ROUTE_PUBLIC, register_route) ||
+           api->route(p, "POST", "/api/auth/login", FORUM_ROUTE_PUBLIC, login_route) ||
+           api->route(p, "POST", "/api/auth/logout", 0, logout_route) || api->route(p, "GET", "/api/auth/me", 0, me_route) ||
+           api->on_event(p, "ws.hello", on_hello);
+}
+
+static void fini(forum_plugin_t *p)
 {
     (void)p;
-    (void)api;
-    return 0;
+    auth_limiter_free(login_limiter);
+    auth_limiter_free(register_limiter);
+    login_limiter = register_limiter = NULL;
 }
 
 FORUM_EXPORT const forum_plugin_desc_t forum_plugin = {
     .abi = FORUM_PLUGIN_ABI,
     .name = "auth",
-    .version = "0.1.0",
+    .version = "1.0.0",
     .init = init,
+    .fini = fini,
 };
