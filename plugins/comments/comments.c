@@ -1,16 +1,140 @@
-/* The comments plugin: comments on posts. */
-#include "../forum_plugin.h"
+/*
+ * The comments plugin: GET /api/posts/:id/comments (oldest first, keyset pagination) and
+ * POST /api/posts/:id/comments; `comment.created` to everyone.
+ */
+#include <string.h>
+#include "../util/plugin_util.h"
 
-static int init(forum_plugin_t *p, const forum_api_t *api)
+static const forum_api_t *api;
+
+enum { BODY_MAX = 5000 };
+
+#define COMMENT_COLUMNS "c.id, c.post_id, c.body, u.id AS \"author.id\", u.nickname AS \"author.nickname\", c.created_at"
+
+static int post_exists(int64_t id)
 {
-    (void)p;
-    (void)api;
+    forum_stmt_t *s = api->db_stmt("SELECT 1 FROM posts WHERE id = ?");
+    api->db_bind_int(s, 1, id);
+    return api->db_step(s) == FORUM_DB_ROW;
+}
+
+static int write_comment_by_id(yajl_gen g, int64_t id)
+{
+    forum_stmt_t *s = api->db_stmt("SELECT " COMMENT_COLUMNS " FROM comments c JOIN users u ON u.id = c.author_id WHERE c.id = ?");
+    api->db_bind_int(s, 1, id);
+    if (api->db_step(s) != FORUM_DB_ROW)
+        return 0;
+    api->db_row_json(s, g);
+    return 1;
+}
+
+static int list_route(forum_req_t *req)
+{
+    int64_t post = pu_parse_id(api->req_param(req, "id")), limit, after, n = 0, last = 0;
+    forum_stmt_t *s;
+
+    if (post == 0 || !post_exists(post)) {
+        api->res_error(req, 404, "not_found", "no such post", NULL);
+        return 0;
+    }
+    if ((limit = pu_query_int(api, req, "limit", 1, 100, 50)) < 0 || (after = pu_query_int(api, req, "after", 0, INT64_MAX, 0)) < 0)
+        return 0;
+    s = api->db_stmt("SELECT " COMMENT_COLUMNS " FROM comments c JOIN users u ON u.id = c.author_id "
+                     "WHERE c.post_id = ? AND c.id > ? ORDER BY c.id LIMIT ?");
+    api->db_bind_int(s, 1, post);
+    api->db_bind_int(s, 2, after);
+    api->db_bind_int(s, 3, limit + 1);
+
+    yajl_gen g = api->res_json_begin(req, 200);
+    yajl_gen_map_open(g);
+    pu_str(g, "comments");
+    yajl_gen_array_open(g);
+    while (n < limit && api->db_step(s) == FORUM_DB_ROW) {
+        api->db_row_json(s, g);
+        last = api->db_col_int(s, 0);
+        ++n;
+    }
+    yajl_gen_array_close(g);
+    pu_str(g, "next_after");
+    if (n == limit && api->db_step(s) == FORUM_DB_ROW)
+        yajl_gen_integer(g, last);
+    else
+        yajl_gen_null(g);
+    yajl_gen_map_close(g);
+    api->res_json_end(req);
     return 0;
+}
+
+static int create_route(forum_req_t *req)
+{
+    int64_t post = pu_parse_id(api->req_param(req, "id")), id;
+    const char *text;
+    size_t len;
+    char now[32];
+    forum_stmt_t *s;
+
+    if (post == 0 || !post_exists(post)) {
+        api->res_error(req, 404, "not_found", "no such post", NULL);
+        return 0;
+    }
+    if ((text = pu_text_member(api, req, api->req_body(req), "body", BODY_MAX, &len)) == NULL)
+        return 0;
+    api->format_time(api->now_ms(), now);
+    /* one statement: the comment and, through the trigger, the post's count commit together */
+    s = api->db_stmt("INSERT INTO comments (post_id, author_id, body, created_at) VALUES (?, ?, ?, ?)");
+    api->db_bind_int(s, 1, post);
+    api->db_bind_int(s, 2, api->req_user(req));
+    api->db_bind_text(s, 3, text, len);
+    api->db_bind_text(s, 4, now, strlen(now));
+    if (api->db_step(s) != FORUM_DB_DONE) {
+        api->res_error(req, 500, "internal", "the comment could not be stored", NULL);
+        return 0;
+    }
+    id = api->db_last_id();
+
+    yajl_gen g = yajl_gen_alloc(NULL);
+    yajl_gen_map_open(g);
+    pu_key_str(g, "type", "comment.created");
+    pu_str(g, "comment");
+    write_comment_by_id(g, id);
+    yajl_gen_map_close(g);
+    pu_publish_all(api, g);
+    yajl_gen_free(g);
+
+    g = api->res_json_begin(req, 201);
+    yajl_gen_map_open(g);
+    pu_str(g, "comment");
+    write_comment_by_id(g, id);
+    yajl_gen_map_close(g);
+    api->res_json_end(req);
+    return 0;
+}
+
+static const char schema_v1[] = "CREATE TABLE comments ("
+                                "  id INTEGER PRIMARY KEY,"
+                                "  post_id INTEGER NOT NULL REFERENCES posts (id),"
+                                "  author_id INTEGER NOT NULL REFERENCES users (id),"
+                                "  body TEXT NOT NULL,"
+                                "  created_at TEXT NOT NULL"
+                                ");"
+                                "CREATE INDEX comments_post ON comments (post_id, id);"
+                                "CREATE INDEX comments_author ON comments (author_id);"
+                                "CREATE TRIGGER comments_count AFTER INSERT ON comments BEGIN"
+                                "  UPDATE posts SET comment_count = comment_count + 1 WHERE id = NEW.post_id;"
+                                "END;";
+
+static int init(forum_plugin_t *p, const forum_api_t *a)
+{
+    api = a;
+    if (a->version < FORUM_API_VERSION || !FORUM_API_HAS(a, text_trim))
+        return -1;
+    return api->migration(p, 1, schema_v1) || api->route(p, "GET", "/api/posts/:id/comments", 0, list_route) ||
+           api->route(p, "POST", "/api/posts/:id/comments", 0, create_route);
 }
 
 FORUM_EXPORT const forum_plugin_desc_t forum_plugin = {
     .abi = FORUM_PLUGIN_ABI,
     .name = "comments",
-    .version = "0.1.0",
+    .version = "1.0.0",
     .init = init,
 };

@@ -1,16 +1,281 @@
-/* The posts plugin: categories and posts. */
-#include "../forum_plugin.h"
+/*
+ * The posts plugin: categories and posts. GET /api/categories, GET /api/posts (newest first, keyset
+ * pagination, optional category), POST /api/posts, GET /api/posts/:id; `post.created` to everyone.
+ */
+#include <string.h>
+#include "../util/plugin_util.h"
 
-static int init(forum_plugin_t *p, const forum_api_t *api)
+static const forum_api_t *api;
+
+enum { MAX_CATEGORIES = 3, TITLE_MAX = 200, BODY_MAX = 20000 };
+
+/* the columns of a post, in the order write_post reads them */
+#define POST_COLUMNS "p.id, p.title, p.body, u.id, u.nickname, p.created_at, p.comment_count"
+
+/* Writes the post of the current row of `s` (POST_COLUMNS); its categories come from a second statement. */
+static void write_post(yajl_gen g, forum_stmt_t *s)
 {
-    (void)p;
-    (void)api;
+    int64_t id = api->db_col_int(s, 0);
+    yajl_gen_map_open(g);
+    pu_key_int(g, "id", id);
+    pu_key_str(g, "title", api->db_col_text(s, 1));
+    pu_key_str(g, "body", api->db_col_text(s, 2));
+    pu_str(g, "categories");
+    yajl_gen_array_open(g);
+    forum_stmt_t *c = api->db_stmt("SELECT c.slug FROM post_categories pc JOIN categories c ON c.id = pc.category_id "
+                                   "WHERE pc.post_id = ? ORDER BY c.position");
+    api->db_bind_int(c, 1, id);
+    while (api->db_step(c) == FORUM_DB_ROW)
+        pu_str(g, api->db_col_text(c, 0));
+    yajl_gen_array_close(g);
+    pu_str(g, "author");
+    yajl_gen_map_open(g);
+    pu_key_int(g, "id", api->db_col_int(s, 3));
+    pu_key_str(g, "nickname", api->db_col_text(s, 4));
+    yajl_gen_map_close(g);
+    pu_key_str(g, "created_at", api->db_col_text(s, 5));
+    pu_key_int(g, "comment_count", api->db_col_int(s, 6));
+    yajl_gen_map_close(g);
+}
+
+/* Writes post `id`; false when there is none. */
+static int write_post_by_id(yajl_gen g, int64_t id)
+{
+    forum_stmt_t *s = api->db_stmt("SELECT " POST_COLUMNS " FROM posts p JOIN users u ON u.id = p.author_id WHERE p.id = ?");
+    api->db_bind_int(s, 1, id);
+    if (api->db_step(s) != FORUM_DB_ROW)
+        return 0;
+    write_post(g, s);
+    return 1;
+}
+
+static int categories_route(forum_req_t *req)
+{
+    forum_stmt_t *s = api->db_stmt("SELECT slug, name, post_count FROM categories ORDER BY position");
+    yajl_gen g = api->res_json_begin(req, 200);
+    yajl_gen_map_open(g);
+    pu_str(g, "categories");
+    yajl_gen_array_open(g);
+    api->db_rows_json(s, g);
+    yajl_gen_array_close(g);
+    yajl_gen_map_close(g);
+    api->res_json_end(req);
     return 0;
+}
+
+static int list_route(forum_req_t *req)
+{
+    int64_t limit = pu_query_int(api, req, "limit", 1, 50, 20), before, category = 0, n = 0, last = 0;
+    const char *slug = api->req_query(req, "category");
+    forum_stmt_t *s;
+
+    if (limit < 0 || (before = pu_query_int(api, req, "before", 1, INT64_MAX, INT64_MAX)) < 0)
+        return 0;
+    if (slug != NULL) {
+        s = api->db_stmt("SELECT id FROM categories WHERE slug = ?");
+        api->db_bind_text(s, 1, slug, strlen(slug));
+        if (api->db_step(s) != FORUM_DB_ROW) {
+            api->res_error(req, 400, "bad_request", "no such category", "category");
+            return 0;
+        }
+        category = api->db_col_int(s, 0);
+        /* the (category_id, post_id) primary key walks the category newest first */
+        s = api->db_stmt("SELECT " POST_COLUMNS " FROM post_categories pc JOIN posts p ON p.id = pc.post_id "
+                         "JOIN users u ON u.id = p.author_id WHERE pc.category_id = ? AND pc.post_id < ? "
+                         "ORDER BY pc.post_id DESC LIMIT ?");
+        api->db_bind_int(s, 1, category);
+        api->db_bind_int(s, 2, before);
+        api->db_bind_int(s, 3, limit + 1);
+    } else {
+        s = api->db_stmt("SELECT " POST_COLUMNS " FROM posts p JOIN users u ON u.id = p.author_id "
+                         "WHERE p.id < ? ORDER BY p.id DESC LIMIT ?");
+        api->db_bind_int(s, 1, before);
+        api->db_bind_int(s, 2, limit + 1);
+    }
+
+    yajl_gen g = api->res_json_begin(req, 200);
+    yajl_gen_map_open(g);
+    pu_str(g, "posts");
+    yajl_gen_array_open(g);
+    while (n < limit && api->db_step(s) == FORUM_DB_ROW) {
+        write_post(g, s);
+        last = api->db_col_int(s, 0);
+        ++n;
+    }
+    yajl_gen_array_close(g);
+    /* one row more than the page tells whether there is a next page */
+    pu_str(g, "next_before");
+    if (n == limit && api->db_step(s) == FORUM_DB_ROW)
+        yajl_gen_integer(g, last);
+    else
+        yajl_gen_null(g);
+    yajl_gen_map_close(g);
+    api->res_json_end(req);
+    return 0;
+}
+
+static int get_route(forum_req_t *req)
+{
+    int64_t id = pu_parse_id(api->req_param(req, "id"));
+    yajl_gen g = api->res_json_begin(req, 200);
+    yajl_gen_map_open(g);
+    pu_str(g, "post");
+    if (id == 0 || !write_post_by_id(g, id)) {
+        api->res_error(req, 404, "not_found", "no such post", NULL);
+        return 0;
+    }
+    yajl_gen_map_close(g);
+    api->res_json_end(req);
+    return 0;
+}
+
+/* Reads 1..3 distinct known category slugs into ids; false after answering. */
+static int read_categories(forum_req_t *req, yajl_val body, int64_t *ids, size_t *n)
+{
+    const char *path[] = {"categories", NULL};
+    yajl_val v = yajl_tree_get(body, path, yajl_t_any);
+
+    if (v == NULL || YAJL_IS_NULL(v)) {
+        api->res_error(req, 422, "validation", "choose one to three categories", "categories");
+        return 0;
+    }
+    if (!YAJL_IS_ARRAY(v)) {
+        api->res_error(req, 400, "bad_request", "must be a list of category slugs", "categories");
+        return 0;
+    }
+    if (v->u.array.len < 1 || v->u.array.len > MAX_CATEGORIES) {
+        api->res_error(req, 422, "validation", "choose one to three categories", "categories");
+        return 0;
+    }
+    *n = 0;
+    for (size_t i = 0; i != v->u.array.len; ++i) {
+        yajl_val item = v->u.array.values[i];
+        if (!YAJL_IS_STRING(item)) {
+            api->res_error(req, 400, "bad_request", "must be a list of category slugs", "categories");
+            return 0;
+        }
+        forum_stmt_t *s = api->db_stmt("SELECT id FROM categories WHERE slug = ?");
+        api->db_bind_text(s, 1, item->u.string, strlen(item->u.string));
+        if (api->db_step(s) != FORUM_DB_ROW) {
+            api->res_error(req, 422, "validation", "no such category", "categories");
+            return 0;
+        }
+        int64_t id = api->db_col_int(s, 0);
+        for (size_t j = 0; j != *n; ++j) {
+            if (ids[j] == id) {
+                api->res_error(req, 422, "validation", "a category is listed twice", "categories");
+                return 0;
+            }
+        }
+        ids[(*n)++] = id;
+    }
+    return 1;
+}
+
+static int create_route(forum_req_t *req)
+{
+    yajl_val body = api->req_body(req);
+    size_t title_len, body_len, num_categories;
+    const char *title, *text;
+    int64_t categories[MAX_CATEGORIES], id;
+    char now[32];
+    forum_stmt_t *s;
+
+    if ((title = pu_text_member(api, req, body, "title", TITLE_MAX, &title_len)) == NULL ||
+        (text = pu_text_member(api, req, body, "body", BODY_MAX, &body_len)) == NULL ||
+        !read_categories(req, body, categories, &num_categories))
+        return 0;
+
+    api->format_time(api->now_ms(), now);
+    if (api->db_begin() != 0)
+        goto Error;
+    s = api->db_stmt("INSERT INTO posts (author_id, title, body, created_at) VALUES (?, ?, ?, ?)");
+    api->db_bind_int(s, 1, api->req_user(req));
+    api->db_bind_text(s, 2, title, title_len);
+    api->db_bind_text(s, 3, text, body_len);
+    api->db_bind_text(s, 4, now, strlen(now));
+    if (api->db_step(s) != FORUM_DB_DONE)
+        goto Rollback;
+    id = api->db_last_id();
+    for (size_t i = 0; i != num_categories; ++i) {
+        s = api->db_stmt("INSERT INTO post_categories (category_id, post_id) VALUES (?, ?)");
+        api->db_bind_int(s, 1, categories[i]);
+        api->db_bind_int(s, 2, id);
+        if (api->db_step(s) != FORUM_DB_DONE)
+            goto Rollback;
+    }
+    if (api->db_commit() != 0)
+        goto Error;
+
+    /* committed: now tell everyone, then answer */
+    yajl_gen g = yajl_gen_alloc(NULL);
+    yajl_gen_map_open(g);
+    pu_key_str(g, "type", "post.created");
+    pu_str(g, "post");
+    write_post_by_id(g, id);
+    yajl_gen_map_close(g);
+    pu_publish_all(api, g);
+    yajl_gen_free(g);
+
+    g = api->res_json_begin(req, 201);
+    yajl_gen_map_open(g);
+    pu_str(g, "post");
+    write_post_by_id(g, id);
+    yajl_gen_map_close(g);
+    api->res_json_end(req);
+    return 0;
+
+Rollback:
+    api->db_rollback();
+Error:
+    api->res_error(req, 500, "internal", "the post could not be stored", NULL);
+    return 0;
+}
+
+static const char schema_v1[] =
+    "CREATE TABLE categories ("
+    "  id INTEGER PRIMARY KEY,"
+    "  slug TEXT NOT NULL UNIQUE,"
+    "  name TEXT NOT NULL,"
+    "  position INTEGER NOT NULL,"
+    "  post_count INTEGER NOT NULL DEFAULT 0"
+    ");"
+    "INSERT INTO categories (slug, name, position) VALUES"
+    "  ('general', 'General', 1), ('news', 'News', 2), ('discussion', 'Discussion', 3),"
+    "  ('technology', 'Technology', 4), ('sports', 'Sports', 5), ('entertainment', 'Entertainment', 6);"
+    "CREATE TABLE posts ("
+    "  id INTEGER PRIMARY KEY,"
+    "  author_id INTEGER NOT NULL REFERENCES users (id),"
+    "  title TEXT NOT NULL,"
+    "  body TEXT NOT NULL,"
+    "  created_at TEXT NOT NULL,"
+    "  comment_count INTEGER NOT NULL DEFAULT 0"
+    ");"
+    "CREATE INDEX posts_author ON posts (author_id);"
+    "CREATE TABLE post_categories ("
+    "  category_id INTEGER NOT NULL REFERENCES categories (id),"
+    "  post_id INTEGER NOT NULL REFERENCES posts (id),"
+    "  PRIMARY KEY (category_id, post_id)"
+    ") WITHOUT ROWID;"
+    "CREATE INDEX post_categories_post ON post_categories (post_id);"
+    /* post counts are kept, not counted: a count over a million rows would cost a million steps */
+    "CREATE TRIGGER post_categories_count AFTER INSERT ON post_categories BEGIN"
+    "  UPDATE categories SET post_count = post_count + 1 WHERE id = NEW.category_id;"
+    "END;";
+
+static int init(forum_plugin_t *p, const forum_api_t *a)
+{
+    api = a;
+    if (a->version < FORUM_API_VERSION || !FORUM_API_HAS(a, text_trim))
+        return -1;
+    return api->migration(p, 1, schema_v1) || api->route(p, "GET", "/api/categories", 0, categories_route) ||
+           api->route(p, "GET", "/api/posts", 0, list_route) || api->route(p, "POST", "/api/posts", 0, create_route) ||
+           api->route(p, "GET", "/api/posts/:id", 0, get_route);
 }
 
 FORUM_EXPORT const forum_plugin_desc_t forum_plugin = {
     .abi = FORUM_PLUGIN_ABI,
     .name = "posts",
-    .version = "0.1.0",
+    .version = "1.0.0",
     .init = init,
 };

@@ -1,0 +1,97 @@
+/* Helpers shared by the feature plugins' sources (see plugin_util.h). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "plugin_util.h"
+
+void pu_str(yajl_gen g, const char *s)
+{
+    if (s == NULL)
+        yajl_gen_null(g);
+    else
+        yajl_gen_string(g, (const unsigned char *)s, strlen(s));
+}
+
+void pu_key_str(yajl_gen g, const char *key, const char *value)
+{
+    pu_str(g, key);
+    pu_str(g, value);
+}
+
+void pu_key_int(yajl_gen g, const char *key, int64_t value)
+{
+    pu_str(g, key);
+    yajl_gen_integer(g, value);
+}
+
+int64_t pu_parse_id(const char *s)
+{
+    int64_t v = 0;
+    if (s == NULL || *s < '1' || *s > '9')
+        return 0;
+    for (; *s != '\0'; ++s) {
+        if (*s < '0' || *s > '9' || v > (INT64_MAX - 9) / 10)
+            return 0;
+        v = v * 10 + (*s - '0');
+    }
+    return v;
+}
+
+int64_t pu_query_int(const forum_api_t *api, forum_req_t *req, const char *name, int64_t min, int64_t max, int64_t dflt)
+{
+    const char *s = api->req_query(req, name);
+    char msg[128];
+    int64_t v;
+
+    if (s == NULL)
+        return dflt;
+    v = *s == '0' && s[1] == '\0' ? 0 : pu_parse_id(s);
+    if ((v == 0 && strcmp(s, "0") != 0) || v < min || v > max) {
+        snprintf(msg, sizeof(msg), "%s must be a whole number from %lld to %lld", name, (long long)min, (long long)max);
+        api->res_error(req, 400, "bad_request", msg, name);
+        return -1;
+    }
+    return v;
+}
+
+void pu_publish_all(const forum_api_t *api, yajl_gen g)
+{
+    const unsigned char *buf;
+    size_t len;
+    yajl_gen_get_buf(g, &buf, &len);
+    api->publish_all((const char *)buf, len, 0);
+}
+
+const char *pu_text_member(const forum_api_t *api, forum_req_t *req, yajl_val body, const char *name, size_t max, size_t *len)
+{
+    const char *path[] = {name, NULL};
+    yajl_val v = body != NULL ? yajl_tree_get(body, path, yajl_t_any) : NULL;
+    forum_text_info_t info;
+    char msg[96];
+    const char *s;
+
+    if (body == NULL) {
+        api->res_error(req, 400, "bad_request", "send a JSON object", NULL);
+        return NULL;
+    }
+    if (v == NULL || YAJL_IS_NULL(v)) {
+        api->res_error(req, 422, "validation", "required", name);
+        return NULL;
+    }
+    if (!YAJL_IS_STRING(v)) {
+        api->res_error(req, 400, "bad_request", "must be a string", name);
+        return NULL;
+    }
+    *len = strlen(v->u.string);
+    s = api->text_trim(v->u.string, len, &info);
+    if (info.chars == 0 || info.chars > max) {
+        snprintf(msg, sizeof(msg), "must be 1 to %zu characters", max);
+        api->res_error(req, 422, "validation", msg, name);
+        return NULL;
+    }
+    if (info.has_control) {
+        api->res_error(req, 422, "validation", "must not contain control characters", name);
+        return NULL;
+    }
+    return s;
+}

@@ -1,0 +1,33 @@
+/*
+ * Small helpers compiled into each feature plugin that needs them (each plugin gets its own copy:
+ * plugins never call into each other).
+ */
+#ifndef PLUGIN_UTIL_H
+#define PLUGIN_UTIL_H
+
+#include <stdint.h>
+#include "../forum_plugin.h"
+
+/** Writes a NUL-terminated string (null for NULL). */
+void pu_str(yajl_gen g, const char *s);
+/** Writes "key": string. */
+void pu_key_str(yajl_gen g, const char *key, const char *value);
+/** Writes "key": integer. */
+void pu_key_int(yajl_gen g, const char *key, int64_t value);
+/** A positive decimal id ("12"), or 0 when `s` is anything else. */
+int64_t pu_parse_id(const char *s);
+/**
+ * Reads query parameter `name` as a whole number in [min, max]; absent gives `dflt`. Returns -1 (and
+ * answers 400 naming the parameter) when present but out of range or not a number.
+ */
+int64_t pu_query_int(const forum_api_t *api, forum_req_t *req, const char *name, int64_t min, int64_t max, int64_t dflt);
+/** Publishes the generator's JSON to everyone. */
+void pu_publish_all(const forum_api_t *api, yajl_gen g);
+
+/**
+ * A text member of a body: trimmed, 1..max characters, no control characters but tab and newline.
+ * Returns the trimmed text (pointing into the body) and its length, or NULL after answering 400/422.
+ */
+const char *pu_text_member(const forum_api_t *api, forum_req_t *req, yajl_val body, const char *name, size_t max, size_t *len);
+
+#endif
