@@ -50,4 +50,7 @@ const forum_api_t forum_api = {
     .req_hold = forum_req_hold,
     .req_release = forum_req_release,
     .text_trim = forum_text_trim,
+    .ws_queued = forum_hub_ws_queued,
+    .defer = forum_work_defer,
+    .publish_user_except = forum_hub_publish_user_except,
 };

@@ -118,6 +118,8 @@ void forum_hub_publish_all(const char *json, size_t len, int flags);
 void forum_hub_send(forum_ws_t *ws, const char *json, size_t len, int flags);
 void forum_hub_send_error(forum_ws_t *ws, const char *code, const char *message, const char *ref);
 int64_t forum_hub_ws_user(forum_ws_t *ws);
+size_t forum_hub_ws_queued(forum_ws_t *ws);
+void forum_hub_publish_user_except(int64_t user_id, const char *json, size_t len, int flags, forum_ws_t *const *except, size_t n);
 int forum_hub_user_online(int64_t user_id);
 /** Closes every connection of the session (logout) with `code`. */
 void forum_hub_close_session(int64_t user_id, const uint8_t *hash, int code, const char *reason);
@@ -172,6 +174,7 @@ void forum_plugins_status(yajl_gen g);
 /* core/work.c */
 
 int forum_work_queue(forum_plugin_t *p, forum_req_t *req, forum_work_fn work, forum_done_fn done, void *arg);
+int forum_work_defer(forum_plugin_t *p, unsigned ms, forum_timer_fn fn, void *arg);
 
 /* core/api.c */
 

@@ -201,6 +201,21 @@ void forum_hub_publish_user(int64_t user_id, const char *json, size_t len, int f
         forum_hub_send(H2O_STRUCT_FROM_MEMBER(forum_ws_t, of_user, n), json, len, flags);
 }
 
+void forum_hub_publish_user_except(int64_t user_id, const char *json, size_t len, int flags, forum_ws_t *const *except, size_t n)
+{
+    user_entry_t *u = find_user(user_id);
+    if (u == NULL)
+        return;
+    for (h2o_linklist_t *node = u->conns.next; node != &u->conns; node = node->next) {
+        forum_ws_t *ws = H2O_STRUCT_FROM_MEMBER(forum_ws_t, of_user, node);
+        size_t i = 0;
+        while (i != n && except[i] != ws)
+            ++i;
+        if (i == n)
+            forum_hub_send(ws, json, len, flags);
+    }
+}
+
 void forum_hub_publish_users(const int64_t *ids, size_t n, const char *json, size_t len, int flags)
 {
     for (size_t i = 0; i != n; ++i) {
@@ -245,6 +260,11 @@ int64_t forum_hub_ws_user(forum_ws_t *ws)
     return ws->user->id;
 }
 
+size_t forum_hub_ws_queued(forum_ws_t *ws)
+{
+    return wslay_event_get_queued_msg_length(ws->conn->ws_ctx);
+}
+
 int forum_hub_user_online(int64_t user_id)
 {
     return find_user(user_id) != NULL;
@@ -282,6 +302,8 @@ static void publish_presence(int64_t user_id, int online)
 static void detach(forum_ws_t *ws)
 {
     user_entry_t *u = ws->user;
+    forum_event_t ev = {"ws.close", u->id, ws, NULL, NULL};
+    forum_plugins_emit(&ev);
     h2o_linklist_unlink(&ws->all);
     h2o_linklist_unlink(&ws->of_user);
     if (h2o_linklist_is_linked(&ws->pending))

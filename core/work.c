@@ -31,6 +31,41 @@ static void finish(uv_work_t *uv, int status)
     free(job);
 }
 
+typedef struct deferred {
+    uv_timer_t timer;
+    forum_plugin_t *plugin;
+    forum_timer_fn fn;
+    void *arg;
+} deferred_t;
+
+static void deferred_closed(uv_handle_t *h)
+{
+    deferred_t *d = (deferred_t *)h;
+    forum_plugin_unpin(d->plugin);
+    free(d);
+}
+
+static void deferred_fire(uv_timer_t *t)
+{
+    deferred_t *d = (deferred_t *)t;
+    d->fn(d->arg);
+    uv_close((uv_handle_t *)&d->timer, deferred_closed);
+}
+
+int forum_work_defer(forum_plugin_t *p, unsigned ms, forum_timer_fn fn, void *arg)
+{
+    deferred_t *d;
+    if (p == NULL || fn == NULL || (d = calloc(1, sizeof(*d))) == NULL)
+        return -1;
+    d->plugin = p;
+    d->fn = fn;
+    d->arg = arg;
+    uv_timer_init(forum_server.loop, &d->timer);
+    uv_timer_start(&d->timer, deferred_fire, ms, 0);
+    forum_plugin_pin(p);
+    return 0;
+}
+
 int forum_work_queue(forum_plugin_t *p, forum_req_t *req, forum_work_fn work, forum_done_fn done, void *arg)
 {
     job_t *job;

@@ -76,6 +76,7 @@ typedef void (*forum_frame_fn)(forum_ws_t *ws, yajl_val frame);
  *                  (an open JSON object); `ws` and `user_id` are set
  *   "ws.open"      the hello frame was queued: `ws`, `user_id`, and `query` (the /ws query string,
  *                  without '?', possibly empty) are set
+ *   "ws.close"     `ws` of `user_id` is going away: forget it (it is still valid during the call)
  *   "user.online"  the first connection of `user_id` opened
  *   "user.offline" the last connection of `user_id` closed
  */
@@ -91,6 +92,8 @@ typedef void (*forum_event_fn)(const forum_event_t *ev);
 /** Work for the thread pool: `work` runs on a pool thread and must not call the api; `done` runs on the loop. */
 typedef void (*forum_work_fn)(void *arg);
 typedef void (*forum_done_fn)(void *arg, forum_req_t *req);
+/** A one-shot timer's callback (forum_api_t.defer). */
+typedef void (*forum_timer_fn)(void *arg);
 
 /** What forum_api_t.text_trim found in a text. */
 typedef struct forum_text_info {
@@ -213,6 +216,14 @@ struct forum_api {
      * starts and sets `*len` to its length; `info` (may be NULL) receives its length in characters.
      */
     const char *(*text_trim)(const char *s, size_t *len, forum_text_info_t *info);
+
+    /* --- pacing --- */
+    /** Bytes queued to `ws` and not yet written. */
+    size_t (*ws_queued)(forum_ws_t *ws);
+    /** Runs `fn(arg)` on the loop after `ms` milliseconds; the generation stays loaded until then. 0, or -1. */
+    int (*defer)(forum_plugin_t *p, unsigned ms, forum_timer_fn fn, void *arg);
+    /** publish_user that leaves out the connections in `except` (those a plugin is still catching up). */
+    void (*publish_user_except)(int64_t user_id, const char *json, size_t len, int flags, forum_ws_t *const *except, size_t n);
 };
 
 /** The descriptor every plugin exports as `forum_plugin`. */

@@ -225,11 +225,14 @@ use Time::HiRes qw(time);
 
 sub _wait_until {
     my ($cond, $timeout) = @_;
+    local $_; # callers loop with map/for over constants; the event loop must not see their $_
     my $deadline = time + ($timeout // 10);
     my $timer = Mojo::IOLoop->recurring(0.05 => sub { });
-    Mojo::IOLoop->one_tick until $cond->() || time > $deadline;
+    my $met;
+    # the condition may consume what it finds: evaluate it once per turn, and return that result
+    Mojo::IOLoop->one_tick until ($met = $cond->()) || time > $deadline;
     Mojo::IOLoop->remove($timer);
-    return $cond->();
+    return $met;
 }
 
 sub connect {

@@ -1,6 +1,7 @@
 /*
- * The frame every view lives in: a skip link, the site header, the <main> the views render into,
- * and a footer that shows the state of the live connection.
+ * The frame every view lives in: a skip link, the site header (with the signed-in navigation), a
+ * notice line for app-level messages, the <main> the views render into, and a footer that shows
+ * the state of the live connection.
  */
 import { h, replace } from './dom.js';
 
@@ -13,22 +14,46 @@ const CONNECTION_LABELS = {
 /**
  * Builds the shell around main (the page's <main id="app">) and returns
  *   view:          main itself, emptied; a view puts its content here with replace()
+ *   setNav:        fills the header's navigation with nodes, or hides it when given nothing
+ *   notify:        shows a short app-level message above main (an empty text hides it)
  *   setConnection: shows 'offline', 'connecting' or 'online' in the footer
  * The header and footer are siblings of main, not children, so they stay the page's banner and
  * contentinfo landmarks.
  */
 export function mountShell(main, { title }) {
     const state = h('span', { class: 'connection', role: 'status' });
+    const nav = h('nav', { class: 'site-nav', 'aria-label': 'Main', hidden: true });
+    const notice = h('p', { class: 'notice', role: 'alert', hidden: true });
     const header = h('header', { class: 'site-header' },
-        h('a', { class: 'brand', href: '/' },
+        h('a', { class: 'brand', href: '#/' },
             h('img', { class: 'brand-mark', src: '/favicon.svg', alt: '', width: 28, height: 28 }),
-            title));
+            title),
+        nav);
     const footer = h('footer', { class: 'site-footer' },
         h('p', null, 'Connection: ', state));
+    // the views live in the URL's hash (#/login), so the skip link moves focus without touching it
+    const skip = h('a', {
+        class: 'skip-link',
+        href: `#${main.id}`,
+        onclick: (event) => {
+            event.preventDefault();
+            main.focus();
+        },
+    }, 'Skip to content');
 
-    main.before(h('a', { class: 'skip-link', href: `#${main.id}` }, 'Skip to content'), header);
+    main.before(skip, header, notice);
     main.after(footer);
     replace(main);
+
+    function setNav(...children) {
+        replace(nav, children);
+        nav.hidden = nav.childNodes.length === 0;
+    }
+
+    function notify(text) {
+        notice.textContent = text || '';
+        notice.hidden = !text;
+    }
 
     function setConnection(name) {
         if (!(name in CONNECTION_LABELS))
@@ -38,5 +63,5 @@ export function mountShell(main, { title }) {
     }
     setConnection('offline');
 
-    return { view: main, setConnection };
+    return { view: main, setNav, notify, setConnection };
 }

@@ -1,0 +1,47 @@
+/* The chat plugin's parts: the message store, HTTP routes, and the WebSocket side (frames, typing, replay). */
+#ifndef CHAT_H
+#define CHAT_H
+
+#include <stdint.h>
+#include "../util/plugin_util.h"
+
+extern const forum_api_t *chat_api;
+extern forum_plugin_t *chat_self;
+
+enum { CHAT_BODY_MAX = 4000, CHAT_CLIENT_ID_MAX = 64 };
+
+/* store.c: messages, per-user index, conversations (SQL only) */
+
+typedef struct chat_message {
+    int64_t id, from, to;
+    const char *body;      /* valid until the next store call */
+    const char *client_id; /* may be NULL */
+    const char *created_at;
+} chat_message_t;
+
+/** True when user `id` exists. */
+int chat_user_exists(int64_t id);
+/** The message `from` already sent with `client_id`, into `out`; false when none. */
+int chat_find_by_client_id(int64_t from, const char *client_id, chat_message_t *out);
+/** Stores a message, its index rows and both conversations in one transaction; the new id, or 0. */
+int64_t chat_store(int64_t from, int64_t to, const char *body, size_t body_len, const char *client_id, const char *created_at);
+/** Writes message `id` as API.md's message, with client_id when `for_user` is its sender; false when none. */
+int chat_write_message(yajl_gen g, int64_t id, int64_t for_user);
+/** The newest message id to or from `user`, 0 if none. */
+int64_t chat_last_message_id(int64_t user);
+/** Marks messages from `other` to `user` read up to `up_to`. */
+int chat_mark_read(int64_t user, int64_t other, int64_t up_to);
+
+/** Builds {"type":"message","message":...} for `for_user` into a new generator (caller frees). */
+yajl_gen chat_message_frame(int64_t id, int64_t for_user);
+
+/* routes.c */
+int chat_routes_init(forum_plugin_t *p);
+
+/* live.c: frames, typing, replay */
+int chat_live_init(forum_plugin_t *p);
+void chat_live_fini(void);
+/** Delivers stored message `id` from `from` to `to`, to every connection of both (except those catching up). */
+void chat_deliver(int64_t id, int64_t from, int64_t to);
+
+#endif

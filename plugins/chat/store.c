@@ -1,0 +1,130 @@
+/*
+ * The message store. Three tables:
+ *   messages       one row per message; (sender_id, client_id) unique for idempotent sends
+ *   message_index  two rows per message, one per participant: replay for a user is one range scan
+ *   conversations  two rows per pair of users: last message, unread count and read mark per side
+ */
+#include <string.h>
+#include "chat.h"
+
+#define api chat_api
+
+int chat_user_exists(int64_t id)
+{
+    forum_stmt_t *s = api->db_stmt("SELECT 1 FROM users WHERE id = ?");
+    api->db_bind_int(s, 1, id);
+    return api->db_step(s) == FORUM_DB_ROW;
+}
+
+int chat_find_by_client_id(int64_t from, const char *client_id, chat_message_t *out)
+{
+    forum_stmt_t *s = api->db_stmt("SELECT id, recipient_id FROM messages WHERE sender_id = ? AND client_id = ?");
+    api->db_bind_int(s, 1, from);
+    api->db_bind_text(s, 2, client_id, strlen(client_id));
+    if (api->db_step(s) != FORUM_DB_ROW)
+        return 0;
+    out->id = api->db_col_int(s, 0);
+    out->from = from;
+    out->to = api->db_col_int(s, 1);
+    return 1;
+}
+
+static int step_done(forum_stmt_t *s)
+{
+    return s != NULL && api->db_step(s) == FORUM_DB_DONE;
+}
+
+static int index_and_converse(int64_t user, int64_t other, int64_t id, const char *created_at, int incoming)
+{
+    forum_stmt_t *s = api->db_stmt("INSERT INTO message_index (user_id, message_id) VALUES (?, ?)");
+    api->db_bind_int(s, 1, user);
+    api->db_bind_int(s, 2, id);
+    if (!step_done(s))
+        return 0;
+    s = api->db_stmt("INSERT INTO conversations (user_id, other_id, last_message_id, last_message_at, unread) VALUES (?, ?, ?, ?, ?) "
+                     "ON CONFLICT (user_id, other_id) DO UPDATE SET last_message_id = excluded.last_message_id, "
+                     "last_message_at = excluded.last_message_at, unread = unread + excluded.unread");
+    api->db_bind_int(s, 1, user);
+    api->db_bind_int(s, 2, other);
+    api->db_bind_int(s, 3, id);
+    api->db_bind_text(s, 4, created_at, strlen(created_at));
+    api->db_bind_int(s, 5, incoming);
+    return step_done(s);
+}
+
+int64_t chat_store(int64_t from, int64_t to, const char *body, size_t body_len, const char *client_id, const char *created_at)
+{
+    forum_stmt_t *s;
+    int64_t id;
+
+    if (api->db_begin() != 0)
+        return 0;
+    s = api->db_stmt("INSERT INTO messages (sender_id, recipient_id, body, client_id, created_at) VALUES (?, ?, ?, ?, ?)");
+    api->db_bind_int(s, 1, from);
+    api->db_bind_int(s, 2, to);
+    api->db_bind_text(s, 3, body, body_len);
+    api->db_bind_text(s, 4, client_id, strlen(client_id));
+    api->db_bind_text(s, 5, created_at, strlen(created_at));
+    if (!step_done(s))
+        goto Error;
+    id = api->db_last_id();
+    if (!index_and_converse(from, to, id, created_at, 0) || !index_and_converse(to, from, id, created_at, 1))
+        goto Error;
+    if (api->db_commit() != 0)
+        return 0;
+    return id;
+Error:
+    api->db_rollback();
+    return 0;
+}
+
+int chat_write_message(yajl_gen g, int64_t id, int64_t for_user)
+{
+    forum_stmt_t *s = api->db_stmt("SELECT id, sender_id, recipient_id, body, client_id, created_at FROM messages WHERE id = ?");
+    api->db_bind_int(s, 1, id);
+    if (api->db_step(s) != FORUM_DB_ROW)
+        return 0;
+    int64_t from = api->db_col_int(s, 1);
+    yajl_gen_map_open(g);
+    pu_key_int(g, "id", id);
+    pu_key_int(g, "from", from);
+    pu_key_int(g, "to", api->db_col_int(s, 2));
+    pu_key_str(g, "body", api->db_col_text(s, 3));
+    pu_key_str(g, "created_at", api->db_col_text(s, 5));
+    if (from == for_user)
+        pu_key_str(g, "client_id", api->db_col_text(s, 4));
+    yajl_gen_map_close(g);
+    return 1;
+}
+
+yajl_gen chat_message_frame(int64_t id, int64_t for_user)
+{
+    yajl_gen g = yajl_gen_alloc(NULL);
+    yajl_gen_map_open(g);
+    pu_key_str(g, "type", "message");
+    pu_str(g, "message");
+    if (!chat_write_message(g, id, for_user))
+        yajl_gen_null(g);
+    yajl_gen_map_close(g);
+    return g;
+}
+
+int64_t chat_last_message_id(int64_t user)
+{
+    forum_stmt_t *s = api->db_stmt("SELECT MAX(message_id) FROM message_index WHERE user_id = ?");
+    api->db_bind_int(s, 1, user);
+    return api->db_step(s) == FORUM_DB_ROW ? api->db_col_int(s, 0) : 0;
+}
+
+int chat_mark_read(int64_t user, int64_t other, int64_t up_to)
+{
+    /* the mark only moves forward; unread is what came from `other` after it */
+    forum_stmt_t *s = api->db_stmt("UPDATE conversations SET read_up_to = MAX(read_up_to, ?1), unread = ("
+                                   "  SELECT COUNT(*) FROM messages m WHERE m.user_lo = MIN(?2, ?3) AND m.user_hi = MAX(?2, ?3)"
+                                   "  AND m.id > MAX(conversations.read_up_to, ?1) AND m.sender_id = ?3)"
+                                   " WHERE user_id = ?2 AND other_id = ?3");
+    api->db_bind_int(s, 1, up_to);
+    api->db_bind_int(s, 2, user);
+    api->db_bind_int(s, 3, other);
+    return step_done(s);
+}

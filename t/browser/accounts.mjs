@@ -1,0 +1,226 @@
+/*
+ * Browser test of accounts: register (with a server validation error first), the forum view and
+ * its live connection, log out, log in by email, reload, the account view, Back and Forward, a
+ * new member arriving live in another context, and a second tab following a logout. TAP on stdout.
+ *
+ *   node t/browser/accounts.mjs https://127.0.0.1:PORT
+ *
+ * FORUMD_SCREENSHOT_DIR=DIR also saves screenshots of the views at desktop and phone width.
+ */
+import { check, focused, list, newPage, overflow, runTests, textOf, visible, waitForText, watch } from './lib.mjs';
+
+const DESKTOP = { width: 1280, height: 800 };
+const PHONE = { width: 360, height: 740 };
+const LIVE_TIMEOUT_MS = 10_000;
+
+const tag = `${process.pid}${Date.now() % 100_000}`;
+const alice = {
+    nickname: `alice_${tag}`, email: `Alice.${tag}@Example.org`, password: 'correct horse battery',
+    first_name: 'Alice', last_name: 'Liddell', age: '30', gender: 'female',
+};
+const bob = {
+    nickname: `bob.${tag}`, email: `bob.${tag}@example.net`, password: 'another good one',
+    first_name: 'Bob', last_name: 'Builder', age: '41', gender: 'male',
+};
+const REGISTER_FIELDS = ['nickname', 'email', 'password', 'first_name', 'last_name', 'age', 'gender'];
+const fieldId = (name) => `register-${name.replace('_', '-')}`;
+
+/** Saves page as DIR/NAME-desktop.png and DIR/NAME-phone.png, and checks the phone width fits. */
+async function shots(page, name) {
+    const dir = process.env.FORUMD_SCREENSHOT_DIR;
+    const size = page.viewportSize();
+    if (dir)
+        await page.screenshot({ path: `${dir}/${name}-desktop.png`, fullPage: true });
+    await page.setViewportSize(PHONE);
+    const extra = await overflow(page);
+    check(extra <= 0, `${name}: fits a 360 px screen without sideways scrolling`, `overflow: ${extra}px`);
+    if (dir) {
+        await page.screenshot({ path: `${dir}/${name}-phone.png`, fullPage: true });
+        console.log(`# screenshots: ${dir}/${name}-{desktop,phone}.png`);
+    }
+    await page.setViewportSize(size);
+}
+
+async function fillRegister(page, user) {
+    for (const name of REGISTER_FIELDS) {
+        if (name === 'gender')
+            await page.selectOption(`#${fieldId(name)}`, user[name]);
+        else
+            await page.fill(`#${fieldId(name)}`, user[name]);
+    }
+}
+
+const hashOf = (page) => page.evaluate(() => location.hash);
+const navShown = (page) => page.locator('.site-nav').isVisible();
+const submit = (page, form) => page.click(`#${form} button[type="submit"]`);
+const logOut = (page) => page.getByRole('button', { name: 'Log out' }).click();
+
+/** The forum view is on screen for user, and the footer says online. */
+async function checkForum(page, user, what) {
+    const heading = await waitForText(page, '#app h1', `Welcome, ${user.nickname}`);
+    check(heading === `Welcome, ${user.nickname}`, `${what}: the forum view welcomes ${user.nickname}`, `heading: ${heading}`);
+    const hash = await hashOf(page);
+    check(hash === '#/', `${what}: at #/`, `hash: ${hash}`);
+    const connection = await waitForText(page, 'footer .connection', 'online', LIVE_TIMEOUT_MS);
+    check(connection === 'online', `${what}: the footer says online`, `connection: ${connection}`);
+}
+
+/** The login view is on screen, and nothing of the signed-in views. */
+async function checkLogin(page, what) {
+    const heading = await waitForText(page, '#app h1', 'Log in');
+    const hash = await hashOf(page);
+    check(heading === 'Log in' && hash === '#/login', `${what}: the login view at #/login`, `heading: ${heading}; hash: ${hash}`);
+    const nav = await navShown(page);
+    check(!nav, `${what}: no signed-in navigation`);
+    const connection = await waitForText(page, 'footer .connection', 'offline');
+    check(connection === 'offline', `${what}: the footer says offline`, `connection: ${connection}`);
+}
+
+async function registerWithAgeError(page, watcher) {
+    await page.click('a[href="#/register"]');
+    const shown = await visible(page, '#register-form');
+    check(shown && await hashOf(page) === '#/register', '"Create an account" opens the register view at #/register');
+    const labels = await page.locator('#register-form label').allTextContents();
+    check(labels.join('|') === 'Nickname|Email|Password|First name|Last name|Age|Gender', 'it asks for the seven fields, each labelled',
+          labels.join('|'));
+
+    await fillRegister(page, { ...alice, age: '12' });
+    watcher.expectHttpError('/api/auth/register', 422);
+    await submit(page, 'register-form');
+    await visible(page, '#register-age-error');
+    const state = await page.evaluate((ids) => {
+        const age = document.getElementById('register-age');
+        const error = document.getElementById('register-age-error');
+        return {
+            invalid: age.getAttribute('aria-invalid'),
+            describedBy: (age.getAttribute('aria-describedby') || '').split(/\s+/),
+            error: error && !error.hidden ? error.textContent : null,
+            besideAge: error?.closest('.field') === age.closest('.field'),
+            allInvalid: [...document.querySelectorAll('[aria-invalid="true"]')].map((el) => el.id),
+            values: Object.fromEntries(ids.map((id) => [id, document.getElementById(id).value])),
+        };
+    }, REGISTER_FIELDS.map(fieldId));
+    check(state.error !== null && /13/.test(state.error) && state.besideAge, "age 12: the server's message shows next to the age field",
+          `error: ${state.error}; in the age field's box: ${state.besideAge}`);
+    check(state.invalid === 'true' && state.describedBy.includes('register-age-error'),
+          'the age field is aria-invalid and aria-describedby its error', JSON.stringify(state));
+    check(state.allInvalid.join() === 'register-age', 'no other field is marked invalid', state.allInvalid.join());
+    const focus = await focused(page);
+    check(focus === 'input#register-age', 'focus moves to the age field', `focus: ${focus}`);
+    const expected = Object.fromEntries(REGISTER_FIELDS.map((n) => [fieldId(n), n === 'age' ? '12' : alice[n]]));
+    check(JSON.stringify(state.values) === JSON.stringify(expected), 'everything typed is kept',
+          `kept: ${JSON.stringify(state.values)}`);
+    check(!(await navShown(page)) && await hashOf(page) === '#/register', 'still signed out, on the register view');
+    await shots(page, 'register-error');
+
+    await page.fill('#register-age', alice.age);
+    const cleared = await page.getAttribute('#register-age', 'aria-invalid');
+    check(cleared === null, 'correcting the age clears its error', `aria-invalid: ${cleared}`);
+    await page.evaluate(() => { window.forumdNoReload = true; });
+    await submit(page, 'register-form');
+    await checkForum(page, alice, 'registered');
+    const same = await page.evaluate(() => window.forumdNoReload === true);
+    check(same, 'registering showed the forum without reloading the page');
+    const nav = await page.locator('.site-nav').innerText().catch(() => '');
+    check(/Forum/.test(nav) && /Account/.test(nav) && /Log out/.test(nav), 'the header has Forum, Account and Log out', nav);
+}
+
+async function run(base, browser) {
+    const a = await newPage(browser, DESKTOP);
+    const wa = watch(a, 'first context');
+    wa.expectHttpError('/api/auth/me', 401); // signed out at the start: expected
+    await a.goto(`${base}/`);
+    await checkLogin(a, 'signed out at the start');
+    await shots(a, 'login');
+
+    await registerWithAgeError(a, wa);
+
+    await logOut(a);
+    await checkLogin(a, 'logged out');
+
+    await a.fill('#login-login', alice.email.toUpperCase());
+    await a.fill('#login-password', alice.password);
+    await a.press('#login-password', 'Enter');
+    await checkForum(a, alice, 'logged in with the email in upper case');
+
+    await a.reload();
+    await checkForum(a, alice, 'after a reload');
+    await a.evaluate(() => { window.forumdNoReload = true; });
+
+    // a second browser context: somebody else registers, and the first context sees it live
+    const b = await newPage(browser, PHONE);
+    const wb = watch(b, 'second context');
+    wb.expectHttpError('/api/auth/me', 401);
+    await b.goto(`${base}/#/register`);
+    check(await visible(b, '#register-form'), 'a signed-out page opened at #/register shows the register view');
+    await fillRegister(b, { ...bob, nickname: alice.nickname.toUpperCase() });
+    wb.expectHttpError('/api/auth/register', 409);
+    await submit(b, 'register-form');
+    const taken = await textOf(b, '#register-nickname-error:not([hidden])');
+    const takenFocus = await focused(b);
+    check(taken !== null && /taken/.test(taken) && takenFocus === 'input#register-nickname',
+          'a nickname taken in another case: the 409 shows next to the nickname field, which gets the focus',
+          `error: ${taken}; focus: ${takenFocus}`);
+    await b.fill('#register-nickname', bob.nickname);
+    await submit(b, 'register-form');
+    await checkForum(b, bob, 'second context registered');
+
+    const entry = a.locator('.member-list .member', { hasText: bob.nickname });
+    const arrived = await entry.waitFor({ timeout: LIVE_TIMEOUT_MS }).then(() => true, () => false);
+    const heading = await textOf(a, '#new-members-title');
+    check(arrived && heading === 'New members', `the first context lists ${bob.nickname} under "New members", live`,
+          `heading: ${heading}; list: ${await textOf(a, '.members')}`);
+    const online = await waitForText(a, '.member .presence', 'online', LIVE_TIMEOUT_MS);
+    check(online === 'online', 'with the presence the server reported', `presence: ${online}`);
+    check(await a.evaluate(() => window.forumdNoReload === true), 'without a reload');
+    await shots(a, 'forum');
+
+    // a second tab of the second context: logging out in one tab ends the session in both
+    const b2 = await b.context().newPage();
+    const wb2 = watch(b2, 'second tab');
+    await b2.goto(`${base}/`);
+    await checkForum(b2, bob, 'a second tab of the same session');
+    wb2.expectHttpError('/api/auth/me', 401); // the tab asks whether its session ended: it did
+    await logOut(b);
+    await checkLogin(b, 'second context logged out');
+    await checkLogin(b2, 'the other tab, on its own');
+    const notice = await textOf(b2, '.notice:not([hidden])');
+    check(notice !== null && /session/i.test(notice), 'and says the session ended', `notice: ${notice}`);
+    const offline = await waitForText(a, '.member .presence', 'offline', LIVE_TIMEOUT_MS);
+    check(offline === 'offline', `the first context shows ${bob.nickname} offline`, `presence: ${offline}`);
+
+    // the account view, Back and Forward
+    await a.getByRole('link', { name: 'Account' }).click();
+    await visible(a, 'dl.profile');
+    const rows = await a.evaluate(() => Object.fromEntries(
+        [...document.querySelectorAll('dl.profile .profile-row')].map((row) =>
+            [row.querySelector('dt').textContent, row.querySelector('dd').textContent])));
+    const since = rows['Member since'] ?? '';
+    check(await hashOf(a) === '#/account' && await textOf(a, '#app h1') === 'Your account', 'Account opens the account view at #/account');
+    check(rows.Nickname === alice.nickname && rows.Email === alice.email.toLowerCase() && rows.Name === 'Alice Liddell' &&
+          rows.Age === '30' && rows.Gender === 'Female' && since.includes(String(new Date().getFullYear())),
+          'it shows the profile from the server', JSON.stringify(rows));
+    const current = await a.getAttribute('.site-nav a[aria-current="page"]', 'href');
+    check(current === '#/account', 'the navigation marks Account as the current page', `current: ${current}`);
+    await shots(a, 'account');
+
+    await a.goBack();
+    const back = await waitForText(a, '#app h1', `Welcome, ${alice.nickname}`);
+    check(back === `Welcome, ${alice.nickname}` && await hashOf(a) === '#/', 'Back returns to the forum view', `heading: ${back}`);
+    await a.goForward();
+    const forward = await waitForText(a, '#app h1', 'Your account');
+    check(forward === 'Your account', 'Forward returns to the account view', `heading: ${forward}`);
+
+    await logOut(a);
+    await checkLogin(a, 'logged out from the account view');
+    check(await a.evaluate(() => window.forumdNoReload === true), 'without a reload');
+    await a.goBack();
+    const afterBack = await waitForText(a, '#app h1', 'Log in');
+    check(afterBack === 'Log in' && !(await navShown(a)), 'Back after logging out shows no signed-in view', `heading: ${afterBack}`);
+
+    await b.waitForLoadState('networkidle').catch(() => {});
+    const problems = [...wa.problems(), ...wb.problems(), ...wb2.problems()];
+    check(problems.length === 0, 'no console errors, page errors or failed requests but the expected ones', list(problems));
+}
+
+process.exit(await runTests('accounts.mjs', run, { timeoutMs: 90_000 }));
