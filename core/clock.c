@@ -10,6 +10,13 @@ int64_t forum_now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t forum_mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 void forum_format_time(int64_t ms, char *buf)
 {
     time_t secs = (time_t)(ms / 1000);

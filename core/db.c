@@ -65,6 +65,11 @@ static void on_turn_end(uv_check_t *check)
 {
     (void)check;
     forum_db_reset_active();
+    if (db != NULL && !sqlite3_get_autocommit(db)) {
+        /* a transaction must end within the callback that began it */
+        forum_log(FORUM_LOG_ERROR, "database: a transaction was left open; rolled back");
+        forum_db_exec("ROLLBACK");
+    }
 }
 
 int forum_db_exec(const char *sql)

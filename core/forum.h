@@ -26,14 +26,18 @@ void forum_log_set_level(int level);
 
 /* core/clock.c */
 
-/** Milliseconds since the epoch (wall clock). */
+/** Milliseconds since the epoch (wall clock): for what the API shows and for session expiry. */
 int64_t forum_now_ms(void);
+/** Milliseconds on a clock that never jumps: for intervals and timeouts. */
+int64_t forum_mono_ms(void);
 /** Writes `ms` as ISO-8601 UTC with milliseconds ("2026-11-29T13:45:00.123Z"); buf holds at least 25 bytes. */
 void forum_format_time(int64_t ms, char *buf);
 
 /* core/text.c */
 
 const char *forum_text_trim(const char *s, size_t *len, forum_text_info_t *info);
+/** True when `s` is well-formed UTF-8 without NUL bytes. */
+int forum_utf8_valid(const char *s, size_t len);
 
 /* core/json.c */
 

@@ -33,6 +33,7 @@ struct forum_ws {
 
 struct user_entry {
     int64_t id;
+    uint64_t published; /* the publish_users call that last reached this user */
     user_entry_t *next; /* hash chain */
     h2o_linklist_t conns;
     size_t num_conns;
@@ -160,7 +161,7 @@ static void begin_close(forum_ws_t *ws, int code, const char *reason, int after_
 {
     if (ws->closing_since_ms != 0)
         return;
-    ws->closing_since_ms = forum_now_ms();
+    ws->closing_since_ms = forum_mono_ms();
     if (after_queued) {
         ws->pending_close_code = (uint16_t)code;
         ws->pending_close_reason = reason;
@@ -181,7 +182,7 @@ void forum_hub_send(forum_ws_t *ws, const char *json, size_t len, int flags)
         if (flags & FORUM_PUB_EPHEMERAL)
             return; /* typing and the like: the first to go under pressure */
         if (ws->over_since_ms == 0)
-            ws->over_since_ms = forum_now_ms();
+            ws->over_since_ms = forum_mono_ms();
         if (queued > 4 * config->limits.ws_send_queue) {
             begin_close(ws, WSLAY_CODE_POLICY_VIOLATION, "too slow", 0);
             return;
@@ -218,12 +219,15 @@ void forum_hub_publish_user_except(int64_t user_id, const char *json, size_t len
 
 void forum_hub_publish_users(const int64_t *ids, size_t n, const char *json, size_t len, int flags)
 {
+    static uint64_t call;
+    ++call;
     for (size_t i = 0; i != n; ++i) {
-        int seen = 0;
-        for (size_t j = 0; j != i && !seen; ++j)
-            seen = ids[j] == ids[i];
-        if (!seen)
-            forum_hub_publish_user(ids[i], json, len, flags);
+        user_entry_t *u = find_user(ids[i]);
+        if (u == NULL || u->published == call)
+            continue; /* offline, or listed twice */
+        u->published = call;
+        for (h2o_linklist_t *node = u->conns.next; node != &u->conns; node = node->next)
+            forum_hub_send(H2O_STRUCT_FROM_MEMBER(forum_ws_t, of_user, node), json, len, flags);
     }
 }
 
@@ -366,7 +370,7 @@ static void on_ws_message(h2o_websocket_conn_t *conn, const struct wslay_event_o
         free(ws);
         return;
     }
-    ws->last_recv_ms = forum_now_ms();
+    ws->last_recv_ms = forum_mono_ms();
     switch (arg->opcode) {
     case WSLAY_TEXT_FRAME:
         if (ws->closing_since_ms == 0)
@@ -393,7 +397,7 @@ void forum_hub_upgrade(h2o_req_t *req, const char *client_key, const forum_sessi
     wslay_event_config_set_max_recv_msg_length(ws->conn->ws_ctx, config->limits.ws_message_size);
     memcpy(ws->session, session->hash, sizeof(ws->session));
     ws->session_expires_ms = session->expires_ms;
-    ws->last_recv_ms = ws->last_ping_ms = forum_now_ms();
+    ws->last_recv_ms = ws->last_ping_ms = forum_mono_ms();
 
     if ((u = find_user(session->user_id)) == NULL)
         u = add_user(session->user_id);
@@ -434,7 +438,7 @@ void forum_hub_close_session(int64_t user_id, const uint8_t *hash, int code, con
 
 static void on_tick(uv_timer_t *timer)
 {
-    int64_t now = forum_now_ms();
+    int64_t now = forum_mono_ms(), wall = forum_now_ms();
     h2o_linklist_t *n, *next;
     (void)timer;
 
@@ -454,7 +458,7 @@ static void on_tick(uv_timer_t *timer)
         }
         if (now - ws->last_recv_ms >= config->limits.ws_idle_timeout_ms) {
             begin_close(ws, WSLAY_CODE_GOING_AWAY, "idle timeout", 0);
-        } else if (now >= ws->session_expires_ms) {
+        } else if (wall >= ws->session_expires_ms) {
             begin_close(ws, WSLAY_CODE_POLICY_VIOLATION, "session expired", 1);
         } else if (ws->over_since_ms != 0) {
             if (wslay_event_get_queued_msg_length(ws->conn->ws_ctx) <= config->limits.ws_send_queue)

@@ -13,7 +13,7 @@ enum { MAX_DEPTH = 32 }; /* and in the message below */
 static const char *precheck(const char *buf, size_t len)
 {
     int depth = 0, in_string = 0;
-    for (size_t i = 0; i != len; ++i) {
+    for (size_t i = 0; i < len; ++i) { /* `<`: an escape may step past the last byte */
         char c = buf[i];
         if (in_string) {
             if (c == '\\')

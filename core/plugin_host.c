@@ -113,7 +113,8 @@ static void free_registrations(forum_plugin_t *p)
 
 static void unload(forum_plugin_t *p)
 {
-    forum_log(FORUM_LOG_INFO, "plugin %s %s: generation %u unloaded", p->slot->name, p->desc->version, p->generation);
+    /* the descriptor, not the slot: slots are gone when the last pins of a shutdown drop */
+    forum_log(FORUM_LOG_INFO, "plugin %s %s: generation %u unloaded", p->desc->name, p->desc->version, p->generation);
     if (p->desc->fini != NULL)
         p->desc->fini(p);
     free_registrations(p);
@@ -135,7 +136,7 @@ void forum_plugin_unpin(forum_plugin_t *p)
 
 const char *forum_plugin_name(forum_plugin_t *p)
 {
-    return p->slot->name;
+    return p->desc->name;
 }
 
 const char *forum_plugin_setting(forum_plugin_t *p, const char *key)

@@ -148,7 +148,7 @@ static void close_listeners(void)
 static void on_drain_check(uv_timer_t *timer)
 {
     (void)timer;
-    if ((forum_server.num_inflight == 0 && forum_hub_count() == 0) || forum_now_ms() >= drain_deadline_ms) {
+    if ((forum_server.num_inflight == 0 && forum_hub_count() == 0) || forum_mono_ms() >= drain_deadline_ms) {
         if (forum_server.num_inflight != 0 || forum_hub_count() != 0)
             forum_log(FORUM_LOG_WARN, "shutdown timeout: %zu requests and %zu WebSockets still open", forum_server.num_inflight,
                       forum_hub_count());
@@ -170,7 +170,7 @@ static void on_signal(uv_signal_t *sig, int signum)
     close_listeners();
     h2o_context_request_shutdown(&forum_server.h2o_ctx);
     forum_hub_shutdown();
-    drain_deadline_ms = forum_now_ms() + forum_server.conf->limits.shutdown_timeout_ms;
+    drain_deadline_ms = forum_mono_ms() + forum_server.conf->limits.shutdown_timeout_ms;
     uv_timer_start(&drain_timer, on_drain_check, 0, 20);
 }
 

@@ -108,7 +108,7 @@ size_t forum_session_cookie(const char *header, size_t len, const char **value)
         size_t vlen = (size_t)(p - v);
         while (vlen != 0 && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
             --vlen;
-        if (name_len == 3 && memcmp(name, "sid", 3) == 0) {
+        if (name_len == 3 && memcmp(name, "sid", 3) == 0 && vlen != 0) {
             *value = v;
             return vlen;
         }
@@ -119,11 +119,15 @@ size_t forum_session_cookie(const char *header, size_t len, const char **value)
 int forum_session_of_request(h2o_req_t *req, forum_session_t *out)
 {
     ssize_t i = -1;
+    /* every sid the browser sends is tried: a stale or planted one must not hide the live one */
     while ((i = h2o_find_header(&req->headers, H2O_TOKEN_COOKIE, i)) != -1) {
-        const char *v;
-        size_t len = forum_session_cookie(req->headers.entries[i].value.base, req->headers.entries[i].value.len, &v);
-        if (len != 0)
-            return forum_session_find(v, len, out);
+        const char *p = req->headers.entries[i].value.base, *end = p + req->headers.entries[i].value.len, *v;
+        size_t len;
+        while (p < end && (len = forum_session_cookie(p, (size_t)(end - p), &v)) != 0) {
+            if (forum_session_find(v, len, out) == 0)
+                return 0;
+            p = v + len;
+        }
     }
     return -1;
 }

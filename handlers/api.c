@@ -134,8 +134,13 @@ void forum_res_header(forum_req_t *req, const char *name, const char *value)
     h2o_req_t *h = req->h2o;
     if (h == NULL || req->answered)
         return;
-    /* h2o keeps pointers: both strings are copied into the request's pool */
+    if (strpbrk(name, "\r\n: ") != NULL || strpbrk(value, "\r\n") != NULL || *name == '\0') {
+        forum_log(FORUM_LOG_ERROR, "plugin %s: refused response header \"%s\"", forum_plugin_name(req->plugin), name);
+        return;
+    }
+    /* h2o keeps pointers: both strings are copied into the request's pool; HTTP/2 wants lower-case names */
     h2o_iovec_t n = h2o_strdup(&h->pool, name, SIZE_MAX), v = h2o_strdup(&h->pool, value, SIZE_MAX);
+    h2o_strtolower(n.base, n.len);
     h2o_add_header_by_str(&h->pool, &h->res.headers, n.base, n.len, 1, NULL, v.base, v.len);
 }
 
@@ -204,7 +209,14 @@ static int on_req(h2o_handler_t *self, h2o_req_t *h)
     (void)self;
 
     h2o_iovec_t path = h2o_iovec_init(h->path_normalized.base, h->path_normalized.len);
-    switch (forum_plugins_route(h->method, path, &m)) {
+    /* h2o percent-decodes the path: what reaches a plugin as a parameter must be text */
+    if (!forum_utf8_valid(path.base, path.len)) {
+        forum_send_error(h, 400, "bad_request", "the path is not valid UTF-8", NULL);
+        return 0;
+    }
+    /* HEAD is answered as GET (h2o leaves the body out) */
+    h2o_iovec_t method = h2o_memis(h->method.base, h->method.len, H2O_STRLIT("HEAD")) ? h2o_iovec_init(H2O_STRLIT("GET")) : h->method;
+    switch (forum_plugins_route(method, path, &m)) {
     case 1:
         break;
     case -1:

@@ -74,7 +74,7 @@ static int hexval(char c)
     return -1;
 }
 
-/* Decodes %XX and '+' into a NUL-terminated string from the pool; NULL when it holds a NUL or a bad escape. */
+/* Decodes %XX and '+' into a NUL-terminated string from the pool; NULL for a bad escape, a NUL or invalid UTF-8. */
 static const char *decode(h2o_mem_pool_t *pool, const char *s, size_t len)
 {
     char *out = h2o_mem_alloc_pool(pool, len + 1), *d = out;
@@ -92,7 +92,7 @@ static const char *decode(h2o_mem_pool_t *pool, const char *s, size_t len)
         }
     }
     *d = '\0';
-    return out;
+    return forum_utf8_valid(out, (size_t)(d - out)) ? out : NULL;
 }
 
 const char *forum_query_param(h2o_req_t *req, const char *name)

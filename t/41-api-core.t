@@ -48,6 +48,15 @@ run_with_curl($server, sub {
 
     $res = curl_json($curl, 'GET', "$base/api/probe/echo/x/y?q=%zz", cookie_jar => $jar);
     is $res->{json}{q}, '', 'a query value that does not decode arrives empty (so validation refuses it)';
+    $res = curl_json($curl, 'GET', "$base/api/probe/echo/x/y?q=%FE%00", cookie_jar => $jar);
+    is_deeply $res->{json}, { a => 'x', b => 'y', q => '', user => 7 }, 'so does one that is not UTF-8, and the JSON stays whole';
+    $res = curl_json($curl, 'GET', "$base/api/probe/echo/x%FFy/b", cookie_jar => $jar);
+    is $res->{status}, 400, 'a path parameter that is not UTF-8: 400';
+    my $head = `$curl -s -I -b '$jar' '$base/api/probe/echo/a/b'`;
+    like $head, qr{^HTTP/\S+ 200}, 'HEAD is answered like GET';
+    my ($sid) = ($cookie =~ /^(sid=[0-9a-f]+)/);
+    $res = curl_json($curl, 'GET', "$base/api/probe/whoami", headers => ['Cookie: sid=' . ('0' x 64) . "; $sid"]);
+    is $res->{json}{user}, 7, 'a stale sid before the live one does not hide it';
 
     $res = curl_json($curl, 'POST', "$base/api/probe/echo", body => '{"a":1}', cookie_jar => $jar,
                      headers => ['Content-Type: text/plain']);
@@ -66,7 +75,7 @@ run_with_curl($server, sub {
                      headers => ['Content-Type: application/json; charset=utf-8']);
     is_deeply $res->{json}, { body => undef }, 'an empty body is no body';
 
-    for my $bad ('{"a":', '{"a":1} x', '[1,2]', '"text"', '{"a":1 /* c */}', "{\"a\":\"\xff\"}", '[' x 40 . ']' x 40) {
+    for my $bad ('"\\', '{"a":"\\', '{"a":', '{"a":1} x', '[1,2]', '"text"', '{"a":1 /* c */}', "{\"a\":\"\xff\"}", '[' x 40 . ']' x 40) {
         $res = curl_json($curl, 'POST', "$base/api/probe/echo", body => $bad, cookie_jar => $jar,
                          headers => ['Content-Type: application/json']);
         is $res->{status}, 400, "bad body @{[ length $bad > 20 ? substr($bad, 0, 20) . '...' : $bad ]} gets 400";
