@@ -151,6 +151,12 @@ typedef struct forum_route_match {
 int forum_plugins_init(const forum_config_t *conf);
 /** Loads `name` from the plugins folder as its next generation. 0 on success; on failure the current generation stays. */
 int forum_plugins_load(const char *name);
+/** Loads `name` again when its file is not the one its current generation came from; 1 swapped, 0 unchanged, -1 refused. */
+int forum_plugins_check(const char *name);
+/** forum_plugins_check for every plugin (SIGHUP). */
+void forum_plugins_check_all(void);
+/** Starts the debounce timers, and watches plugins.dir when plugins.watch is on. */
+int forum_plugins_watch(uv_loop_t *loop);
 /** Retires every generation (fini when unpinned) and removes the private folder. */
 void forum_plugins_shutdown(void);
 /**

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include "forum.h"
 
@@ -36,6 +37,7 @@ typedef struct slot slot_t;
 
 struct forum_plugin {
     slot_t *slot;
+    h2o_linklist_t live; /* every generation not yet unloaded, current or retired */
     const forum_plugin_desc_t *desc;
     void *dl;
     unsigned generation;
@@ -48,14 +50,29 @@ struct forum_plugin {
     H2O_VECTOR(forum_migration_t) migrations;
 };
 
+/* What identifies one version of a file: a file renamed into place is new even with the same bytes. */
+typedef struct file_id {
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime, ctime;
+} file_id_t;
+
 struct slot {
     char *name;
     forum_plugin_t *current;
     unsigned generations;
     unsigned copies;
+    file_id_t loaded;  /* the file the current generation came from */
+    file_id_t refused; /* the last file refused, not retried until it changes */
+    uv_timer_t debounce;
+    int watching;
 };
 
 static const forum_config_t *config;
+static h2o_linklist_t live_gens = {&live_gens, &live_gens};
+static uv_fs_event_t dir_watch;
+static int dir_watching;
 static slot_t *slots;
 static size_t num_slots;
 static char private_dir[PATH_MAX];
@@ -115,6 +132,7 @@ static void unload(forum_plugin_t *p)
 {
     /* the descriptor, not the slot: slots are gone when the last pins of a shutdown drop */
     forum_log(FORUM_LOG_INFO, "plugin %s %s: generation %u unloaded", p->desc->name, p->desc->version, p->generation);
+    h2o_linklist_unlink(&p->live);
     if (p->desc->fini != NULL)
         p->desc->fini(p);
     free_registrations(p);
@@ -149,9 +167,26 @@ const char *forum_plugin_setting(forum_plugin_t *p, const char *key)
     return NULL;
 }
 
-/* Copies `src` to a new private file, so that dlopen sees a path it has never loaded. */
-static int private_copy(slot_t *slot, const char *src, char *dst, size_t dstlen)
+static void file_id_of(const struct stat *st, file_id_t *id)
 {
+    memset(id, 0, sizeof(*id));
+    id->dev = st->st_dev;
+    id->ino = st->st_ino;
+    id->size = st->st_size;
+    id->mtime = st->st_mtim;
+    id->ctime = st->st_ctim;
+}
+
+static int same_file(const file_id_t *a, const file_id_t *b)
+{
+    return a->dev == b->dev && a->ino == b->ino && a->size == b->size && a->mtime.tv_sec == b->mtime.tv_sec &&
+           a->mtime.tv_nsec == b->mtime.tv_nsec && a->ctime.tv_sec == b->ctime.tv_sec && a->ctime.tv_nsec == b->ctime.tv_nsec;
+}
+
+/* Copies `src` to a new private file, so that dlopen sees a path it has never loaded; `id` is the source's identity. */
+static int private_copy(slot_t *slot, const char *src, char *dst, size_t dstlen, file_id_t *id)
+{
+    struct stat st;
     char buf[65536];
     ssize_t n;
     int in, out, ret = -1;
@@ -162,6 +197,11 @@ static int private_copy(slot_t *slot, const char *src, char *dst, size_t dstlen)
     }
     if ((in = open(src, O_RDONLY | O_CLOEXEC)) == -1)
         return -1;
+    if (fstat(in, &st) != 0) {
+        close(in);
+        return -1;
+    }
+    file_id_of(&st, id);
     if ((out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0700)) == -1) {
         close(in);
         return -1;
@@ -196,13 +236,15 @@ int forum_plugins_load(const char *name)
     char file[PATH_MAX], copy[PATH_MAX];
     const forum_plugin_desc_t *desc;
     forum_plugin_t *p = NULL, *old;
+    file_id_t id;
     void *dl;
 
     if (slot == NULL)
         return refuse(name, "(none)", "not listed in plugins.load");
     snprintf(file, sizeof(file), "%s/%s.so", config->plugins.dir, name);
-    if (private_copy(slot, file, copy, sizeof(copy)) != 0)
+    if (private_copy(slot, file, copy, sizeof(copy), &id) != 0)
         return refuse(name, file, "cannot copy it: %s", strerror(errno));
+    slot->refused = id; /* until it is accepted below */
     dl = dlopen(copy, RTLD_NOW | RTLD_LOCAL);
     unlink(copy); /* the mapping stays; the name is no longer needed */
     if (dl == NULL)
@@ -242,6 +284,9 @@ int forum_plugins_load(const char *name)
     p->generation = ++slot->generations;
     p->pins = 1;
     slot->current = p;
+    slot->loaded = id;
+    memset(&slot->refused, 0, sizeof(slot->refused));
+    h2o_linklist_insert(&live_gens, &p->live);
     forum_log(FORUM_LOG_INFO, "plugin %s %s: generation %u loaded (%zu routes, %zu frame types, %zu events)", name, desc->version,
               p->generation, p->routes.size, p->frames.size, p->events.size);
     if (old != NULL)
@@ -257,8 +302,84 @@ Error:
     return -1;
 }
 
+int forum_plugins_check(const char *name)
+{
+    slot_t *slot = find_slot(name);
+    char file[PATH_MAX];
+    struct stat st;
+    file_id_t id;
+
+    if (slot == NULL)
+        return 0;
+    snprintf(file, sizeof(file), "%s/%s.so", config->plugins.dir, name);
+    if (stat(file, &st) != 0)
+        return 0; /* gone for now (a rename in progress): the current generation stays */
+    file_id_of(&st, &id);
+    if (same_file(&id, &slot->loaded) || same_file(&id, &slot->refused))
+        return 0;
+    forum_log(FORUM_LOG_INFO, "plugin %s: %s changed, swapping", name, file);
+    return forum_plugins_load(name) == 0 ? 1 : -1;
+}
+
+void forum_plugins_check_all(void)
+{
+    for (size_t i = 0; i != num_slots; ++i)
+        forum_plugins_check(slots[i].name);
+}
+
+static void on_debounced(uv_timer_t *timer)
+{
+    forum_plugins_check(((slot_t *)timer->data)->name);
+}
+
+static void on_dir_event(uv_fs_event_t *handle, const char *filename, int events, int status)
+{
+    (void)handle;
+    (void)events;
+    if (status != 0 || filename == NULL) {
+        forum_plugins_check_all();
+        return;
+    }
+    for (size_t i = 0; i != num_slots; ++i) {
+        size_t n = strlen(slots[i].name);
+        if (strncmp(filename, slots[i].name, n) == 0 && strcmp(filename + n, ".so") == 0)
+            uv_timer_start(&slots[i].debounce, on_debounced, 200, 0); /* a build writes in several steps */
+    }
+}
+
+int forum_plugins_watch(uv_loop_t *loop)
+{
+    int r;
+    for (size_t i = 0; i != num_slots; ++i) {
+        uv_timer_init(loop, &slots[i].debounce);
+        slots[i].debounce.data = slots + i;
+        slots[i].watching = 1;
+    }
+    if (!config->plugins.watch)
+        return 0;
+    uv_fs_event_init(loop, &dir_watch);
+    if ((r = uv_fs_event_start(&dir_watch, on_dir_event, config->plugins.dir, 0)) != 0) {
+        forum_log(FORUM_LOG_ERROR, "plugins.watch: cannot watch %s: %s", config->plugins.dir, uv_strerror(r));
+        return -1;
+    }
+    dir_watching = 1;
+    forum_log(FORUM_LOG_INFO, "watching %s for new plugin files", config->plugins.dir);
+    return 0;
+}
+
 void forum_plugins_shutdown(void)
 {
+    if (dir_watching) {
+        uv_fs_event_stop(&dir_watch);
+        uv_close((uv_handle_t *)&dir_watch, NULL);
+        dir_watching = 0;
+    }
+    for (size_t i = 0; i != num_slots; ++i) {
+        if (slots[i].watching) {
+            uv_timer_stop(&slots[i].debounce);
+            uv_close((uv_handle_t *)&slots[i].debounce, NULL);
+        }
+    }
     for (size_t i = 0; i != num_slots; ++i) {
         forum_plugin_t *p = slots[i].current;
         slots[i].current = NULL;
@@ -463,6 +584,19 @@ forum_frame_fn forum_plugins_frame(const char *type, size_t len, forum_plugin_t 
 
 void forum_plugins_emit(const forum_event_t *ev)
 {
+    if (strcmp(ev->name, "ws.close") == 0) {
+        /* a retired generation may still hold the connection (a paced replay): it hears of the close too */
+        for (h2o_linklist_t *n = live_gens.next, *next; n != &live_gens; n = next) {
+            forum_plugin_t *p = H2O_STRUCT_FROM_MEMBER(forum_plugin_t, live, n);
+            forum_plugin_pin(p);
+            for (size_t i = 0; i != p->events.size; ++i)
+                if (strcmp(p->events.entries[i].name, ev->name) == 0)
+                    ((forum_event_fn)p->events.entries[i].fn)(ev);
+            next = n->next;
+            forum_plugin_unpin(p);
+        }
+        return;
+    }
     for (size_t s = 0; s != num_slots; ++s) {
         forum_plugin_t *p = slots[s].current;
         if (p == NULL)

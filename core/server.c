@@ -23,7 +23,7 @@ forum_server_t forum_server;
 
 static listener_t *listeners;
 static size_t num_listeners;
-static uv_signal_t sigterm, sigint;
+static uv_signal_t sigterm, sigint, sighup;
 static uv_timer_t drain_timer, purge_timer;
 static int64_t drain_deadline_ms;
 
@@ -174,6 +174,14 @@ static void on_signal(uv_signal_t *sig, int signum)
     uv_timer_start(&drain_timer, on_drain_check, 0, 20);
 }
 
+static void on_sighup(uv_signal_t *sig, int signum)
+{
+    (void)sig;
+    (void)signum;
+    forum_log(FORUM_LOG_INFO, "SIGHUP: checking every plugin file");
+    forum_plugins_check_all();
+}
+
 static void on_purge(uv_timer_t *timer)
 {
     (void)timer;
@@ -235,8 +243,10 @@ int forum_server_run(forum_config_t *conf)
             goto Error;
         }
     }
-    if (conf->plugins.watch)
-        forum_log(FORUM_LOG_WARN, "plugins.watch: this version loads plugins once; swapping them while running is not built yet");
+    if (forum_plugins_watch(forum_server.loop) != 0) {
+        snprintf(err, sizeof(err), "%s: plugins.watch: cannot watch %s", conf->path, conf->plugins.dir);
+        goto Error;
+    }
     for (size_t i = 0; i != num_listeners; ++i)
         if (open_listener(listeners + i, conf->listen + i, err, sizeof(err)) != 0)
             goto Error;
@@ -245,6 +255,8 @@ int forum_server_run(forum_config_t *conf)
     uv_signal_start(&sigterm, on_signal, SIGTERM);
     uv_signal_init(forum_server.loop, &sigint);
     uv_signal_start(&sigint, on_signal, SIGINT);
+    uv_signal_init(forum_server.loop, &sighup);
+    uv_signal_start(&sighup, on_sighup, SIGHUP);
     uv_timer_init(forum_server.loop, &drain_timer);
     forum_log(FORUM_LOG_INFO, "forumd %s ready (database %s)", FORUM_VERSION, conf->database);
 

@@ -38,7 +38,7 @@ socket.on('hello', (frame) => {
         state.user = frame.user;
     members.forgetPresence();
 });
-socket.on('user.createdX', (frame) => {
+socket.on('user.created', (frame) => {
     if (frame.user && frame.user.id !== state.user?.id)
         members.joined(frame.user);
 });

@@ -53,6 +53,7 @@ sub slurp {
 #   limits    => {key => val}  entries of the limits mapping
 #   settings  => "yaml"        the plugins.settings mapping, indented under it
 #   db        => path          reuse a database (restarts)
+#   watch     => 1             plugins.watch: swap plugins whose files change
 #   expect_fail => 1           the server is expected to exit at once; the guard holds its output
 sub spawn_forumd {
     my %opts = @_;
@@ -89,7 +90,7 @@ public-dir: @{[ root_dir() ]}/public
 plugins:
   dir: $plugin_dir
   load: [@{[ join ', ', @$plugins ]}]
-  watch: false
+  watch: @{[ $opts{watch} ? 'true' : 'false' ]}
 YAML
     $conf .= "  settings:\n" . join('', map { "    $_\n" } split /\n/, $opts{settings}) if $opts{settings};
     $conf .= "limits:\n$limits" if $limits;
