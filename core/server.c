@@ -103,8 +103,37 @@ static void on_accept(uv_stream_t *server, int status)
     h2o_accept(&l->accept_ctx, h2o_uv_socket_create((uv_stream_t *)conn, on_socket_closed));
 }
 
+/*
+ * The descriptor a supervisor such as start_server(1) passes for this listener, or -1. SERVER_STARTER_PORT
+ * is "ADDR=FD;ADDR=FD..." where ADDR is "port" or "host:port".
+ */
+static int inherited_fd(const forum_listen_conf_t *lc)
+{
+    const char *env = getenv("SERVER_STARTER_PORT");
+    char want_port[16], want_host[300];
+
+    if (env == NULL)
+        return -1;
+    snprintf(want_port, sizeof(want_port), "%d", lc->port);
+    snprintf(want_host, sizeof(want_host), "%s:%d", lc->host != NULL ? lc->host : "0.0.0.0", lc->port);
+    for (const char *p = env; *p != '\0';) {
+        const char *eq = strchr(p, '='), *end = strchr(p, ';');
+        if (end == NULL)
+            end = p + strlen(p);
+        if (eq != NULL && eq < end) {
+            size_t alen = (size_t)(eq - p);
+            if ((alen == strlen(want_port) && memcmp(p, want_port, alen) == 0) ||
+                (alen == strlen(want_host) && memcmp(p, want_host, alen) == 0))
+                return atoi(eq + 1);
+        }
+        p = *end == ';' ? end + 1 : end;
+    }
+    return -1;
+}
+
 static int open_listener(listener_t *l, forum_listen_conf_t *lc, char *err, size_t errlen)
 {
+    int inherited = inherited_fd(lc);
     struct addrinfo hints = {0}, *res = NULL;
     char port[16], where[300];
     int r;
@@ -112,6 +141,20 @@ static int open_listener(listener_t *l, forum_listen_conf_t *lc, char *err, size
     snprintf(port, sizeof(port), "%d", lc->port);
     snprintf(where, sizeof(where), "%s%s%s:%d", lc->host != NULL && strchr(lc->host, ':') ? "[" : "",
              lc->host != NULL ? lc->host : "0.0.0.0", lc->host != NULL && strchr(lc->host, ':') ? "]" : "", lc->port);
+    if (inherited >= 0) {
+        /* a supervisor holds the socket across restarts: no connection is refused while we change hands */
+        uv_tcp_init(forum_server.loop, &l->tcp);
+        l->tcp.data = l;
+        l->open = 1;
+        if ((r = uv_tcp_open(&l->tcp, inherited)) == 0)
+            r = uv_listen((uv_stream_t *)&l->tcp, 1024, on_accept);
+        if (r != 0) {
+            snprintf(err, errlen, "%s:%d: cannot use the inherited socket %d for %s: %s", forum_server.conf->path, lc->line, inherited,
+                     where, uv_strerror(r));
+            return -1;
+        }
+        goto Listening;
+    }
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
     if ((r = getaddrinfo(lc->host != NULL ? lc->host : "0.0.0.0", port, &hints, &res)) != 0) {
@@ -128,10 +171,12 @@ static int open_listener(listener_t *l, forum_listen_conf_t *lc, char *err, size
         snprintf(err, errlen, "%s:%d: cannot listen on %s: %s", forum_server.conf->path, lc->line, where, uv_strerror(r));
         return -1;
     }
+Listening:
     l->accept_ctx.ctx = &forum_server.h2o_ctx;
     l->accept_ctx.hosts = forum_server.h2o_config.hosts;
     l->accept_ctx.ssl_ctx = l->ssl_ctx;
-    forum_log(FORUM_LOG_INFO, "listening on %s://%s", l->ssl_ctx != NULL ? "https" : "http", where);
+    forum_log(FORUM_LOG_INFO, "listening on %s://%s%s", l->ssl_ctx != NULL ? "https" : "http", where,
+              inherited >= 0 ? " (inherited socket)" : "");
     return 0;
 }
 

@@ -54,6 +54,7 @@ sub slurp {
 #   settings  => "yaml"        the plugins.settings mapping, indented under it
 #   db        => path          reuse a database (restarts)
 #   watch     => 1             plugins.watch: swap plugins whose files change
+#   starter   => 1             run under start_server(1), which passes the listening sockets
 #   expect_fail => 1           the server is expected to exit at once; the guard holds its output
 sub spawn_forumd {
     my %opts = @_;
@@ -106,10 +107,15 @@ YAML
         open STDOUT, '>>', $log or die $!;
         open STDERR, '>>', $log or die $!;
         chdir root_dir();
+        if ($opts{starter}) {
+            # start_server(1) holds the listening sockets and restarts forumd on SIGHUP
+            exec 'start_server', "--port=127.0.0.1:$port", "--port=127.0.0.1:$tls_port", '--interval=1', '--',
+                forumd_bin(), '-c', $conf_file;
+        }
         exec forumd_bin(), '-c', $conf_file;
         die "exec: $!";
     }
-    my $self = bless { pid => $pid, port => $port, tls_port => $tls_port, dir => $dir, log => $log,
+    my $self = bless { pid => $pid, owner => $$, port => $port, tls_port => $tls_port, dir => $dir, log => $log,
                        conf => $conf_file, db => $db, plugin_dir => $plugin_dir }, 'forumd::Guard';
     # a sanitizer build starts slower; wait for both ports or for the process to end
     my $deadline = time + 30;
@@ -363,7 +369,8 @@ sub _check_sanitizers {
 sub DESTROY {
     my $self = shift;
     local $?;
-    $self->stop if $self->{pid};
+    # a forked child of the test holds a copy of the guard: only the process that started forumd stops it
+    $self->stop if $self->{pid} && $self->{owner} == $$;
 }
 
 1;
