@@ -35,7 +35,7 @@ const socket = new LiveSocket({
 });
 socket.on('hello', (frame) => {
     if (frame.user)
-        state.user = frame.user;
+        adopt(frame.user);
     members.forgetPresence();
 });
 socket.on('user.created', (frame) => {
@@ -102,6 +102,19 @@ function signedOut() {
     render({ focus: true });
 }
 
+/**
+ * The server says who this browser is signed in as. Another tab may have logged out and in as
+ * someone else (the cookie is shared): then this page redraws for that account.
+ */
+function adopt(user) {
+    const changed = state.user !== null && state.user.id !== user.id;
+    state.user = user;
+    if (changed) {
+        members.clear();
+        render({ focus: false });
+    }
+}
+
 async function logOut() {
     socket.stop();
     const res = await api('POST', '/api/auth/logout');
@@ -126,7 +139,7 @@ async function checkSession() {
         return false;
     }
     if (res.status === 200 && res.json?.user)
-        state.user = res.json.user;
+        adopt(res.json.user);
     return true; // alive, or unknown (server unreachable): keep trying
 }
 
@@ -137,7 +150,7 @@ async function start() {
         state.user = res.json.user;
         socket.start();
     } else if (res.status !== 401) {
-        shell.notify('The server cannot be reached right now. You can still try to log in.');
+        shell.notify(errorOf(res).message);
     }
     render({ focus: false });
     window.addEventListener('hashchange', () => {

@@ -14,8 +14,9 @@ my $run_limit = 150;    # seconds; accounts.mjs stops itself after 90
 
 skip_without_browser();
 
-# cheap password hashing: the test registers and logs in several times
-my $server = spawn_forumd(settings => "auth:\n  scrypt-n: 1024");
+# cheap password hashing: the test registers and logs in several times; two failed logins a
+# minute, so that its third wrong password meets the limit
+my $server = spawn_forumd(settings => "auth:\n  scrypt-n: 1024\n  login-limit: 2\n  login-window: 60");
 my $url = $server->tls_url;
 my ($output, $exit) = run_node($script, $run_limit, $url);
 report_tap("accounts in chromium at $url/", $script, $output, $exit);

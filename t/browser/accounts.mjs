@@ -5,13 +5,16 @@
  *
  *   node t/browser/accounts.mjs https://127.0.0.1:PORT
  *
- * FORUMD_SCREENSHOT_DIR=DIR also saves screenshots of the views at desktop and phone width.
+ * The server must allow only LOGIN_LIMIT failed logins a minute (auth settings login-limit: 2, as
+ * t/61-browser-accounts.t starts it): the last steps show the 401 and then the 429 of a wrong
+ * password. FORUMD_SCREENSHOT_DIR=DIR also saves screenshots of the views at desktop and phone width.
  */
 import { check, focused, list, newPage, overflow, runTests, textOf, visible, waitForText, watch } from './lib.mjs';
 
 const DESKTOP = { width: 1280, height: 800 };
 const PHONE = { width: 360, height: 740 };
 const LIVE_TIMEOUT_MS = 10_000;
+const LOGIN_LIMIT = 2;
 
 const tag = `${process.pid}${Date.now() % 100_000}`;
 const alice = {
@@ -111,6 +114,8 @@ async function registerWithAgeError(page, watcher) {
     check(JSON.stringify(state.values) === JSON.stringify(expected), 'everything typed is kept',
           `kept: ${JSON.stringify(state.values)}`);
     check(!(await navShown(page)) && await hashOf(page) === '#/register', 'still signed out, on the register view');
+    const main = await page.locator('#app').innerText();
+    check(!/Welcome|Members|Your account/.test(main), 'and nothing of the signed-in views is on the page', main);
     await shots(page, 'register-error');
 
     await page.fill('#register-age', alice.age);
@@ -123,6 +128,79 @@ async function registerWithAgeError(page, watcher) {
     check(same, 'registering showed the forum without reloading the page');
     const nav = await page.locator('.site-nav').innerText().catch(() => '');
     check(/Forum/.test(nav) && /Account/.test(nav) && /Log out/.test(nav), 'the header has Forum, Account and Log out', nav);
+    const empty = await textOf(page, '.members .muted:not([hidden])');
+    check(empty !== null && /No one has joined/.test(empty), 'the members list says honestly that nobody new has joined yet', `text: ${empty}`);
+    await shots(page, 'home-empty');
+}
+
+/**
+ * A tab whose socket is routed through playwright (transparently, to the real server) so the test
+ * can drop it like a server going away: each time the footer goes offline, connecting, online, and
+ * the waits before reconnecting grow (500 ms doubling, jittered between half and all of it).
+ */
+async function dropConnections(context, base) {
+    const page = await context.newPage();
+    const watcher = watch(page, 'routed tab');
+    const sockets = [];
+    await page.routeWebSocket(/\/ws$/, (ws) => {
+        sockets.push({ ws, at: Date.now() });
+        ws.connectToServer();
+    });
+    await page.goto(`${base}/`);
+    await checkForum(page, alice, 'a tab whose socket the test can drop');
+    await page.evaluate(() => {
+        const el = document.querySelector('footer .connection');
+        window.forumdStates = [];
+        new MutationObserver(() => window.forumdStates.push(el.textContent)).observe(el, { childList: true });
+    });
+    const waits = [];
+    for (let i = 0; i < 3; i++) {
+        const before = sockets.length;
+        const at = Date.now();
+        await sockets[before - 1].ws.close({ code: 1001, reason: 'going away' });
+        const back = await waitForText(page, 'footer .connection', 'online', LIVE_TIMEOUT_MS);
+        waits.push(sockets.length > before ? sockets[before].at - at : null);
+        if (back !== 'online')
+            break;
+    }
+    const states = await page.evaluate(() => window.forumdStates.join(' → '));
+    const cycle = 'offline → connecting… → online';
+    check(states === [cycle, cycle, cycle].join(' → '), 'three dropped connections: each time offline, connecting, online again',
+          `footer: ${states}`);
+    const [a, b, c] = waits;
+    check(a >= 250 && b >= 500 && c >= 1000 && c < 5000, 'the waits before reconnecting grow: at least 250, 500, 1000 ms',
+          `waits: ${waits.join(', ')} ms`);
+    await page.close();
+    return watcher;
+}
+
+/** Wrong passwords: the form says so above the fields; past the limit it says when to try again. */
+async function wrongPasswords(page, watcher) {
+    await page.fill('#login-login', alice.nickname);
+    for (let i = 1; i <= LOGIN_LIMIT; i++) {
+        watcher.expectHttpError('/api/auth/login', 401);
+        await page.fill('#login-password', `wrong password ${i}`);
+        await page.press('#login-password', 'Enter');
+        const said = await waitForText(page, '#login-form .form-error', 'Wrong nickname, email or password.');
+        check(said === 'Wrong nickname, email or password.', `wrong password ${i}: the form says so`, `message: ${said}`);
+        if (i === 1) {
+            const focus = await focused(page);
+            const kept = await page.inputValue('#login-login');
+            check(focus === 'input#login-password' && kept === alice.nickname, 'focus goes to the password, the login is kept',
+                  `focus: ${focus}; login: ${kept}`);
+        }
+        // the message must be rendered anew by the next attempt, not left over from this one
+        await page.locator('#login-form .form-error').evaluate((el) => { el.textContent = ''; });
+    }
+    watcher.expectHttpError('/api/auth/login', 429);
+    await page.fill('#login-password', 'wrong again');
+    await page.press('#login-password', 'Enter');
+    await page.waitForFunction(() => /Too many/.test(document.querySelector('#login-form .form-error')?.textContent ?? ''),
+                               null, { timeout: 5_000 }).catch(() => {});
+    const limited = await textOf(page, '#login-form .form-error');
+    check(/^Too many attempts\. Try again in \d+ seconds?\.$/.test(limited ?? ''), 'past the limit: when to try again, from Retry-After',
+          `message: ${limited}`);
+    await shots(page, 'login-limited');
 }
 
 async function run(base, browser) {
@@ -146,6 +224,7 @@ async function run(base, browser) {
     await a.reload();
     await checkForum(a, alice, 'after a reload');
     await a.evaluate(() => { window.forumdNoReload = true; });
+    const wr = await dropConnections(a.context(), base);
 
     // a second browser context: somebody else registers, and the first context sees it live
     const b = await newPage(browser, PHONE);
@@ -186,6 +265,7 @@ async function run(base, browser) {
     await checkLogin(b2, 'the other tab, on its own');
     const notice = await textOf(b2, '.notice:not([hidden])');
     check(notice !== null && /session/i.test(notice), 'and says the session ended', `notice: ${notice}`);
+    await shots(b2, 'session-ended');
     const offline = await waitForText(a, '.member .presence', 'offline', LIVE_TIMEOUT_MS);
     check(offline === 'offline', `the first context shows ${bob.nickname} offline`, `presence: ${offline}`);
 
@@ -218,8 +298,10 @@ async function run(base, browser) {
     const afterBack = await waitForText(a, '#app h1', 'Log in');
     check(afterBack === 'Log in' && !(await navShown(a)), 'Back after logging out shows no signed-in view', `heading: ${afterBack}`);
 
+    await wrongPasswords(a, wa);
+
     await b.waitForLoadState('networkidle').catch(() => {});
-    const problems = [...wa.problems(), ...wb.problems(), ...wb2.problems()];
+    const problems = [...wa.problems(), ...wr.problems(), ...wb.problems(), ...wb2.problems()];
     check(problems.length === 0, 'no console errors, page errors or failed requests but the expected ones', list(problems));
 }
 
