@@ -9,6 +9,10 @@
 #include <unistd.h>
 #include "auth.h"
 
+#ifndef PLUGIN_VERSION
+#define PLUGIN_VERSION "1.0.0" /* a build may set another, as the swap tests do */
+#endif
+
 const forum_api_t *auth_api;
 forum_plugin_t *auth_self;
 #define api auth_api
@@ -406,7 +410,7 @@ static void fini(forum_plugin_t *p)
 FORUM_EXPORT const forum_plugin_desc_t forum_plugin = {
     .abi = FORUM_PLUGIN_ABI,
     .name = "auth",
-    .version = "1.0.0",
+    .version = PLUGIN_VERSION,
     .init = init,
     .fini = fini,
 };

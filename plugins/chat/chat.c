@@ -4,6 +4,10 @@
  */
 #include "chat.h"
 
+#ifndef PLUGIN_VERSION
+#define PLUGIN_VERSION "1.0.0" /* a build may set another, as the swap tests do */
+#endif
+
 const forum_api_t *chat_api;
 forum_plugin_t *chat_self;
 
@@ -53,7 +57,7 @@ static void fini(forum_plugin_t *p)
 FORUM_EXPORT const forum_plugin_desc_t forum_plugin = {
     .abi = FORUM_PLUGIN_ABI,
     .name = "chat",
-    .version = "1.0.0",
+    .version = PLUGIN_VERSION,
     .init = init,
     .fini = fini,
 };

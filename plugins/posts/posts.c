@@ -5,6 +5,10 @@
 #include <string.h>
 #include "../util/plugin_util.h"
 
+#ifndef PLUGIN_VERSION
+#define PLUGIN_VERSION "1.0.0" /* a build may set another, as the swap tests do */
+#endif
+
 static const forum_api_t *api;
 
 enum { MAX_CATEGORIES = 3, TITLE_MAX = 200, BODY_MAX = 20000 };
@@ -276,6 +280,6 @@ static int init(forum_plugin_t *p, const forum_api_t *a)
 FORUM_EXPORT const forum_plugin_desc_t forum_plugin = {
     .abi = FORUM_PLUGIN_ABI,
     .name = "posts",
-    .version = "1.0.0",
+    .version = PLUGIN_VERSION,
     .init = init,
 };
