@@ -87,6 +87,31 @@ subtest 'a new file renamed into place is swapped in while requests and WebSocke
     is $server->stop, 0, 'forumd exits 0';
 };
 
+subtest 'a login waiting on scrypt during a swap of auth completes on the old generation' => sub {
+    my $build = build_dir();
+    my $server = spawn_forumd(plugins => [qw(auth)], plugin_files => { auth => "$build/plugins/auth.so" }, watch => 1,
+                              settings => "auth:\n  scrypt-n: 262144\n  hash-workers: 1");
+    my $reg = curl_json('curl -s', 'POST', $server->url . '/api/auth/register',
+                        json => { nickname => 'slowpoke', email => 'slow@example.org', password => 'password1', first_name => 'S',
+                                  last_name => 'P', age => 50, gender => 'other' });
+    is $reg->{status}, 201, 'registered (with an expensive hash)';
+    my $out = File::Temp->new;
+    my $pid = fork // die;
+    if ($pid == 0) {
+        exec 'curl', '-s', '-o', $out->filename, '-H', 'Content-Type: application/json',
+            '--data', '{"login":"slowpoke","password":"password1"}', $server->url . '/api/auth/login';
+    }
+    sleep 0.1;
+    place($server, "$build/t-plugins/auth_v2.so", 'auth');
+    my $p = wait_generation($server, 'auth', 2);
+    is_deeply [$p->{generation}, $p->{version}], [2, '2.0.0'], 'auth was swapped while the login waited';
+    waitpid $pid, 0;
+    my $res = json_decode(slurp($out->filename));
+    is $res->{user}{nickname}, 'slowpoke', 'the login completed with its answer';
+    like $server->log, qr/plugin auth 1\.0\.0: generation 1 unloaded/, 'and the old generation was unloaded after it';
+    is $server->stop, 0, 'forumd exits 0';
+};
+
 subtest 'SIGHUP swaps what changed and nothing else' => sub {
     my $server = spawn_forumd(plugins => [qw(probe)], plugin_files => { probe => "$tplugins/probe.so" });
     kill 'HUP', $server->pid;

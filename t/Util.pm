@@ -55,6 +55,7 @@ sub slurp {
 #   db        => path          reuse a database (restarts)
 #   watch     => 1             plugins.watch: swap plugins whose files change
 #   starter   => 1             run under start_server(1), which passes the listening sockets
+#   public_dir => path         the client's files (default: public/)
 #   expect_fail => 1           the server is expected to exit at once; the guard holds its output
 sub spawn_forumd {
     my %opts = @_;
@@ -87,7 +88,7 @@ listen:
       certificate-file: $cert
       key-file: $key
 database: $db
-public-dir: @{[ root_dir() ]}/public
+public-dir: @{[ $opts{public_dir} // root_dir() . '/public' ]}
 plugins:
   dir: $plugin_dir
   load: [@{[ join ', ', @$plugins ]}]

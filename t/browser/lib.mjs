@@ -84,6 +84,23 @@ export async function waitForText(page, selector, text, timeout = ELEMENT_TIMEOU
     return seen;
 }
 
+/**
+ * Calls forumd's API from inside page (same origin, with the page's session cookie), as the client
+ * does: resolves to {status, json}. The page must already be on the site.
+ */
+export function pageApi(page, method, path, body) {
+    return page.evaluate(async ([method, path, body]) => {
+        const init = { method, credentials: 'same-origin', headers: { Accept: 'application/json' } };
+        if (body !== null) {
+            init.headers['Content-Type'] = 'application/json';
+            init.body = JSON.stringify(body);
+        }
+        const res = await fetch(path, init);
+        const json = await res.json().catch(() => null);
+        return { status: res.status, json };
+    }, [method, path, body ?? null]);
+}
+
 /** The focused element as tag#id.class, e.g. "a.skip-link". */
 export function focused(page) {
     return page.evaluate(() => {
