@@ -65,6 +65,8 @@ subtest 'hello, delivery to every tab of both users, and presence' => sub {
     ok $online->{alice} && $online->{Bob}, 'alice and Bob are online';
     ok !$online->{dave}, 'dave is not';
 
+    $a1->send({ type => 'typing', to => $id{Bob}, active => \1 });
+    is_deeply $b1->wait_for('typing'), { type => 'typing', from => $id{alice}, active => JSON::PP::true }, 'alice is typing';
     my $client_id = send_msg($a1, 'Bob', "  hello Bob \x{1F44B}  ", from => $id{carol});
     my @got = map { $_->wait_for('message') } $a1, $a2, $b1, $b2;
     ok((4 == grep { defined } @got), 'the message reaches both tabs of both users');

@@ -171,14 +171,22 @@ static typing_t **typing_slot(int64_t from, int64_t to)
     return &typing_buckets[(h >> 40) % TYPING_BUCKETS];
 }
 
+/* The typing state of `from` toward `to`, or NULL. */
+static typing_t *typing_lookup(int64_t from, int64_t to)
+{
+    for (typing_t *t = *typing_slot(from, to); t != NULL; t = t->next)
+        if (t->from == from && t->to == to)
+            return t;
+    return NULL;
+}
+
 /* The typing state of `from` toward `to`, created on first use; removed when `from` goes offline. */
 static typing_t *typing_find(int64_t from, int64_t to)
 {
-    typing_t **slot = typing_slot(from, to);
-    for (typing_t *t = *slot; t != NULL; t = t->next)
-        if (t->from == from && t->to == to)
-            return t;
-    typing_t *t = calloc(1, sizeof(*t));
+    typing_t **slot = typing_slot(from, to), *t = typing_lookup(from, to);
+    if (t != NULL)
+        return t;
+    t = calloc(1, sizeof(*t));
     t->from = from;
     t->to = to;
     t->next = *slot;
@@ -270,8 +278,10 @@ void chat_deliver(int64_t id, int64_t from, int64_t to)
     size_t len, n;
     yajl_gen g;
 
-    /* a message ends its sender's typing */
-    typing_update(from, to, 0, 1);
+    /* a message ends its sender's typing (only a typist is told to stop: most messages need no extra frame) */
+    typing_t *t = typing_lookup(from, to);
+    if (t != NULL && t->active)
+        typing_update(from, to, 0, 1);
     g = chat_message_frame(id, from);
     yajl_gen_get_buf(g, &buf, &len);
     n = catching_up(from, skip, 64);
