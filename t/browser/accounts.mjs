@@ -142,7 +142,7 @@ async function dropConnections(context, base) {
     const page = await context.newPage();
     const watcher = watch(page, 'routed tab');
     const sockets = [];
-    await page.routeWebSocket(/\/ws$/, (ws) => {
+    await page.routeWebSocket(/\/ws(\?|$)/, (ws) => {
         sockets.push({ ws, at: Date.now() });
         ws.connectToServer();
     });

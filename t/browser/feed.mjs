@@ -17,6 +17,7 @@ const PHONE = { width: 360, height: 740 };
 const LIVE_TIMEOUT_MS = 10_000;
 const QUIET_MS = 700; // how long a frame that must not change a page gets to do so anyway
 const OLD_POSTS = 25;
+const MARKUP = '<b>Older</b> post 1 <img src=x>';
 const PAGE = 20;
 
 const tag = `${process.pid}${Date.now() % 100_000}`;
@@ -94,17 +95,24 @@ async function loadMore(page, olderIds) {
           `the feed shows the ${PAGE} newest posts, newest first`, `ids: ${first.join(' ')}`);
     const moreShown = await page.locator('.load-more').isVisible();
     check(moreShown, '"Load more" is offered under them');
+    await shots(page, 'feed');
     await page.locator('.load-more').focus();
     await page.keyboard.press('Enter');
     await until(page, async () => (await cardIds(page)).length >= OLD_POSTS);
     await page.waitForTimeout(200);
     const all = await cardIds(page);
-    check(JSON.stringify(all) === JSON.stringify(olderIds), `"Load more" (by keyboard) adds the ${OLD_POSTS - PAGE} older ones after them, no repeats`,
+    check(JSON.stringify(all) === JSON.stringify(olderIds),
+          `"Load more" (by keyboard) adds the ${OLD_POSTS - PAGE} older ones after them, no repeats`,
           `ids: ${all.join(' ')}`);
     const hidden = await page.locator('.load-more').isHidden();
     check(hidden, '"Load more" goes away when there is nothing older');
     const focus = await focused(page);
     check(focus === 'a.post-card-link', 'the focus moves to the first post that came in', `focus: ${focus}`);
+    const oldest = await card(page, olderIds.at(-1)).evaluate((el) => ({
+        title: el.querySelector('.post-card-title').textContent,
+        elements: el.querySelectorAll('.post-card-title b, .post-card-title img').length,
+    }));
+    check(oldest.title === MARKUP && oldest.elements === 0, 'a title with markup in it shows as text', JSON.stringify(oldest));
 }
 
 /** A's form: no category, then four (the server's 422), each time the error next to its field. */
@@ -155,6 +163,54 @@ async function formErrors(page, watcher, post) {
           'everything typed and chosen is kept', JSON.stringify(state));
     check(state.invalid.every((id) => id.startsWith('new-post-categories-')), 'only the checkboxes are marked invalid', state.invalid.join());
     await shots(page, 'create-error');
+
+    await page.getByRole('link', { name: 'Account' }).click();
+    await waitForText(page, '#app h1', 'Your account');
+    await page.goBack();
+    await visible(page, '#post-form');
+    const kept = await page.evaluate(() => ({
+        title: document.getElementById('new-post-title').value,
+        body: document.getElementById('new-post-body').value,
+        checked: [...document.querySelectorAll('#post-form input[type="checkbox"]:checked')].map((box) => box.value),
+    }));
+    check(kept.title === post.title && kept.body === post.body && kept.checked.join() === 'general,news,discussion,technology',
+          'after a look at another view, the form is open again with the draft in it', JSON.stringify(kept));
+}
+
+/**
+ * A tab whose socket goes through the test, which forwards every frame but those of the types in
+ * drop: those are lost, as they are while a connection is down. reconnect() drops the connection
+ * and resolves when the tab is online again.
+ */
+async function lossyTab(context) {
+    const page = await context.newPage();
+    const watcher = watch(page, 'bob, lossy tab');
+    const drop = new Set();
+    const sockets = [];
+    await page.routeWebSocket(/\/ws(\?|$)/, (ws) => {
+        const server = ws.connectToServer();
+        server.onMessage((message) => {
+            let type = null;
+            try {
+                type = JSON.parse(message).type;
+            } catch {
+                // not JSON: pass it on
+            }
+            if (!drop.has(type))
+                ws.send(message);
+        });
+        ws.onMessage((message) => server.send(message));
+        sockets.push({ ws, server });
+    });
+    async function reconnect() {
+        const last = sockets.at(-1);
+        const count = sockets.length;
+        await last.ws.close({ code: 1001, reason: 'going away' });
+        await last.server.close({ code: 1000, reason: 'test' }).catch(() => {});
+        await until(page, async () => sockets.length > count);
+        await waitForText(page, 'footer .connection', 'online', LIVE_TIMEOUT_MS);
+    }
+    return { page, watcher, drop, reconnect };
 }
 
 async function run(base, browser) {
@@ -164,8 +220,8 @@ async function run(base, browser) {
     const spread = ['general', 'technology', 'discussion'];
     const olderIds = [];
     for (let i = 1; i <= OLD_POSTS; i++) {
-        const res = await pageApi(a, 'POST', '/api/posts',
-                                  { title: `Older post ${i}`, body: `Body of older post ${i}`, categories: [spread[i % 3]] });
+        const title = i === 1 ? MARKUP : `Older post ${i}`;
+        const res = await pageApi(a, 'POST', '/api/posts', { title, body: `Body of older post ${i}`, categories: [spread[i % 3]] });
         if (res.status !== 201)
             throw new Error(`creating post ${i}: ${JSON.stringify(res)}`);
         olderIds.unshift(res.json.post.id);
@@ -183,7 +239,6 @@ async function run(base, browser) {
     const filters = await a.locator('nav.filters a').allTextContents();
     check(filters.join('|') === 'All|General|News|Discussion|Technology|Sports|Entertainment', 'the filter offers All and the six categories',
           filters.join('|'));
-    await shots(a, 'feed');
 
     // bob: one tab on the whole feed, one filtered to news by the filter, one to sports by its URL
     const { page: b, watcher: wb } = await signedIn(browser, base, bob, 'bob');
@@ -200,7 +255,8 @@ async function run(base, browser) {
           'the News filter puts #/?category=news in the URL and shows no posts yet', `hash: ${newsHash}; text: ${newsEmpty}`);
     const newsFocus = await focused(bNews);
     const current = await textOf(bNews, 'nav.filters a[aria-current="page"]');
-    check(current === 'News' && newsFocus === 'a.filter', 'News is marked current and keeps the focus', `current: ${current}; focus: ${newsFocus}`);
+    check(current === 'News' && newsFocus === 'a.filter', 'News is marked current and keeps the focus',
+          `current: ${current}; focus: ${newsFocus}`);
     await bNews.reload();
     await openFeed(bNews, bob, 'bob, news tab reloaded');
     await bNews.locator('.feed-status .empty').waitFor({ timeout: LIVE_TIMEOUT_MS }).catch(() => {});
@@ -208,13 +264,14 @@ async function run(base, browser) {
     check(await hashOf(bNews) === '#/?category=news' && afterReload === 'News' && (await cardIds(bNews)).length === 0,
           'a reload keeps the filter', `current: ${afterReload}`);
     await bNews.goBack();
-    await waitForText(bNews, 'nav.filters a[aria-current="page"]', 'All');
+    const all = await waitForText(bNews, 'nav.filters a[aria-current="page"]', 'All');
     const backIds = await feedLoaded(bNews);
-    check(await hashOf(bNews) === '#/' && backIds.length === PAGE, 'Back returns to all posts', `hash: ${await hashOf(bNews)}`);
+    check(await hashOf(bNews) === '#/' && all === 'All' && backIds.length === PAGE, 'Back returns to all posts, with All marked current',
+          `hash: ${await hashOf(bNews)}; current: ${all}; posts: ${backIds.length}`);
     await bNews.goForward();
-    await waitForText(bNews, 'nav.filters a[aria-current="page"]', 'News');
+    const news = await waitForText(bNews, 'nav.filters a[aria-current="page"]', 'News');
     await bNews.locator('.feed-status .empty').waitFor({ timeout: LIVE_TIMEOUT_MS }).catch(() => {});
-    check(await hashOf(bNews) === '#/?category=news', 'Forward returns to News');
+    check(await hashOf(bNews) === '#/?category=news' && news === 'News', 'Forward returns to News', `current: ${news}`);
 
     const bSports = await b.context().newPage();
     const wbSports = watch(bSports, 'bob, sports');
@@ -252,12 +309,13 @@ async function run(base, browser) {
     const newsIds = await cardIds(bNews);
     check(inNews && newsIds.join() === String(postId), 'and in his feed filtered to News', `ids: ${newsIds.join(' ')}`);
     check(await bNews.locator('.feed-status .empty').count() === 0, 'where "no posts yet" is gone');
+    await shots(bNews, 'feed-news');
     await a.waitForTimeout(QUIET_MS);
     const sportsIds = await cardIds(bSports);
     check(!sportsIds.includes(postId), 'but not in his feed filtered to Sports', `ids: ${sportsIds.join(' ')}`);
     const aIds = await cardIds(a);
     const bIds = await cardIds(b);
-    check(aIds.filter((id) => id === postId).length === 1 && aIds.length === OLD_POSTS + 1,
+    check(aIds.filter((id) => id === postId).length === 1 && aIds.length === PAGE + 1,
           "alice's feed has it once, though it came both in the answer and live", `ids: ${aIds.join(' ')}`);
     check(bIds.filter((id) => id === postId).length === 1 && bIds.length === PAGE + 1, "bob's has it once too", `ids: ${bIds.join(' ')}`);
     const reloads = await Promise.all([b, bNews, bSports].map(notReloaded));
@@ -314,6 +372,44 @@ async function run(base, browser) {
     check(twice === '2 comments', 'and the feed counts 2 comments', `count: ${twice}`);
     await shots(a, 'post');
 
+    // frames lost while a connection was down: the tab catches up when it is back
+    const lossy = await lossyTab(b.context());
+    await lossy.page.goto(`${base}/#/`);
+    await openFeed(lossy.page, bob, 'bob, a tab whose frames the test can hold back');
+    await feedLoaded(lossy.page);
+    lossy.drop.add('post.created');
+    const away = await pageApi(a, 'POST', '/api/posts', { title: `Missed while away ${tag}`, body: 'Sent while the tab was deaf.',
+                                                          categories: ['general'] });
+    await lossy.page.waitForTimeout(QUIET_MS);
+    const awayId = away.json?.post?.id;
+    check(away.status === 201 && !(await lossy.page.locator(`.post-card[data-id="${awayId}"]`).count()),
+          'a post whose frame is lost does not show (the test really drops it)', JSON.stringify(away));
+    lossy.drop.delete('post.created');
+    await lossy.reconnect();
+    const caught = await lossy.page.locator(`.post-card[data-id="${awayId}"]`).waitFor({ timeout: LIVE_TIMEOUT_MS })
+        .then(() => true, () => false);
+    const lossyIds = await cardIds(lossy.page);
+    check(caught && lossyIds[0] === awayId && lossyIds.filter((id) => id === awayId).length === 1,
+          'after the socket reconnects, the feed catches up: the post is at the top, once', `ids: ${lossyIds.join(' ')}`);
+
+    await lossy.page.goto(`${base}/#/post/${postId}`);
+    await until(lossy.page, async () => (await lossy.page.locator('.comment-list > .comment').count()) === 2);
+    await waitForText(lossy.page, 'footer .connection', 'online', LIVE_TIMEOUT_MS);
+    lossy.drop.add('comment.created');
+    const missed = await pageApi(a, 'POST', `/api/posts/${postId}/comments`, { body: 'Said while you were away.' });
+    await lossy.page.waitForTimeout(QUIET_MS);
+    const before = await lossy.page.locator('.comment-list > .comment').count();
+    check(missed.status === 201 && before === 2, 'a comment whose frame is lost does not show', `comments: ${before}`);
+    lossy.drop.delete('comment.created');
+    await lossy.reconnect();
+    const three = await until(lossy.page, async () => (await lossy.page.locator('.comment-list > .comment').count()) === 3);
+    const lastComment = await lossy.page.locator('.comment-list > .comment .comment-body').last().textContent();
+    const lossyCount = await waitForText(lossy.page, '.post-details .comment-count', '3 comments');
+    check(three && lastComment === 'Said while you were away.' && lossyCount === '3 comments',
+          'after the socket reconnects, the post view catches up: the comment at the end, the count 3',
+          `last: ${lastComment}; count: ${lossyCount}`);
+    await lossy.page.close();
+
     // a post that does not exist
     wa.expectHttpError('/api/posts/999999', 404);
     wa.expectHttpError('/api/posts/999999/comments', 404);
@@ -325,7 +421,7 @@ async function run(base, browser) {
 
     for (const page of [a, b, bNews, bSports])
         await page.waitForLoadState('networkidle').catch(() => {});
-    const problems = [wa, wb, wbNews, wbSports].flatMap((w) => w.problems());
+    const problems = [wa, wb, wbNews, wbSports, lossy.watcher].flatMap((w) => w.problems());
     check(problems.length === 0, 'no console errors, page errors or failed requests but the expected ones', list(problems));
 }
 
