@@ -1,7 +1,8 @@
 /*
  * Entry point of the client: the shell, the session, the live connection and the router. Views
- * live in the URL's hash (#/login, #/register, #/, #/account) so Back and Forward work; until the
- * user is logged in only the login and register views are reachable.
+ * live in the URL's hash (#/login, #/register, #/ and #/?category=SLUG, #/post/ID, #/account) so
+ * Back and Forward work; until the user is logged in only the login and register views are
+ * reachable.
  */
 import { h, replace } from './js/dom.js';
 import { mountShell } from './js/shell.js';
@@ -10,15 +11,19 @@ import { LiveSocket } from './js/socket.js';
 import { createMembers } from './js/members.js';
 import { loginView } from './js/views/login.js';
 import { registerView } from './js/views/register.js';
-import { homeView } from './js/views/home.js';
+import { createForum } from './js/posts.js';
+import { feedView } from './js/views/feed.js';
+import { postView } from './js/views/post.js';
 import { accountView } from './js/views/account.js';
+import { mountChat } from './js/chat/chat.js';
 
 const TITLE = 'forumd';
 const ROUTES = {
     '/login': { view: loginView, signedIn: false },
     '/register': { view: registerView, signedIn: false },
-    '/': { view: homeView, signedIn: true },
+    '/': { view: feedView, signedIn: true },
     '/account': { view: accountView, signedIn: true },
+    '/post/:id': { view: postView, signedIn: true },
 };
 
 const shell = mountShell(document.getElementById('app'), { title: TITLE });
@@ -28,8 +33,10 @@ const state = {
     current: null,   // the view on screen: {node, title, destroy?}
     wanted: '/',     // where a signed-out visitor was going, to go there after logging in
 };
+let chat = null;     // the chat in the shell's aside, while someone is signed in
 
 const socket = new LiveSocket({
+    params: () => chat?.socketParams() ?? {},
     onState: shell.setConnection,
     checkAuth: checkSession,
 });
@@ -43,34 +50,60 @@ socket.on('user.created', (frame) => {
         members.joined(frame.user);
 });
 socket.on('presence', (frame) => members.presence(frame.user_id, frame.online));
+const forum = createForum(socket);
 
+/** The hash as {path, query}: '#/?category=news' → {path: '/', query: '?category=news'}. */
 function hashPath() {
-    const match = /^#(\/[^?#]*)$/.exec(location.hash);
-    return match ? match[1] : '/';
+    const match = /^#(\/[^?#]*)(\?[^#]*)?$/.exec(location.hash);
+    return match ? { path: match[1], query: match[2] ?? '' } : { path: '/', query: '' };
+}
+
+/** The ROUTES key of a path and its parameters ('/post/7' → ['/post/:id', {id: 7}]), or []. */
+function routeOf(path) {
+    if (ROUTES[path])
+        return [path, {}];
+    const post = /^\/post\/([1-9][0-9]{0,14})$/.exec(path);
+    return post ? ['/post/:id', { id: Number(post[1]) }] : [];
 }
 
 /** Shows the view for the URL's hash, or the one the session allows instead (replacing the URL). */
 function render({ focus }) {
-    let path = hashPath();
-    if (!ROUTES[path])
-        path = '/';
-    if (ROUTES[path].signedIn && !state.user) {
-        state.wanted = path;
-        path = '/login';
-    } else if (!ROUTES[path].signedIn && state.user) {
-        path = '/';
+    let { path, query } = hashPath();
+    let [route, params] = routeOf(path);
+    if (!route)
+        [path, query, route, params] = ['/', '', '/', {}];
+    if (ROUTES[route].signedIn && !state.user) {
+        state.wanted = path + query;
+        [path, query, route] = ['/login', '', '/login'];
+    } else if (!ROUTES[route].signedIn && state.user) {
+        [path, query, route] = ['/', '', '/'];
     }
-    if (`#${path}` !== location.hash)
-        history.replaceState(null, '', `#${path}`);
+    if (`#${path}${query}` !== location.hash)
+        history.replaceState(null, '', `#${path}${query}`);
 
     state.current?.destroy?.();
-    const ctx = { user: state.user, members, onLoggedIn: signedIn, onAuthLost: checkSession };
-    state.current = ROUTES[path].view(ctx);
+    const ctx = {
+        user: state.user, members, forum, params, query: new URLSearchParams(query),
+        setTitle: (title) => { document.title = `${title} · ${TITLE}`; },
+        onLoggedIn: signedIn, onAuthLost: checkSession,
+    };
+    state.current = ROUTES[route].view(ctx);
     replace(shell.view, state.current.node);
     document.title = `${state.current.title} · ${TITLE}`;
     shell.setNav(state.user ? navigation(path) : null);
+    syncChat();
     if (focus)
         shell.view.querySelector('h1')?.focus();
+}
+
+/** The chat follows the signed-in user: mounted for them, torn down when they leave or change. */
+function syncChat() {
+    if (chat && chat.userId !== state.user?.id) {
+        chat.destroy();
+        chat = null;
+    }
+    if (!chat && state.user)
+        chat = mountChat({ aside: shell.aside, socket, user: state.user, onAuthLost: checkSession });
 }
 
 function navigation(path) {
@@ -98,6 +131,7 @@ function signedOut() {
     state.user = null;
     state.wanted = '/';
     members.clear();
+    forum.reset();
     history.replaceState(null, '', '#/login');
     render({ focus: true });
 }
@@ -111,6 +145,7 @@ function adopt(user) {
     state.user = user;
     if (changed) {
         members.clear();
+        forum.reset();
         render({ focus: false });
     }
 }

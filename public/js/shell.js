@@ -17,6 +17,7 @@ const CONNECTION_LABELS = {
  *   setNav:        fills the header's navigation with nodes, or hides it when given nothing
  *   notify:        shows a short app-level message above main (an empty text hides it)
  *   setConnection: shows 'offline', 'connecting' or 'online' in the footer
+ *   aside:         an empty <aside> beside main for signed-in panels (the chat); hidden until one fills it
  * The header and footer are siblings of main, not children, so they stay the page's banner and
  * contentinfo landmarks.
  */
@@ -42,7 +43,8 @@ export function mountShell(main, { title }) {
     }, 'Skip to content');
 
     main.before(skip, header, notice);
-    main.after(footer);
+    const aside = h('aside', { class: 'site-aside', hidden: true });
+    main.after(aside, footer);
     replace(main);
 
     function setNav(...children) {
@@ -63,5 +65,5 @@ export function mountShell(main, { title }) {
     }
     setConnection('offline');
 
-    return { view: main, setNav, notify, setConnection };
+    return { view: main, aside, setNav, notify, setConnection };
 }

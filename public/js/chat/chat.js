@@ -1,0 +1,255 @@
+/*
+ * The chat, mounted in the shell's <aside> while someone is signed in: the members list, one open
+ * conversation, typing both ways, notices, and the messages waiting for the server.
+ *
+ * Nothing is lost or doubled across reconnects (API.md): the first connection starts from the
+ * hello's last_message_id, every message frame moves the mark on, and socketParams() gives the next
+ * connection ?after=mark, so the server replays what was missed. A reconnect keeps its own mark
+ * rather than the new hello's, which is only reached once the replay has arrived. Every hello
+ * refetches GET /api/users (presence, unread and user.created frames may have been missed), and
+ * sends again each message not yet acknowledged, with its client_id, which the server stores once.
+ */
+import { replace } from '../dom.js';
+import { api, sentence } from '../api.js';
+import { createChatStore } from './store.js';
+import { createSidebar } from './sidebar.js';
+import { createConversation } from './conversation.js';
+import { createTypingSender, createTypingWatch } from './typing.js';
+import { createNotices } from './notices.js';
+
+// the sidebar layout in chat.css starts at this width; below it the chat is a panel that opens
+const WIDE = '(min-width: 64rem)';
+
+/**
+ * mountChat({aside, socket, user, onAuthLost}) fills aside for user ({id, nickname}) and listens
+ * to socket (a LiveSocket). Returns {userId, socketParams, destroy}.
+ */
+export function mountChat({ aside, socket, user, onAuthLost }) {
+    const store = createChatStore({ id: user.id, nickname: user.nickname });
+    const wide = matchMedia(WIDE);
+    let conversation = null;
+    let gone = false;
+    // while GET /api/users is on its way: the messages that arrived meanwhile, to count again
+    // those the answer does not include yet
+    let arrivedDuringFetch = null;
+    let fetchRun = 0;
+
+    const sidebar = createSidebar({ store, onOpen: (id) => open(id), onExpand: () => viewingChanged() });
+    const notices = createNotices((id) => open(id));
+    const typingOut = createTypingSender((frame) => socket.send(frame));
+    const typingIn = createTypingWatch((userId, active) => {
+        sidebar.setTyping(userId, active);
+        if (conversation?.peerId === userId)
+            conversation.showTyping(active);
+    });
+
+    store.subscribe((what) => {
+        if (what === 'users') {
+            sidebar.update();
+            conversation?.drawPeer();
+        } else {
+            conversation?.renderPending();
+        }
+    });
+
+    /** Whether the conversation with peerId is in front of the reader right now. */
+    function viewing(peerId) {
+        return conversation?.peerId === peerId && (wide.matches || sidebar.expanded()) && document.visibilityState === 'visible';
+    }
+
+    function markRead(peerId, upTo) {
+        store.clearUnread(peerId);
+        if (!upTo)
+            return;
+        if (socket.send({ type: 'read', with: peerId, up_to: upTo }))
+            return;
+        api('POST', `/api/messages/${peerId}/read`, { up_to: upTo }).then((res) => {
+            if (res.status === 401 && !gone)
+                onAuthLost();
+        });
+    }
+
+    /** The panel opened, the window came back, the layout changed: what is on screen now is read. */
+    function viewingChanged() {
+        if (conversation && viewing(conversation.peerId) && store.user(conversation.peerId)?.unread)
+            markRead(conversation.peerId, conversation.newestId());
+    }
+
+    function sendFrame(item) {
+        socket.send({ type: 'message.send', to: item.to, body: item.body, client_id: item.clientId });
+    }
+
+    function open(peerId) {
+        if (!wide.matches)
+            sidebar.setExpanded(true);
+        if (conversation?.peerId === peerId) {
+            conversation.focus(wide.matches ? 'input' : 'title');
+            return;
+        }
+        close({ refocus: false });
+        notices.dismiss(peerId);
+        conversation = createConversation({
+            store,
+            peerId,
+            onSend(body) {
+                typingOut.stop();
+                sendFrame(store.queue(peerId, body));
+            },
+            onInput: (empty) => typingOut.input(peerId, empty),
+            onBlur: () => typingOut.stop(),
+            onRetry: (clientId) => {
+                const item = store.retry(clientId);
+                if (item)
+                    sendFrame(item);
+            },
+            onDiscard: (clientId) => store.discard(clientId),
+            onClose: () => close({ refocus: true }),
+            onRead: (upTo) => {
+                if (viewing(peerId))
+                    markRead(peerId, upTo);
+            },
+            onAuthLost,
+        });
+        replace(sidebar.slot, conversation.node);
+        sidebar.setCurrent(peerId);
+        conversation.showTyping(typingIn.isTyping(peerId));
+        if (viewing(peerId))
+            store.clearUnread(peerId); // the read mark itself goes once the newest id is known
+        conversation.focus(wide.matches ? 'input' : 'title');
+    }
+
+    function close({ refocus }) {
+        if (!conversation)
+            return;
+        const peerId = conversation.peerId;
+        typingOut.stop();
+        conversation.destroy();
+        conversation.node.remove();
+        conversation = null;
+        sidebar.setCurrent(null);
+        if (refocus)
+            sidebar.focusUser(peerId);
+    }
+
+    async function loadUsers() {
+        const run = ++fetchRun;
+        arrivedDuringFetch ??= [];
+        sidebar.setStatus(store.sorted().length ? '' : 'Loading members…');
+        const res = await api('GET', '/api/users');
+        if (gone || run !== fetchRun)
+            return; // a newer hello asked again; its answer counts
+        const arrived = arrivedDuringFetch;
+        arrivedDuringFetch = null;
+        if (res.status === 200 && Array.isArray(res.json?.users)) {
+            store.setUsers(res.json.users);
+            for (const { message, unread, unknown } of arrived) {
+                const other = store.user(message.from === user.id ? message.to : message.from);
+                // the answer counts every message stored before it was made; later ones count again
+                if (other && (other.lastAt === null || message.created_at > other.lastAt))
+                    store.conversationMoved(message, { unread });
+                if (other && unknown && unread && message.from !== user.id)
+                    notices.show(other, message.body);
+            }
+            viewingChanged();
+            return;
+        }
+        if (res.status === 401) {
+            onAuthLost();
+            return;
+        }
+        sidebar.setStatus('The members list could not be loaded.', { kind: 'error', retry: () => loadUsers() });
+    }
+
+    function onHello(frame) {
+        if (frame.user && frame.user.id !== user.id)
+            return; // another account signed in in this browser: app.js mounts a new chat for it
+        store.hello(frame.last_message_id);
+        loadUsers();
+        store.unsent().forEach(sendFrame);
+    }
+
+    function onMessage(m) {
+        if (!m || typeof m.id !== 'number')
+            return;
+        const otherId = m.from === user.id ? m.to : m.from;
+        if (m.from === user.id && m.client_id)
+            store.acknowledge(m.client_id);
+        const fresh = store.seen(m.id);
+        if (conversation?.peerId === otherId)
+            conversation.add(m);
+        if (!fresh)
+            return; // seen before: an acknowledgement repeated for a message sent again
+        if (m.from === otherId)
+            typingIn.set(otherId, false);
+        const unread = !viewing(otherId);
+        const known = store.conversationMoved(m, { unread });
+        if (!known && !arrivedDuringFetch)
+            loadUsers(); // a member this page has not heard of: ask for the list again
+        arrivedDuringFetch?.push({ message: m, unread, unknown: !known });
+        if (known && unread && m.from === otherId)
+            notices.show(store.user(otherId), m.body);
+    }
+
+    function onError(frame) {
+        if (typeof frame.ref === 'string' && store.fail(frame.ref, sentence(frame.message || 'The server refused it.')))
+            return;
+        // other refusals (a typing or read frame) change nothing the reader needs to know
+    }
+
+    const onVisibility = () => {
+        if (document.visibilityState === 'hidden')
+            typingOut.stop();
+        viewingChanged();
+    };
+    const onWide = () => viewingChanged();
+
+    const unsubscribe = [
+        socket.on('hello', onHello),
+        socket.on('message', (frame) => onMessage(frame.message)),
+        socket.on('typing', (frame) => {
+            if (typeof frame.from === 'number' && frame.from !== user.id)
+                typingIn.set(frame.from, frame.active === true);
+        }),
+        socket.on('presence', (frame) => {
+            store.setPresence(frame.user_id, frame.online === true);
+            if (frame.online !== true)
+                typingIn.set(frame.user_id, false);
+        }),
+        socket.on('user.created', (frame) => {
+            if (frame.user)
+                store.addUser(frame.user);
+        }),
+        socket.on('error', onError),
+    ];
+    document.addEventListener('visibilitychange', onVisibility);
+    wide.addEventListener('change', onWide);
+
+    replace(aside, sidebar.node, notices.node);
+    aside.setAttribute('aria-labelledby', 'chat-title');
+    aside.hidden = false;
+    document.body.classList.add('with-chat');
+
+    return {
+        userId: user.id,
+        /** The query of the next connection: resume after the newest message seen, once there is a mark. */
+        socketParams() {
+            const id = store.lastId();
+            return id === null ? {} : { after: id };
+        },
+        destroy() {
+            gone = true;
+            unsubscribe.forEach((off) => off());
+            document.removeEventListener('visibilitychange', onVisibility);
+            wide.removeEventListener('change', onWide);
+            typingOut.stop();
+            typingIn.clear();
+            notices.clear();
+            conversation?.destroy();
+            conversation = null;
+            replace(aside);
+            aside.hidden = true;
+            aside.removeAttribute('aria-labelledby');
+            document.body.classList.remove('with-chat', 'chat-sheet-open');
+        },
+    };
+}

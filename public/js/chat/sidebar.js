@@ -1,0 +1,148 @@
+/*
+ * The chat's frame in the shell's <aside>: a title bar (on narrow screens a button that opens and
+ * closes the panel), the members list and a slot for the open conversation. The list follows the
+ * store: presence marks, unread badges and the order. Its items are kept and moved, never rebuilt,
+ * so a focused member keeps the focus while the list reorders.
+ */
+import { h, replace } from '../dom.js';
+
+function badge(count, what) {
+    return h('span', { class: 'chat-badge', hidden: count === 0 },
+        String(count), h('span', { class: 'chat-sr-only' }, ` ${what}`));
+}
+
+function setBadge(el, count, what) {
+    replace(el, String(count), h('span', { class: 'chat-sr-only' }, ` ${what}`));
+    el.hidden = count === 0;
+}
+
+/**
+ * createSidebar({store, onOpen, onExpand}): onOpen(userId) when a member is chosen; onExpand(open)
+ * when the narrow-screen panel opens or closes. Returns {node, slot, update, setCurrent, setTyping,
+ * setExpanded, expanded, setStatus, focusUser}.
+ */
+export function createSidebar({ store, onOpen, onExpand }) {
+    const items = new Map(); // userId → {li, button, name, state, typing, badge}
+    let current = null;
+    let isExpanded = false;
+
+    const list = h('ul', { class: 'chat-user-list', 'aria-labelledby': 'chat-users-title' });
+    const status = h('p', { class: 'chat-users-status muted' }, 'Loading members…');
+    const totalBadge = badge(0, 'unread');
+    const toggle = h('button', {
+        type: 'button',
+        class: 'chat-toggle',
+        'aria-expanded': 'false',
+        'aria-controls': 'chat-panel',
+        onclick: () => setExpanded(!isExpanded, { focus: true }),
+    }, h('span', { class: 'chat-toggle-label' }, 'Messages'), totalBadge, h('span', { class: 'chat-chevron', 'aria-hidden': 'true' }));
+    const slot = h('div', { class: 'chat-slot' });
+    const panel = h('div', { class: 'chat-panel', id: 'chat-panel' },
+        h('section', { class: 'chat-users', 'aria-labelledby': 'chat-users-title' },
+            h('h3', { class: 'chat-sr-only', id: 'chat-users-title' }, 'Members'),
+            status,
+            list),
+        slot);
+    const node = h('div', { class: 'chat', 'data-expanded': 'false' },
+        h('div', { class: 'chat-bar' },
+            h('h2', { class: 'chat-title', id: 'chat-title' }, 'Messages'),
+            toggle),
+        panel);
+    node.addEventListener('keydown', (event) => {
+        if (event.key === 'Escape' && isExpanded && !event.defaultPrevented) {
+            setExpanded(false, { focus: true });
+            event.preventDefault();
+        }
+    });
+
+    function item(user) {
+        let it = items.get(user.id);
+        if (it)
+            return it;
+        const name = h('span', { class: 'chat-user-name' });
+        const state = h('span', { class: 'chat-sr-only' });
+        const typing = h('span', { class: 'chat-user-typing', hidden: true }, 'typing…');
+        const count = badge(0, 'unread');
+        const button = h('button', { type: 'button', class: 'chat-user-button', onclick: () => onOpen(user.id) },
+            h('span', { class: 'chat-dot', 'aria-hidden': 'true' }), name, state, typing, count);
+        const li = h('li', { class: 'chat-user', 'data-user-id': user.id }, button);
+        it = { li, button, name, state, typing, badge: count };
+        items.set(user.id, it);
+        return it;
+    }
+
+    /** Redraws the list from the store: contents in place, then the fewest moves to reach its order. */
+    function update() {
+        const users = store.sorted();
+        const keep = new Set(users.map((u) => u.id));
+        for (const [id, it] of items) {
+            if (!keep.has(id)) {
+                it.li.remove();
+                items.delete(id);
+            }
+        }
+        const focused = document.activeElement;
+        users.forEach((user, i) => {
+            const it = item(user);
+            it.name.textContent = user.nickname;
+            it.state.textContent = user.online ? ', online' : ', offline';
+            it.li.dataset.online = String(user.online);
+            setBadge(it.badge, user.unread, user.unread === 1 ? 'unread message' : 'unread messages');
+            if (list.children[i] !== it.li)
+                list.insertBefore(it.li, list.children[i] ?? null);
+        });
+        // moving a node drops its focus; give it back
+        if (focused && focused !== document.activeElement && list.contains(focused))
+            focused.focus();
+        if (users.length === 0)
+            setStatus('No other members yet.');
+        else if (status.dataset.kind !== 'error')
+            setStatus('');
+        setBadge(totalBadge, store.totalUnread(), 'unread');
+        setCurrent(current);
+    }
+
+    function setCurrent(userId) {
+        current = userId;
+        for (const [id, it] of items)
+            it.button.setAttribute('aria-current', id === userId ? 'true' : 'false');
+        node.dataset.view = userId === null ? 'list' : 'conversation';
+    }
+
+    function setExpanded(open, { focus = false } = {}) {
+        if (open === isExpanded)
+            return;
+        isExpanded = open;
+        node.dataset.expanded = String(open);
+        toggle.setAttribute('aria-expanded', String(open));
+        document.body.classList.toggle('chat-sheet-open', open);
+        if (focus)
+            toggle.focus();
+        onExpand(open);
+    }
+
+    /** A line above the list: loading, empty, or an error with a retry button (kind 'error'). */
+    function setStatus(text, { kind = '', retry = null } = {}) {
+        status.dataset.kind = kind;
+        replace(status, text, retry && ' ', retry && h('button', { type: 'button', class: 'button button-quiet', onclick: retry }, 'Try again'));
+        status.hidden = !text;
+    }
+
+    return {
+        node,
+        slot,
+        update,
+        setCurrent,
+        setExpanded,
+        setStatus,
+        expanded: () => isExpanded,
+        setTyping(userId, typing) {
+            const it = items.get(userId);
+            if (it)
+                it.typing.hidden = !typing;
+        },
+        focusUser(userId) {
+            items.get(userId)?.button.focus();
+        },
+    };
+}
