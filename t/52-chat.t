@@ -49,7 +49,7 @@ sub users_of { [map { $_->{nickname} } @{ api($_[0], 'GET', '/api/users')->{json
 subtest 'the users list before any message: everyone else by nickname, case-insensitive' => sub {
     is_deeply users_of('alice'), [qw(Bob carol dave zed)], 'alice sees the others A to Z, herself left out';
     my $u = api('alice', 'GET', '/api/users')->{json}{users}[0];
-    is_deeply [sort keys %$u], [sort qw(id nickname online last_message_at unread)], 'each with its fields';
+    is_deeply [sort keys %$u], [sort qw(id nickname online last_message_at last_message_id unread)], 'each with its fields';
     is $u->{last_message_at}, undef, 'no last message yet';
     is $u->{unread}, 0, 'nothing unread';
 };

@@ -7,7 +7,7 @@
 static int users_route(forum_req_t *req)
 {
     int64_t me = api->req_user(req);
-    forum_stmt_t *s = api->db_stmt("SELECT u.id, u.nickname, c.last_message_at, COALESCE(c.unread, 0) FROM users u "
+    forum_stmt_t *s = api->db_stmt("SELECT u.id, u.nickname, c.last_message_at, COALESCE(c.unread, 0), c.last_message_id FROM users u "
                                    "LEFT JOIN conversations c ON c.user_id = ?1 AND c.other_id = u.id WHERE u.id <> ?1 "
                                    "ORDER BY c.last_message_id IS NULL, c.last_message_id DESC, u.nickname COLLATE NOCASE, u.id");
     api->db_bind_int(s, 1, me);
@@ -24,6 +24,12 @@ static int users_route(forum_req_t *req)
         yajl_gen_bool(g, api->user_online(id));
         pu_key_str(g, "last_message_at", api->db_col_text(s, 2));
         pu_key_int(g, "unread", api->db_col_int(s, 3));
+        /* the order's own key: ties of last_message_at (same millisecond) are broken by it */
+        pu_str(g, "last_message_id");
+        if (api->db_col_is_null(s, 4))
+            yajl_gen_null(g);
+        else
+            yajl_gen_integer(g, api->db_col_int(s, 4));
         yajl_gen_map_close(g);
     }
     yajl_gen_array_close(g);
