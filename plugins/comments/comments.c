@@ -32,9 +32,14 @@ static int write_comment_by_id(yajl_gen g, int64_t id)
     return 1;
 }
 
+static void write_comment(yajl_gen g, forum_stmt_t *s)
+{
+    api->db_row_json(s, g);
+}
+
 static int list_route(forum_req_t *req)
 {
-    int64_t post = pu_parse_id(api->req_param(req, "id")), limit, after, n = 0, last = 0;
+    int64_t post = pu_parse_id(api->req_param(req, "id")), limit, after;
     forum_stmt_t *s;
 
     if (post == 0 || !post_exists(post)) {
@@ -51,19 +56,7 @@ static int list_route(forum_req_t *req)
 
     yajl_gen g = api->res_json_begin(req, 200);
     yajl_gen_map_open(g);
-    pu_str(g, "comments");
-    yajl_gen_array_open(g);
-    while (n < limit && api->db_step(s) == FORUM_DB_ROW) {
-        api->db_row_json(s, g);
-        last = api->db_col_int(s, 0);
-        ++n;
-    }
-    yajl_gen_array_close(g);
-    pu_str(g, "next_after");
-    if (n == limit && api->db_step(s) == FORUM_DB_ROW)
-        yajl_gen_integer(g, last);
-    else
-        yajl_gen_null(g);
+    pu_write_page(api, g, s, "comments", limit, "next_after", write_comment);
     yajl_gen_map_close(g);
     api->res_json_end(req);
     return 0;

@@ -69,7 +69,7 @@ static int categories_route(forum_req_t *req)
 
 static int list_route(forum_req_t *req)
 {
-    int64_t limit = pu_query_int(api, req, "limit", 1, 50, 20), before, category = 0, n = 0, last = 0;
+    int64_t limit = pu_query_int(api, req, "limit", 1, 50, 20), before, category = 0;
     const char *slug = api->req_query(req, "category");
     forum_stmt_t *s;
 
@@ -99,20 +99,7 @@ static int list_route(forum_req_t *req)
 
     yajl_gen g = api->res_json_begin(req, 200);
     yajl_gen_map_open(g);
-    pu_str(g, "posts");
-    yajl_gen_array_open(g);
-    while (n < limit && api->db_step(s) == FORUM_DB_ROW) {
-        write_post(g, s);
-        last = api->db_col_int(s, 0);
-        ++n;
-    }
-    yajl_gen_array_close(g);
-    /* one row more than the page tells whether there is a next page */
-    pu_str(g, "next_before");
-    if (n == limit && api->db_step(s) == FORUM_DB_ROW)
-        yajl_gen_integer(g, last);
-    else
-        yajl_gen_null(g);
+    pu_write_page(api, g, s, "posts", limit, "next_before", write_post);
     yajl_gen_map_close(g);
     api->res_json_end(req);
     return 0;

@@ -54,6 +54,25 @@ int64_t pu_query_int(const forum_api_t *api, forum_req_t *req, const char *name,
     return v;
 }
 
+void pu_write_page(const forum_api_t *api, yajl_gen g, forum_stmt_t *s, const char *name, int64_t limit, const char *cursor_key,
+                   void (*write_row)(yajl_gen g, forum_stmt_t *s))
+{
+    int64_t n = 0, last = 0;
+    pu_str(g, name);
+    yajl_gen_array_open(g);
+    while (n < limit && api->db_step(s) == FORUM_DB_ROW) {
+        write_row(g, s);
+        last = api->db_col_int(s, 0);
+        ++n;
+    }
+    yajl_gen_array_close(g);
+    pu_str(g, cursor_key);
+    if (n == limit && api->db_step(s) == FORUM_DB_ROW)
+        yajl_gen_integer(g, last);
+    else
+        yajl_gen_null(g);
+}
+
 void pu_publish_all(const forum_api_t *api, yajl_gen g)
 {
     const unsigned char *buf;

@@ -21,6 +21,13 @@ int64_t pu_parse_id(const char *s);
  * answers 400 naming the parameter) when present but out of range or not a number.
  */
 int64_t pu_query_int(const forum_api_t *api, forum_req_t *req, const char *name, int64_t min, int64_t max, int64_t dflt);
+/**
+ * Writes one page of a keyset listing: `"name": [row…], "cursor_key": ID|null`. `s` was bound with LIMIT
+ * limit + 1: the extra row, never written, says whether a next page exists; its cursor is the id (column 0)
+ * of the last row written.
+ */
+void pu_write_page(const forum_api_t *api, yajl_gen g, forum_stmt_t *s, const char *name, int64_t limit, const char *cursor_key,
+                   void (*write_row)(yajl_gen g, forum_stmt_t *s));
 /** Publishes the generator's JSON to everyone. */
 void pu_publish_all(const forum_api_t *api, yajl_gen g);
 
