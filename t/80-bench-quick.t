@@ -1,0 +1,106 @@
+# bench/run in QUICK mode: the benchmark tools run end to end at tiny sizes, and everything they verify
+# holds (every chat message arrived exactly once and in order, every idle connection answered its ping,
+# every broadcast reached every client, the JSON file has every figure). Speed is never judged here.
+# The tools come from the build under test (FORUMD_BUILD: build, or build-asan in the sanitizer run).
+use strict;
+use warnings;
+use FindBin;
+use lib "$FindBin::Bin/..";
+use File::Temp qw(tempdir);
+use Test::More;
+use Time::HiRes qw(time);
+use t::Util qw(root_dir build_dir json_decode slurp);
+
+for my $t (qw(wrk h2load taskset prlimit)) {
+    plan skip_all => "$t is not installed" unless grep { -x "$_/$t" } split /:/, $ENV{PATH};
+}
+# the tools are part of every build (CMakeLists.txt): missing ones are a failure, not a reason to skip
+for my $t (qw(wsload seed)) {
+    BAIL_OUT(build_dir() . "/tools/$t is not built") unless -x build_dir() . "/tools/$t";
+}
+
+my $dir = tempdir(CLEANUP => 1);
+my $out = "$dir/bench.json";
+my $t0 = time;
+my $pid = open(my $fh, '-|') // die "fork: $!";
+if ($pid == 0) {
+    open STDERR, '>&', \*STDOUT or die $!;
+    chdir root_dir() or die $!;
+    exec 'timeout', '-k', '10', '240', 'bench/run', '--quick', '--out', $out;
+    die "exec: $!";
+}
+my $log = do { local $/; <$fh> } // '';
+close $fh;
+my $code = $? >> 8;
+is $code, 0, 'bench/run --quick exits 0' or diag $log;
+note sprintf('bench/run --quick took %.1f s', time - $t0);
+
+my $r = eval { json_decode(slurp($out)) };
+ok $r, 'the JSON file was written' or do { diag $log; done_testing; exit };
+
+my $m = $r->{machine};
+ok $m->{nproc} >= 1 && length($m->{model}) && length($m->{kernel}) && $m->{date} =~ /^\d{4}-\d\d-\d\dT/, 'the machine is described';
+ok $r->{quick}, 'marked as a quick run';
+
+my $f = $r->{figures};
+for my $name (qw(feed chat_throughput chat_latency idle broadcast login_isolation growth)) {
+    ok $f->{$name} && !$f->{$name}{error}, "$name ran" or diag explain $f->{$name};
+}
+
+subtest 'feed' => sub {
+    my $x = $f->{feed};
+    for my $k (qw(h1_api_rps h1_static_rps h2_api_rps h2_static_rps)) {
+        ok defined $x->{$k} && $x->{$k} > 0, "$k > 0";
+    }
+    ok defined $x->{h1_ratio} && defined $x->{h2_ratio}, 'both ratios';
+    ok $x->{ok}, 'no request failed';
+};
+
+for my $name (qw(chat_throughput chat_latency)) {
+    subtest $name => sub {
+        my $x = $f->{$name};
+        ok $x->{verified}, 'verified: every message reached sender and recipient exactly once, in order';
+        is $x->{missing}, 0, 'none missing';
+        is $x->{duplicates}, 0, 'none doubled';
+        is $x->{out_of_order}, 0, 'none out of order';
+        ok $x->{sent} > 0, 'messages were sent';
+        for my $run (@{ $r->{details}{$name} }) {
+            is $run->{exit}, 0, 'wsload exited 0';
+            is $run->{acked}, $run->{sent}, 'every message acknowledged';
+            is $run->{delivered}, $run->{sent}, 'every message delivered';
+        }
+    };
+}
+ok defined $f->{chat_throughput}{messages_per_s}, 'chat throughput figure';
+ok defined $f->{chat_latency}{$_}, "chat latency $_" for qw(p50_ms p99_ms p999_ms max_ms);
+
+subtest 'idle' => sub {
+    my $x = $f->{idle};
+    ok $x->{all_answered}, 'every idle connection answered its ping';
+    is $x->{pongs}, $x->{connections}, 'one pong per connection';
+    ok defined $x->{rss_per_conn_kib}, 'memory per connection measured';
+};
+
+subtest 'broadcast' => sub {
+    my $x = $f->{broadcast};
+    ok $x->{all_delivered}, 'every post.created reached every client, once';
+    ok defined $x->{p95_ms}, 'p95 measured';
+};
+
+subtest 'login isolation' => sub {
+    my $x = $f->{login_isolation};
+    ok defined $x->{p99_without_ms} && defined $x->{p99_with_ms} && defined $x->{ratio}, 'p99 with and without logins';
+    ok $x->{logins_ok} > 0, 'logins succeeded';
+    ok $x->{ok}, 'no request failed; logins answered 200 or 503 only';
+};
+
+subtest 'growth' => sub {
+    my $x = $f->{growth};
+    for my $page (qw(feed history)) {
+        ok defined $x->{"${page}_small_p50_ms"} && defined $x->{"${page}_large_p50_ms"}, "$page latency at both sizes";
+        ok defined $x->{"${page}_p50_ratio"}, "$page ratio";
+    }
+    ok $x->{ok}, 'no request failed';
+};
+
+done_testing;
