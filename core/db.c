@@ -300,13 +300,20 @@ int forum_db_changes(void)
     return sqlite3_changes(db);
 }
 
+/*
+ * A statement left on a row keeps the connection's read transaction open past COMMIT, and then the
+ * WAL can never restart: it grows with every commit (a gigabyte in seconds of chat traffic). So a
+ * transaction starts and ends with no statement in use.
+ */
 int forum_db_begin(void)
 {
+    forum_db_reset_active();
     return forum_db_exec("BEGIN IMMEDIATE");
 }
 
 int forum_db_commit(void)
 {
+    forum_db_reset_active();
     if (forum_db_exec("COMMIT") != 0) {
         forum_db_rollback();
         return -1;

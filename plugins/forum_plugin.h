@@ -177,7 +177,7 @@ struct forum_api {
     /** Writes the current row as a JSON object. */
     void (*db_row_json)(forum_stmt_t *s, yajl_gen g);
     int64_t (*db_last_id)(void);
-    /** Transactions do not nest. Each returns 0 on success. */
+    /** Transactions do not nest. Each returns 0 on success. Begin and commit reset every statement in use. */
     int (*db_begin)(void);
     int (*db_commit)(void);
     void (*db_rollback)(void);

@@ -2,7 +2,9 @@
  * The auth plugin: accounts. POST /api/auth/register, POST /api/auth/login, POST /api/auth/logout,
  * GET /api/auth/me, the user in every WebSocket hello, and `user.created` for every open client.
  */
+#define _GNU_SOURCE /* sched_getaffinity, CPU_COUNT */
 #include <libscrypt.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -349,7 +351,9 @@ static int setting_uint(forum_plugin_t *p, const char *key, unsigned long min, u
 
 static int read_settings(forum_plugin_t *p)
 {
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    /* the cores this process may run on (its affinity), not those the machine has */
+    cpu_set_t cpus;
+    long cores = sched_getaffinity(0, sizeof(cpus), &cpus) == 0 ? CPU_COUNT(&cpus) : sysconf(_SC_NPROCESSORS_ONLN);
     unsigned long workers = cores > 1 ? (unsigned long)cores - 1 : 1, queue = 64, n = auth_scrypt_params.N, r = auth_scrypt_params.r,
                   par = auth_scrypt_params.p, login_limit = 10, login_window = 60, register_limit = 0, register_window = 3600;
 

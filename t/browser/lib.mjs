@@ -136,7 +136,12 @@ export function watch(page, label) {
             consoleErrors.push({ text: msg.text(), url: msg.location().url || '', line: msg.location().lineNumber + 1 });
     });
     page.on('pageerror', (err) => pageErrors.push(err.stack || String(err)));
-    page.on('requestfailed', (req) => requestFailures.push(`${req.method()} ${req.url()}: ${req.failure()?.errorText}`));
+    // net::ERR_ABORTED is a request the page itself gave up (it navigated, reloaded or tore a view down
+    // while a fetch was in flight): not a failure of the server. Every other failure counts.
+    page.on('requestfailed', (req) => {
+        if (req.failure()?.errorText !== 'net::ERR_ABORTED')
+            requestFailures.push(`${req.method()} ${req.url()}: ${req.failure()?.errorText}`);
+    });
     page.on('response', (res) => {
         if (res.status() >= 400)
             badAnswers.push({ method: res.request().method(), url: res.url(), status: res.status() });
