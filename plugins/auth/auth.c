@@ -21,7 +21,7 @@ forum_plugin_t *auth_self;
 
 static auth_limiter_t *login_limiter, *register_limiter;
 
-static const char user_columns[] = "id, nickname, first_name, last_name, age, gender, email, created_at";
+#define USER_COLUMNS "id, nickname, first_name, last_name, age, gender, email, created_at"
 
 /* --- answers --- */
 
@@ -47,9 +47,7 @@ static void answer_limited(forum_req_t *req, unsigned seconds)
 /* Writes the user's own object; false when there is no such user. */
 static int write_user(yajl_gen g, int64_t id)
 {
-    char sql[128];
-    snprintf(sql, sizeof(sql), "SELECT %s FROM users WHERE id = ?", user_columns);
-    forum_stmt_t *s = api->db_stmt(sql);
+    forum_stmt_t *s = api->db_stmt("SELECT " USER_COLUMNS " FROM users WHERE id = ?");
     if (s == NULL)
         return 0;
     api->db_bind_int(s, 1, id);

@@ -1,7 +1,7 @@
 /*
  * Element building without HTML strings. Text only ever becomes a text node and attributes only
  * ever go through setAttribute, so nothing a user typed can be parsed as markup; the page never
- * uses innerHTML.
+ * hands a string to the HTML parser.
  */
 
 /**
