@@ -115,6 +115,31 @@ export function createForum(socket) {
 /* --- drawing ---------------------------------------------------------------------------------- */
 
 /** <time> with the machine-readable date and the user's local rendering of it. */
+/**
+ * Fetches the next page behind a "Load more" button: the button shows that it is busy meanwhile.
+ * Returns the page's JSON, or null when the view is gone, the session ended (ctx.onAuthLost), or
+ * the request failed (said in errorNode).
+ */
+export async function fetchMore({ button, errorNode, label, noun, url, key, ctx, isGone }) {
+    errorNode.hidden = true;
+    button.textContent = 'Loading…';
+    button.setAttribute('aria-busy', 'true');
+    const res = await api('GET', url);
+    button.textContent = label;
+    button.removeAttribute('aria-busy');
+    if (isGone())
+        return null;
+    if (res.status === 200 && Array.isArray(res.json?.[key]))
+        return res.json;
+    if (res.status === 401) {
+        ctx.onAuthLost();
+        return null;
+    }
+    errorNode.textContent = `More ${noun} could not be loaded. ${errorOf(res).message}`;
+    errorNode.hidden = false;
+    return null;
+}
+
 export function timeOf(iso) {
     const date = new Date(iso);
     const text = Number.isNaN(date.getTime())

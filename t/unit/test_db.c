@@ -1,32 +1,6 @@
 /* core/db.c: the data access layer, on a fresh database file per test (no event loop). */
-#include "unit.h"
-#include "../../core/forum.h"
+#include "unit_db.h"
 
-typedef struct fixture {
-    char dir[PATH_MAX];
-    char db[PATH_MAX];
-} fixture_t;
-
-static int setup(void **state)
-{
-    fixture_t *f = calloc(1, sizeof(*f));
-    char err[512] = "";
-    unit_mkdtemp(f->dir, sizeof(f->dir));
-    unit_path(f->db, sizeof(f->db), f->dir, "forum.db");
-    if (forum_db_open(f->db, NULL, err, sizeof(err)) != 0)
-        unit_fail("forum_db_open: %s", err);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture_t *f = *state;
-    forum_db_close();
-    unit_rmtree(f->dir);
-    free(f);
-    return 0;
-}
 
 /* The single integer a query returns. */
 static int64_t query_int(const char *sql)
@@ -423,25 +397,25 @@ static void test_rows_json_no_rows(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_open_uses_wal_and_foreign_keys, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_open_creates_the_core_schema, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_reopen_keeps_data_and_applies_nothing_twice, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_open_reports_an_unusable_path, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_migrate_applies_in_order_once, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_migrate_keeps_owners_apart, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_migrate_refuses_misnumbered_lists, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_migrate_refused_list_applies_none_of_it, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_failing_migration_keeps_nothing_of_it, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_stmt_is_cached_by_its_text, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_cached_stmt_starts_over_without_bindings, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_bind_step_col_round_trip, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_unique_violation_is_a_constraint, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_foreign_key_violation_is_a_constraint, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_begin_rollback_discards, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_begin_commit_keeps, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_rows_json_types_and_nested_author, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_rows_json_nested_object_last_and_two_prefixes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_rows_json_no_rows, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_open_uses_wal_and_foreign_keys, unit_db_setup, unit_db_teardown),
+        cmocka_unit_test_setup_teardown(test_open_creates_the_core_schema, unit_db_setup, unit_db_teardown),
+        cmocka_unit_test_setup_teardown(test_reopen_keeps_data_and_applies_nothing_twice, unit_db_setup, unit_db_teardown),
+        cmocka_unit_test_setup_teardown(test_open_reports_an_unusable_path, unit_db_setup, unit_db_teardown),
+        cmocka_unit_test_setup_teardown(test_migrate_applies_in_order_once, unit_db_setup, unit_db_teardown),
+        cmocka_unit_test_setup_teardown(test_migrate_keeps_owners_apart, unit_db_setup, unit_db_teardown),
+        cmocka_unit_test_setup_teardown(test_migrate_refuses_misnumbered_lists, unit_db_setup, unit_db_teardown),
+        cmocka_unit_test_setup_teardown(test_migrate_refused_list_applies_none_of_it, unit_db_setup, unit_db_teardown),
+        cmocka_unit_test_setup_teardown(test_failing_migration_keeps_nothing_of_it, unit_db_setup, unit_db_teardown),
+        cmocka_unit_test_setup_teardown(test_stmt_is_cached_by_its_text, unit_db_setup, unit_db_teardown),
+        cmocka_unit_test_setup_teardown(test_cached_stmt_starts_over_without_bindings, unit_db_setup, unit_db_teardown),
+        cmocka_unit_test_setup_teardown(test_bind_step_col_round_trip, unit_db_setup, unit_db_teardown),
+        cmocka_unit_test_setup_teardown(test_unique_violation_is_a_constraint, unit_db_setup, unit_db_teardown),
+        cmocka_unit_test_setup_teardown(test_foreign_key_violation_is_a_constraint, unit_db_setup, unit_db_teardown),
+        cmocka_unit_test_setup_teardown(test_begin_rollback_discards, unit_db_setup, unit_db_teardown),
+        cmocka_unit_test_setup_teardown(test_begin_commit_keeps, unit_db_setup, unit_db_teardown),
+        cmocka_unit_test_setup_teardown(test_rows_json_types_and_nested_author, unit_db_setup, unit_db_teardown),
+        cmocka_unit_test_setup_teardown(test_rows_json_nested_object_last_and_two_prefixes, unit_db_setup, unit_db_teardown),
+        cmocka_unit_test_setup_teardown(test_rows_json_no_rows, unit_db_setup, unit_db_teardown),
     };
     forum_log_set_level(FORUM_LOG_WARN);
     return cmocka_run_group_tests_name("db", tests, NULL, NULL);

@@ -2,36 +2,10 @@
 #define _GNU_SOURCE /* memmem */
 #include <ctype.h>
 #include <openssl/sha.h>
-#include "unit.h"
-#include "../../core/forum.h"
+#include "unit_db.h"
 
 enum { HOUR_MS = 3600 * 1000 };
 
-typedef struct fixture {
-    char dir[PATH_MAX];
-    char db[PATH_MAX];
-} fixture_t;
-
-static int setup(void **state)
-{
-    fixture_t *f = calloc(1, sizeof(*f));
-    char err[512] = "";
-    unit_mkdtemp(f->dir, sizeof(f->dir));
-    unit_path(f->db, sizeof(f->db), f->dir, "forum.db");
-    if (forum_db_open(f->db, NULL, err, sizeof(err)) != 0)
-        unit_fail("forum_db_open: %s", err);
-    *state = f;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    fixture_t *f = *state;
-    forum_db_close();
-    unit_rmtree(f->dir);
-    free(f);
-    return 0;
-}
 
 static int64_t count_sessions(const char *where)
 {
@@ -327,19 +301,19 @@ static void test_purge_returns_how_many_went(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_created_session_is_found_by_its_token, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_find_reads_only_len_bytes, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_database_keeps_only_the_hash, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_malformed_tokens_are_refused, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_expired_session_is_not_found, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_delete_removes_the_session, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_created_session_is_found_by_its_token, unit_db_setup, unit_db_teardown),
+        cmocka_unit_test_setup_teardown(test_find_reads_only_len_bytes, unit_db_setup, unit_db_teardown),
+        cmocka_unit_test_setup_teardown(test_database_keeps_only_the_hash, unit_db_setup, unit_db_teardown),
+        cmocka_unit_test_setup_teardown(test_malformed_tokens_are_refused, unit_db_setup, unit_db_teardown),
+        cmocka_unit_test_setup_teardown(test_expired_session_is_not_found, unit_db_setup, unit_db_teardown),
+        cmocka_unit_test_setup_teardown(test_delete_removes_the_session, unit_db_setup, unit_db_teardown),
         cmocka_unit_test(test_cookie_finds_sid_among_others),
         cmocka_unit_test(test_cookie_trims_white_space),
         cmocka_unit_test(test_cookie_without_sid_gives_0),
         cmocka_unit_test(test_cookie_reads_only_len_bytes),
-        cmocka_unit_test_setup_teardown(test_purge_removes_expired_rows, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_purge_works_in_bounded_batches, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_purge_returns_how_many_went, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_purge_removes_expired_rows, unit_db_setup, unit_db_teardown),
+        cmocka_unit_test_setup_teardown(test_purge_works_in_bounded_batches, unit_db_setup, unit_db_teardown),
+        cmocka_unit_test_setup_teardown(test_purge_returns_how_many_went, unit_db_setup, unit_db_teardown),
     };
     forum_log_set_level(FORUM_LOG_WARN);
     return cmocka_run_group_tests_name("session", tests, NULL, NULL);

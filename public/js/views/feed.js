@@ -10,7 +10,7 @@
 import { h, replace } from '../dom.js';
 import { api, errorOf, sentence } from '../api.js';
 import { field, fieldText, formMessage, onSubmit, showErrors } from '../form.js';
-import { IdList, categoryNames, postCard } from '../posts.js';
+import { IdList, categoryNames, fetchMore, postCard } from '../posts.js';
 
 const PAGE = 20;
 const PRESENCE = { true: 'online', false: 'offline' };
@@ -317,27 +317,14 @@ export function feedView(ctx) {
         if (loadingMore || nextBefore === null)
             return;
         loadingMore = true;
-        moreError.hidden = true;
-        more.textContent = 'Loading…';
-        more.setAttribute('aria-busy', 'true');
-        const res = await api('GET', query(nextBefore));
+        const page = await fetchMore({ button: more, errorNode: moreError, label: 'Load more', noun: 'posts',
+            url: query(nextBefore), key: 'posts', ctx, isGone: () => gone });
         loadingMore = false;
-        more.textContent = 'Load more';
-        more.removeAttribute('aria-busy');
-        if (gone)
+        if (!page)
             return;
-        if (res.status !== 200 || !Array.isArray(res.json?.posts)) {
-            if (res.status === 401) {
-                ctx.onAuthLost();
-                return;
-            }
-            moreError.textContent = `More posts could not be loaded. ${errorOf(res).message}`;
-            moreError.hidden = false;
-            return;
-        }
-        const added = res.json.posts.map(addPost).filter(Boolean);
+        const added = page.posts.map(addPost).filter(Boolean);
         const hadFocus = document.activeElement === more;
-        setNextBefore(res.json.next_before);
+        setNextBefore(page.next_before);
         // the keyboard goes on from the first post that came in, not from the top of the page
         if (hadFocus && added.length)
             added[0].link.focus();

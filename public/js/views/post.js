@@ -10,7 +10,7 @@
 import { h, replace } from '../dom.js';
 import { api, errorOf } from '../api.js';
 import { field, fieldText, formMessage, onSubmit, showErrors } from '../form.js';
-import { IdList, categoryNames, commentItem, postDetails } from '../posts.js';
+import { IdList, categoryNames, commentItem, fetchMore, postDetails } from '../posts.js';
 
 const PAGE = 50;
 
@@ -163,27 +163,14 @@ export function postView(ctx) {
         if (loadingMore || nextAfter === null)
             return;
         loadingMore = true;
-        moreError.hidden = true;
-        more.textContent = 'Loading…';
-        more.setAttribute('aria-busy', 'true');
-        const res = await api('GET', `/api/posts/${id}/comments?limit=${PAGE}&after=${nextAfter}`);
+        const page = await fetchMore({ button: more, errorNode: moreError, label: 'Load more comments', noun: 'comments',
+            url: `/api/posts/${id}/comments?limit=${PAGE}&after=${nextAfter}`, key: 'comments', ctx, isGone: () => gone });
         loadingMore = false;
-        more.textContent = 'Load more comments';
-        more.removeAttribute('aria-busy');
-        if (gone)
+        if (!page)
             return;
-        if (res.status !== 200 || !Array.isArray(res.json?.comments)) {
-            if (res.status === 401) {
-                ctx.onAuthLost();
-                return;
-            }
-            moreError.textContent = `More comments could not be loaded. ${errorOf(res).message}`;
-            moreError.hidden = false;
-            return;
-        }
         const hadFocus = document.activeElement === more;
-        res.json.comments.forEach((comment) => addComment(comment, { live: false }));
-        setNextAfter(res.json.next_after);
+        page.comments.forEach((comment) => addComment(comment, { live: false }));
+        setNextAfter(page.next_after);
         if (hadFocus && more.hidden)
             commentField.control.focus();
     }
