@@ -397,7 +397,10 @@ async function offline(a, b, users, net) {
     const onlineBefore = await b.textContent('footer .connection');
 
     net.cut = true;
+    // a cut network ends both sides: a server side left open would still get bob's frames, and whichever
+    // copy came first decided the lost-acknowledgement check below (a page may close with 1000 only)
     net.current.ws.close({ code: 1001, reason: 'the test cuts the network' });
+    net.current.server.close({ code: 1000, reason: 'the test cuts the network' });
     const down = await until(async () => await b.textContent('footer .connection') !== 'online');
     check(onlineBefore === 'online' && down, 'bob\'s connection is cut: the footer no longer says online');
 
@@ -488,6 +491,7 @@ async function run(base, browser) {
                 net.ackDropped = true;
                 net.cut = true;
                 ws.close({ code: 1001, reason: 'the test loses the acknowledgement' });
+                server.close({ code: 1000, reason: 'the test loses the acknowledgement' });
                 return;
             }
             ws.send(data);
