@@ -1,6 +1,6 @@
 /* GET /ws: checks the session and the origin, then hands the connection to the hub. */
 #include <string.h>
-#include <h2o/websocket.h>
+#include <h2o/websocket.h> /* h2o_is_websocket_handshake */
 #include "../core/forum.h"
 
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
