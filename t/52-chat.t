@@ -106,6 +106,22 @@ subtest 'offline delivery and a duplicate client_id' => sub {
     $_->close for $c, $z, $d;
 };
 
+subtest 'frames read together are stored together, a repeat among them answered once stored' => sub {
+    my $c = ws('carol');
+    # sent without running the loop in between: one write, one read on the server, one batch
+    send_msg($c, 'dave', 'batched one', client_id => 'batch-1');
+    send_msg($c, 'dave', 'batched two', client_id => 'batch-2');
+    send_msg($c, 'dave', 'batched one, sent again', client_id => 'batch-1');
+    my @got = map { $c->wait_for('message')->{message} } 1 .. 3;
+    is_deeply [map { $_->{client_id} } @got], ['batch-1', 'batch-2', 'batch-1'], 'three answers, in order';
+    ok $got[0]{id} && $got[0]{id} < $got[1]{id}, 'the first two stored in order';
+    is_deeply $got[2], $got[0], 'the repeat gets the message it repeats, unchanged';
+    is scalar $c->collect('message', 0.3), 0, 'and nothing more';
+    my $hist = api('dave', 'GET', "/api/messages/$id{carol}")->{json}{messages};
+    is_deeply [sort grep { /^batched/ } map { $_->{body} } @$hist], ['batched one', 'batched two'], 'two messages stored';
+    $c->close;
+};
+
 subtest 'the users list order: latest conversation first, then the rest by nickname' => sub {
     my $wa = ws('alice');
     send_msg($wa, 'dave', 'one');

@@ -23,10 +23,14 @@ typedef struct chat_message {
 int chat_user_exists(int64_t id);
 /** The message `from` already sent with `client_id`, into `out`; false when none. */
 int chat_find_by_client_id(int64_t from, const char *client_id, chat_message_t *out);
-/** Stores a message, its index rows and both conversations in one transaction; the new id, or 0. */
+/** Stores a message, its index rows and both conversations inside the caller's transaction; the new id, or 0. */
+int64_t chat_store_row(int64_t from, int64_t to, const char *body, size_t body_len, const char *client_id, const char *created_at);
+/** chat_store_row in a transaction of its own. */
 int64_t chat_store(int64_t from, int64_t to, const char *body, size_t body_len, const char *client_id, const char *created_at);
 /** Writes message `id` as API.md's message, with client_id when `for_user` is its sender; false when none. */
 int chat_write_message(yajl_gen g, int64_t id, int64_t for_user);
+/** Writes `m` as API.md's message, with client_id when `for_user` is its sender. */
+void chat_write_fields(yajl_gen g, const chat_message_t *m, int64_t for_user);
 /** The newest message id to or from `user`, 0 if none. */
 int64_t chat_last_message_id(int64_t user);
 /** Marks messages from `other` to `user` read up to `up_to`. */
@@ -34,6 +38,8 @@ int chat_mark_read(int64_t user, int64_t other, int64_t up_to);
 
 /** Builds {"type":"message","message":...} for `for_user` into a new generator (caller frees). */
 yajl_gen chat_message_frame(int64_t id, int64_t for_user);
+/** The same frame from a message in hand, without reading it back. */
+yajl_gen chat_frame_of(const chat_message_t *m, int64_t for_user);
 
 /* routes.c */
 int chat_routes_init(forum_plugin_t *p);
@@ -41,7 +47,7 @@ int chat_routes_init(forum_plugin_t *p);
 /* live.c: frames, typing, replay */
 int chat_live_init(forum_plugin_t *p);
 void chat_live_fini(void);
-/** Delivers stored message `id` from `from` to `to`, to every connection of both (except those catching up). */
-void chat_deliver(int64_t id, int64_t from, int64_t to);
+/** Delivers a stored message to every connection of its sender and recipient (except those catching up). */
+void chat_deliver(const chat_message_t *m);
 
 #endif

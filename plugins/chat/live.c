@@ -136,8 +136,11 @@ static void on_open(const forum_event_t *ev)
     replay_run(r);
 }
 
+static void forget_connection(forum_ws_t *ws);
+
 static void on_close(const forum_event_t *ev)
 {
+    forget_connection(ev->ws);
     for (replay_t *r = replays, *next; r != NULL; r = next) {
         next = r->next;
         if (r->ws == ev->ws) {
@@ -271,7 +274,7 @@ static int64_t frame_user(forum_ws_t *ws, yajl_val frame, const char *key, int64
     return YAJL_GET_INTEGER(v);
 }
 
-void chat_deliver(int64_t id, int64_t from, int64_t to)
+void chat_deliver(const chat_message_t *m)
 {
     forum_ws_t *skip[64];
     const unsigned char *buf;
@@ -279,30 +282,140 @@ void chat_deliver(int64_t id, int64_t from, int64_t to)
     yajl_gen g;
 
     /* a message ends its sender's typing (only a typist is told to stop: most messages need no extra frame) */
-    typing_t *t = typing_lookup(from, to);
+    typing_t *t = typing_lookup(m->from, m->to);
     if (t != NULL && t->active)
-        typing_update(from, to, 0, 1);
-    g = chat_message_frame(id, from);
+        typing_update(m->from, m->to, 0, 1);
+    g = chat_frame_of(m, m->from);
     yajl_gen_get_buf(g, &buf, &len);
-    n = catching_up(from, skip, 64);
-    api->publish_user_except(from, (const char *)buf, len, 0, skip, n);
+    n = catching_up(m->from, skip, 64);
+    api->publish_user_except(m->from, (const char *)buf, len, 0, skip, n);
     yajl_gen_free(g);
-    g = chat_message_frame(id, to);
+    g = chat_frame_of(m, m->to);
     yajl_gen_get_buf(g, &buf, &len);
-    n = catching_up(to, skip, 64);
-    api->publish_user_except(to, (const char *)buf, len, 0, skip, n);
+    n = catching_up(m->to, skip, 64);
+    api->publish_user_except(m->to, (const char *)buf, len, 0, skip, n);
     yajl_gen_free(g);
+}
+
+/*
+ * --- sends of one loop turn, stored in one transaction ---
+ *
+ * message.send frames are validated at once and queued; a timer of 0 ms runs after every frame the
+ * loop has read in this turn, stores the whole batch in one transaction, and only then delivers each
+ * message, in order. A client_id repeated inside the batch is answered with the message it repeats.
+ */
+
+enum { SEND_BATCH_MAX = 256 };
+
+typedef struct queued_send {
+    chat_message_t m;    /* id is 0 until stored; body and client_id are owned copies */
+    size_t body_len;
+    forum_ws_t *ws;      /* the sender's connection, NULL once it closes */
+    int repeat_of;       /* index of the message this one repeats, or -1 */
+    char created_at[32];
+} queued_send_t;
+
+static queued_send_t sends[SEND_BATCH_MAX];
+static size_t num_sends;
+static int flush_scheduled;
+
+static int store_batch(void)
+{
+    if (api->db_begin() != 0)
+        return 0;
+    for (size_t i = 0; i != num_sends; ++i) {
+        queued_send_t *q = &sends[i];
+        if (q->repeat_of < 0 &&
+            (q->m.id = chat_store_row(q->m.from, q->m.to, q->m.body, q->body_len, q->m.client_id, q->created_at)) == 0)
+            goto Error;
+    }
+    if (api->db_commit() == 0)
+        return 1;
+Error:
+    api->db_rollback();
+    for (size_t i = 0; i != num_sends; ++i)
+        sends[i].m.id = 0;
+    return 0;
+}
+
+static void flush_sends(void *arg)
+{
+    (void)arg;
+    flush_scheduled = 0;
+    if (!store_batch()) {
+        /* one bad message must not cost the others: store each on its own */
+        for (size_t i = 0; i != num_sends; ++i) {
+            queued_send_t *q = &sends[i];
+            if (q->repeat_of < 0)
+                q->m.id = chat_store(q->m.from, q->m.to, q->m.body, q->body_len, q->m.client_id, q->created_at);
+        }
+    }
+    for (size_t i = 0; i != num_sends; ++i) {
+        queued_send_t *q = &sends[i];
+        const chat_message_t *m = q->repeat_of < 0 ? &q->m : &sends[q->repeat_of].m;
+        if (m->id == 0) {
+            if (q->ws != NULL)
+                api->ws_error(q->ws, "internal", "the message could not be stored", q->m.client_id);
+        } else if (q->repeat_of < 0) {
+            chat_deliver(m);
+        } else if (q->ws != NULL) {
+            yajl_gen g = chat_frame_of(m, m->from);
+            send_gen(q->ws, g);
+            yajl_gen_free(g);
+        }
+    }
+    for (size_t i = 0; i != num_sends; ++i) {
+        free((char *)sends[i].m.body);
+        free((char *)sends[i].m.client_id);
+    }
+    num_sends = 0;
+}
+
+/* The queued send `from` made with `client_id`, or -1. */
+static int queued_by_client_id(int64_t from, const char *client_id)
+{
+    for (size_t i = 0; i != num_sends; ++i)
+        if (sends[i].m.from == from && sends[i].repeat_of < 0 && strcmp(sends[i].m.client_id, client_id) == 0)
+            return (int)i;
+    return -1;
+}
+
+static void queue_send(forum_ws_t *ws, int64_t from, int64_t to, const char *body, size_t body_len, const char *client_id,
+                       int repeat_of)
+{
+    queued_send_t *q = &sends[num_sends++];
+    memset(q, 0, sizeof(*q));
+    q->m.from = from;
+    q->m.to = to;
+    q->m.body = strndup(body, body_len);
+    q->m.client_id = strdup(client_id);
+    q->m.created_at = q->created_at;
+    q->body_len = body_len;
+    q->ws = ws;
+    q->repeat_of = repeat_of;
+    api->format_time(api->now_ms(), q->created_at);
+    if (!flush_scheduled && api->defer(chat_self, 0, flush_sends, NULL) == 0)
+        flush_scheduled = 1;
+    if (!flush_scheduled)
+        flush_sends(NULL); /* no timer to be had: store at once */
+}
+
+static void forget_connection(forum_ws_t *ws)
+{
+    for (size_t i = 0; i != num_sends; ++i)
+        if (sends[i].ws == ws)
+            sends[i].ws = NULL;
 }
 
 static void on_send(forum_ws_t *ws, yajl_val frame)
 {
-    int64_t me = api->ws_user(ws), to, id;
+    int64_t me = api->ws_user(ws), to;
     yajl_val cid = member(frame, "client_id"), body = member(frame, "body");
     forum_text_info_t info;
     chat_message_t existing;
     const char *text, *ref;
     size_t len, cid_len;
-    char now[32];
+    int queued;
 
     if (cid == NULL || !YAJL_IS_STRING(cid)) {
         api->ws_error(ws, "bad_request", "client_id is required (a string)", "message.send");
@@ -330,6 +443,8 @@ static void on_send(forum_ws_t *ws, yajl_val frame)
         api->ws_error(ws, "validation", "body must be 1 to 4000 characters", ref);
         return;
     }
+    if (num_sends == SEND_BATCH_MAX)
+        flush_sends(NULL); /* a full batch is stored now; its timer finds the next one */
     if (chat_find_by_client_id(me, ref, &existing)) {
         /* a repeat: nothing new is stored; the sender gets the stored message again */
         yajl_gen g = chat_message_frame(existing.id, me);
@@ -337,12 +452,9 @@ static void on_send(forum_ws_t *ws, yajl_val frame)
         yajl_gen_free(g);
         return;
     }
-    api->format_time(api->now_ms(), now);
-    if ((id = chat_store(me, to, text, len, ref, now)) == 0) {
-        api->ws_error(ws, "internal", "the message could not be stored", ref);
-        return;
-    }
-    chat_deliver(id, me, to);
+    /* a repeat of a message still in the batch is answered once that one is stored */
+    queued = queued_by_client_id(me, ref);
+    queue_send(ws, me, to, text, len, ref, queued);
 }
 
 static void on_typing(forum_ws_t *ws, yajl_val frame)
@@ -381,6 +493,8 @@ int chat_live_init(forum_plugin_t *p)
 
 void chat_live_fini(void)
 {
+    if (num_sends != 0)
+        flush_sends(NULL); /* unreachable while the batch's timer pins this generation; kept for safety */
     for (size_t i = 0; i != TYPING_BUCKETS; ++i) {
         while (typing_buckets[i] != NULL) {
             typing_t *t = typing_buckets[i];

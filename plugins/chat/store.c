@@ -52,30 +52,46 @@ static int index_and_converse(int64_t user, int64_t other, int64_t id, const cha
     return step_done(s);
 }
 
-int64_t chat_store(int64_t from, int64_t to, const char *body, size_t body_len, const char *client_id, const char *created_at)
+int64_t chat_store_row(int64_t from, int64_t to, const char *body, size_t body_len, const char *client_id, const char *created_at)
 {
-    forum_stmt_t *s;
+    forum_stmt_t *s = api->db_stmt("INSERT INTO messages (sender_id, recipient_id, body, client_id, created_at) VALUES (?, ?, ?, ?, ?)");
     int64_t id;
-
-    if (api->db_begin() != 0)
-        return 0;
-    s = api->db_stmt("INSERT INTO messages (sender_id, recipient_id, body, client_id, created_at) VALUES (?, ?, ?, ?, ?)");
     api->db_bind_int(s, 1, from);
     api->db_bind_int(s, 2, to);
     api->db_bind_text(s, 3, body, body_len);
     api->db_bind_text(s, 4, client_id, strlen(client_id));
     api->db_bind_text(s, 5, created_at, strlen(created_at));
     if (!step_done(s))
-        goto Error;
+        return 0;
     id = api->db_last_id();
     if (!index_and_converse(from, to, id, created_at, 0) || !index_and_converse(to, from, id, created_at, 1))
-        goto Error;
-    if (api->db_commit() != 0)
         return 0;
     return id;
-Error:
-    api->db_rollback();
-    return 0;
+}
+
+int64_t chat_store(int64_t from, int64_t to, const char *body, size_t body_len, const char *client_id, const char *created_at)
+{
+    int64_t id;
+    if (api->db_begin() != 0)
+        return 0;
+    if ((id = chat_store_row(from, to, body, body_len, client_id, created_at)) == 0 || api->db_commit() != 0) {
+        api->db_rollback();
+        return 0;
+    }
+    return id;
+}
+
+void chat_write_fields(yajl_gen g, const chat_message_t *m, int64_t for_user)
+{
+    yajl_gen_map_open(g);
+    pu_key_int(g, "id", m->id);
+    pu_key_int(g, "from", m->from);
+    pu_key_int(g, "to", m->to);
+    pu_key_str(g, "body", m->body);
+    pu_key_str(g, "created_at", m->created_at);
+    if (m->from == for_user)
+        pu_key_str(g, "client_id", m->client_id);
+    yajl_gen_map_close(g);
 }
 
 int chat_write_message(yajl_gen g, int64_t id, int64_t for_user)
@@ -84,16 +100,9 @@ int chat_write_message(yajl_gen g, int64_t id, int64_t for_user)
     api->db_bind_int(s, 1, id);
     if (api->db_step(s) != FORUM_DB_ROW)
         return 0;
-    int64_t from = api->db_col_int(s, 1);
-    yajl_gen_map_open(g);
-    pu_key_int(g, "id", id);
-    pu_key_int(g, "from", from);
-    pu_key_int(g, "to", api->db_col_int(s, 2));
-    pu_key_str(g, "body", api->db_col_text(s, 3));
-    pu_key_str(g, "created_at", api->db_col_text(s, 5));
-    if (from == for_user)
-        pu_key_str(g, "client_id", api->db_col_text(s, 4));
-    yajl_gen_map_close(g);
+    chat_message_t m = {id, api->db_col_int(s, 1), api->db_col_int(s, 2), api->db_col_text(s, 3), api->db_col_text(s, 4),
+                        api->db_col_text(s, 5)};
+    chat_write_fields(g, &m, for_user);
     return 1;
 }
 
@@ -105,6 +114,17 @@ yajl_gen chat_message_frame(int64_t id, int64_t for_user)
     pu_str(g, "message");
     if (!chat_write_message(g, id, for_user))
         yajl_gen_null(g);
+    yajl_gen_map_close(g);
+    return g;
+}
+
+yajl_gen chat_frame_of(const chat_message_t *m, int64_t for_user)
+{
+    yajl_gen g = yajl_gen_alloc(NULL);
+    yajl_gen_map_open(g);
+    pu_key_str(g, "type", "message");
+    pu_str(g, "message");
+    chat_write_fields(g, m, for_user);
     yajl_gen_map_close(g);
     return g;
 }
