@@ -1,6 +1,12 @@
 /*
  * The data access layer: one SQLite connection used only on the loop thread. Statements are
  * prepared once and cached by their text; none is ever built from user input.
+ *
+ * Checkpoints leave the loop: a second connection, used only by one thread-pool job at a time, copies
+ * the WAL back into the database (PASSIVE, so the loop keeps committing meanwhile) whenever a commit
+ * leaves CHECKPOINT_PAGES or more in the WAL. A job cannot finish the WAL while commits keep coming, so
+ * a WAL that still reaches CHECKPOINT_FORCE_PAGES is checkpointed on the loop, between two commits,
+ * which bounds it.
  */
 #include <sqlite3.h>
 #include <stdio.h>
@@ -16,9 +22,16 @@ struct forum_stmt {
     int active;
 };
 
-enum { NUM_BUCKETS = 256 };
+enum { NUM_BUCKETS = 256, CHECKPOINT_PAGES = 1000, CHECKPOINT_FORCE_PAGES = 16000 };
 
 static sqlite3 *db;
+static uv_loop_t *db_loop;
+static struct {
+    sqlite3 *db;   /* the checkpointer's own connection */
+    uv_work_t req;
+    int running;
+    int result;
+} ckpt;
 static forum_stmt_t *buckets[NUM_BUCKETS];
 static forum_stmt_t *active;
 static uv_check_t turn_end;
@@ -83,6 +96,56 @@ int forum_db_exec(const char *sql)
     return 0;
 }
 
+static void checkpoint_work(uv_work_t *req)
+{
+    (void)req;
+    ckpt.result = sqlite3_wal_checkpoint_v2(ckpt.db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+}
+
+static void checkpoint_done(uv_work_t *req, int status)
+{
+    (void)req;
+    (void)status;
+    ckpt.running = 0;
+    if (ckpt.result != SQLITE_OK && ckpt.result != SQLITE_BUSY)
+        forum_log(FORUM_LOG_WARN, "database: background checkpoint: %s", sqlite3_errstr(ckpt.result));
+}
+
+/* After every commit, with the number of pages in the WAL. */
+static int on_wal_commit(void *arg, sqlite3 *conn, const char *name, int pages)
+{
+    (void)arg;
+    if (pages < CHECKPOINT_PAGES)
+        return SQLITE_OK;
+    if (!ckpt.running) {
+        if (pages >= CHECKPOINT_FORCE_PAGES) {
+            int64_t start = forum_mono_ms();
+            sqlite3_wal_checkpoint_v2(conn, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+            forum_log(FORUM_LOG_INFO, "database: the WAL reached %d pages under load; checkpointed on the loop in %lld ms", pages,
+                      (long long)(forum_mono_ms() - start));
+        } else if (uv_queue_work(db_loop, &ckpt.req, checkpoint_work, checkpoint_done) == 0) {
+            ckpt.running = 1;
+        }
+    }
+    return SQLITE_OK;
+}
+
+/* Opens the checkpointer's connection and moves checkpoints off the loop; without it SQLite's own stay. */
+static void start_checkpointer(const char *path, uv_loop_t *loop)
+{
+    if (sqlite3_open_v2(path, &ckpt.db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+        forum_log(FORUM_LOG_WARN, "database: no background checkpoints: %s", ckpt.db != NULL ? sqlite3_errmsg(ckpt.db) : "no memory");
+        sqlite3_close(ckpt.db);
+        ckpt.db = NULL;
+        return;
+    }
+    sqlite3_busy_timeout(ckpt.db, 2000);
+    sqlite3_exec(ckpt.db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
+    db_loop = loop;
+    sqlite3_wal_autocheckpoint(db, 0);
+    sqlite3_wal_hook(db, on_wal_commit, NULL);
+}
+
 int forum_db_open(const char *path, uv_loop_t *loop, char *err, size_t errlen)
 {
     static const char pragmas[] = "PRAGMA journal_mode=WAL;"
@@ -107,6 +170,7 @@ int forum_db_open(const char *path, uv_loop_t *loop, char *err, size_t errlen)
         uv_check_start(&turn_end, on_turn_end);
         uv_unref((uv_handle_t *)&turn_end);
         have_turn_end = 1;
+        start_checkpointer(path, loop);
     }
     if (forum_db_migrate("core", core_migrations, FORUM_ARRAY_SIZE(core_migrations)) != 0) {
         snprintf(err, errlen, "%s: the core's schema migration failed (see the log)", path);
@@ -123,6 +187,12 @@ Error:
 
 void forum_db_close(void)
 {
+    while (ckpt.running)
+        uv_run(db_loop, UV_RUN_ONCE); /* the job uses the database file: let it end first */
+    if (ckpt.db != NULL) {
+        sqlite3_close(ckpt.db);
+        ckpt.db = NULL;
+    }
     if (have_turn_end) {
         uv_check_stop(&turn_end);
         uv_close((uv_handle_t *)&turn_end, NULL);
