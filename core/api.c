@@ -53,4 +53,6 @@ const forum_api_t forum_api = {
     .ws_queued = forum_hub_ws_queued,
     .defer = forum_work_defer,
     .publish_user_except = forum_hub_publish_user_except,
+    .db_version = forum_db_version,
+    .res_json_raw = forum_res_json_raw,
 };

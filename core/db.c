@@ -14,9 +14,15 @@
 #include <string.h>
 #include "forum.h"
 
+enum { STMT_MAX_WRITES = 8 };
+
 struct forum_stmt {
     sqlite3_stmt *st;
     char *sql;
+    /* the tables the statement (with its triggers) writes, as seen by the authorizer while it compiles */
+    uint8_t writes[STMT_MAX_WRITES];
+    uint8_t num_writes;
+    uint8_t writes_unknown; /* more than fit, or a table past MAX_TABLES: every version moves */
     struct forum_stmt *next;        /* hash chain */
     struct forum_stmt *next_active; /* stepped during this loop turn */
     int active;
@@ -36,6 +42,81 @@ static forum_stmt_t *buckets[NUM_BUCKETS];
 static forum_stmt_t *active;
 static uv_check_t turn_end;
 static int have_turn_end;
+
+/*
+ * Table versions, for renderings cached by plugins (forum_db_version). A statement's writes are learnt
+ * from the authorizer while SQLite compiles it, triggers included, so a write through a trigger moves
+ * the version of the table the trigger writes. The epoch moves every version at once: raw SQL, a
+ * rollback (a rendering made inside the transaction may show rows that are gone), or a commit by
+ * another connection (PRAGMA data_version, read once per loop turn).
+ */
+enum { MAX_TABLES = 64, TABLE_NAME_MAX = 64 };
+static struct {
+    char name[TABLE_NAME_MAX];
+    uint64_t version;
+} tables[MAX_TABLES];
+static size_t num_tables;
+static uint64_t epoch;
+static forum_stmt_t *compiling; /* the statement the authorizer reports for */
+static int external_checked;
+static int64_t external_version = -1;
+
+static int table_index(const char *name)
+{
+    for (size_t i = 0; i != num_tables; ++i)
+        if (strcmp(tables[i].name, name) == 0)
+            return (int)i;
+    if (num_tables == MAX_TABLES || strlen(name) >= TABLE_NAME_MAX)
+        return -1;
+    strcpy(tables[num_tables].name, name);
+    return (int)num_tables++;
+}
+
+static int on_authorize(void *arg, int action, const char *table, const char *column, const char *schema, const char *trigger)
+{
+    forum_stmt_t *s = compiling;
+    (void)arg, (void)column, (void)schema, (void)trigger;
+    if (s == NULL || (action != SQLITE_INSERT && action != SQLITE_UPDATE && action != SQLITE_DELETE) || table == NULL ||
+        strncmp(table, "sqlite_", 7) == 0)
+        return SQLITE_OK;
+    int t = table_index(table);
+    if (t < 0) {
+        s->writes_unknown = 1;
+        return SQLITE_OK;
+    }
+    for (size_t i = 0; i != s->num_writes; ++i)
+        if (s->writes[i] == t)
+            return SQLITE_OK;
+    if (s->num_writes == STMT_MAX_WRITES)
+        s->writes_unknown = 1;
+    else
+        s->writes[s->num_writes++] = (uint8_t)t;
+    return SQLITE_OK;
+}
+
+static void note_writes(const forum_stmt_t *s)
+{
+    if (s->writes_unknown)
+        ++epoch;
+    for (size_t i = 0; i != s->num_writes; ++i)
+        ++tables[s->writes[i]].version;
+}
+
+uint64_t forum_db_version(const char *table)
+{
+    if (!external_checked) {
+        forum_stmt_t *s = forum_db_stmt("PRAGMA data_version");
+        external_checked = 1;
+        if (s != NULL && forum_db_step(s) == FORUM_DB_ROW) {
+            int64_t v = forum_db_col_int(s, 0);
+            if (v != external_version && external_version != -1)
+                ++epoch;
+            external_version = v;
+        }
+    }
+    int t = table_index(table);
+    return epoch + (t < 0 ? 0 : tables[t].version);
+}
 
 static const char core_schema[] = "CREATE TABLE IF NOT EXISTS forum_migrations ("
                                   "  owner TEXT NOT NULL,"
@@ -65,6 +146,7 @@ static unsigned hash_sql(const char *s)
 
 void forum_db_reset_active(void)
 {
+    external_checked = 0; /* another connection's commits are looked for again */
     while (active != NULL) {
         forum_stmt_t *s = active;
         active = s->next_active;
@@ -85,7 +167,16 @@ static void on_turn_end(uv_check_t *check)
     }
 }
 
+/* Runs SQL that changes no rows of its own (BEGIN, COMMIT). */
+static int exec_quiet(const char *sql);
+
 int forum_db_exec(const char *sql)
+{
+    ++epoch; /* what raw SQL writes is not known */
+    return exec_quiet(sql);
+}
+
+static int exec_quiet(const char *sql)
 {
     char *msg = NULL;
     if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
@@ -159,6 +250,7 @@ int forum_db_open(const char *path, uv_loop_t *loop, char *err, size_t errlen)
         goto Error;
     }
     sqlite3_extended_result_codes(db, 0);
+    sqlite3_set_authorizer(db, on_authorize, NULL);
     sqlite3_busy_timeout(db, 2000);
     if (sqlite3_exec(db, pragmas, NULL, NULL, &msg) != SQLITE_OK || sqlite3_exec(db, core_schema, NULL, NULL, &msg) != SQLITE_OK) {
         snprintf(err, errlen, "%s: %s", path, msg != NULL ? msg : sqlite3_errmsg(db));
@@ -224,11 +316,16 @@ forum_stmt_t *forum_db_stmt(const char *sql)
             break;
     if (s == NULL) {
         sqlite3_stmt *st;
-        if (sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK) {
+        int rc;
+        s = calloc(1, sizeof(*s));
+        compiling = s;
+        rc = sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
+        compiling = NULL;
+        if (rc != SQLITE_OK) {
             forum_log(FORUM_LOG_ERROR, "database: cannot prepare \"%s\": %s", sql, sqlite3_errmsg(db));
+            free(s);
             return NULL;
         }
-        s = calloc(1, sizeof(*s));
         s->st = st;
         s->sql = strdup(sql);
         s->next = buckets[h];
@@ -267,7 +364,13 @@ int forum_db_step(forum_stmt_t *s)
         s->next_active = active;
         active = s;
     }
-    switch (sqlite3_step(s->st)) {
+    /* a statement recompiled after a schema change is reported again, with any trigger added since */
+    compiling = s;
+    int rc = sqlite3_step(s->st);
+    compiling = NULL;
+    if (s->num_writes != 0 || s->writes_unknown)
+        note_writes(s);
+    switch (rc) {
     case SQLITE_ROW:
         return FORUM_DB_ROW;
     case SQLITE_DONE:
@@ -378,13 +481,13 @@ int forum_db_changes(void)
 int forum_db_begin(void)
 {
     forum_db_reset_active();
-    return forum_db_exec("BEGIN IMMEDIATE");
+    return exec_quiet("BEGIN IMMEDIATE");
 }
 
 int forum_db_commit(void)
 {
     forum_db_reset_active();
-    if (forum_db_exec("COMMIT") != 0) {
+    if (exec_quiet("COMMIT") != 0) {
         forum_db_rollback();
         return -1;
     }

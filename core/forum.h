@@ -81,6 +81,11 @@ int forum_db_commit(void);
 void forum_db_rollback(void);
 /** Runs the statements of `sql` (several, separated by ';'); 0 on success, the error logged otherwise. */
 int forum_db_exec(const char *sql);
+/**
+ * A number that moves whenever rows of `table` may have changed: written through this connection (its
+ * triggers included), by raw SQL or a rollback, or by another connection. Equal numbers mean unchanged.
+ */
+uint64_t forum_db_version(const char *table);
 
 typedef struct forum_migration {
     int number;
@@ -233,6 +238,7 @@ const char *forum_req_peer(forum_req_t *req);
 int forum_req_alive(forum_req_t *req);
 yajl_gen forum_res_json_begin(forum_req_t *req, int status);
 void forum_res_json_end(forum_req_t *req);
+void forum_res_json_raw(forum_req_t *req, int status, const char *json, size_t len);
 void forum_res_error(forum_req_t *req, int status, const char *code, const char *message, const char *field);
 void forum_res_empty(forum_req_t *req, int status);
 void forum_res_header(forum_req_t *req, const char *name, const char *value);
@@ -245,6 +251,8 @@ void forum_req_session_end(forum_req_t *req);
 void forum_send_error(h2o_req_t *req, int status, const char *code, const char *message, const char *field);
 /** Answers with the generator's JSON. */
 void forum_send_json(h2o_req_t *req, int status, yajl_gen g);
+/** Answers with JSON already rendered. */
+void forum_send_json_bytes(h2o_req_t *req, int status, const char *json, size_t len);
 /** True when the request's Origin header is absent or equals its own scheme://authority. */
 int forum_same_origin(h2o_req_t *req);
 /** The percent-decoded value of query parameter `name`, allocated from the request's pool; NULL when absent. */

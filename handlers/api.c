@@ -114,6 +114,12 @@ void forum_res_json_end(forum_req_t *req)
         forum_send_json(req->h2o, req->gen_status, req->gen);
 }
 
+void forum_res_json_raw(forum_req_t *req, int status, const char *json, size_t len)
+{
+    if (take_answer(req))
+        forum_send_json_bytes(req->h2o, status, json, len);
+}
+
 void forum_res_error(forum_req_t *req, int status, const char *code, const char *message, const char *field)
 {
     if (take_answer(req))

@@ -23,17 +23,22 @@ static const char *reason_of(int status)
     }
 }
 
+void forum_send_json_bytes(h2o_req_t *req, int status, const char *json, size_t len)
+{
+    req->res.status = status;
+    req->res.reason = reason_of(status);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json; charset=utf-8"));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
+    h2o_send_inline(req, json, len);
+}
+
 void forum_send_json(h2o_req_t *req, int status, yajl_gen g)
 {
     const unsigned char *buf;
     size_t len;
 
     yajl_gen_get_buf(g, &buf, &len);
-    req->res.status = status;
-    req->res.reason = reason_of(status);
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json; charset=utf-8"));
-    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
-    h2o_send_inline(req, (const char *)buf, len);
+    forum_send_json_bytes(req, status, (const char *)buf, len);
 }
 
 void forum_send_error(h2o_req_t *req, int status, const char *code, const char *message, const char *field)

@@ -28,7 +28,7 @@ extern "C" {
 /** ABI version of forum_plugin_desc_t and of the meaning of the calls below. */
 #define FORUM_PLUGIN_ABI 1
 /** Version of forum_api_t; grows whenever a member is appended. */
-#define FORUM_API_VERSION 1
+#define FORUM_API_VERSION 2
 
 /** True when the core's table `api` has member `member` (for members added after version 1). */
 #define FORUM_API_HAS(api, member) ((api)->size >= offsetof(forum_api_t, member) + sizeof((api)->member))
@@ -224,6 +224,15 @@ struct forum_api {
     int (*defer)(forum_plugin_t *p, unsigned ms, forum_timer_fn fn, void *arg);
     /** publish_user that leaves out the connections in `except` (those a plugin is still catching up). */
     void (*publish_user_except)(int64_t user_id, const char *json, size_t len, int flags, forum_ws_t *const *except, size_t n);
+
+    /* --- cached renderings (version 2) --- */
+    /**
+     * A number that moves whenever rows of `table` may have changed (written by anyone, triggers included).
+     * A rendering stamped with the versions of the tables it read is current while they are unchanged.
+     */
+    uint64_t (*db_version)(const char *table);
+    /** Answers with `len` bytes of JSON rendered earlier (from res_json_begin's generator). */
+    void (*res_json_raw)(forum_req_t *req, int status, const char *json, size_t len);
 };
 
 /** The descriptor every plugin exports as `forum_plugin`. */

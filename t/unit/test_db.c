@@ -1,4 +1,5 @@
 /* core/db.c: the data access layer, on a fresh database file per test (no event loop). */
+#include <sqlite3.h>
 #include "unit_db.h"
 
 
@@ -394,6 +395,84 @@ static void test_rows_json_no_rows(void **state)
     forum_db_reset_active();
 }
 
+static void exec_ok(const char *sql)
+{
+    assert_int_equal(forum_db_exec(sql), 0);
+}
+
+static void step_done(const char *sql)
+{
+    forum_stmt_t *s = forum_db_stmt(sql);
+    assert_non_null(s);
+    assert_int_equal(forum_db_step(s), FORUM_DB_DONE);
+    forum_db_reset_active();
+}
+
+static void test_version_moves_with_writes_to_its_table_only(void **state)
+{
+    (void)state;
+    exec_ok("CREATE TABLE a (x INTEGER); CREATE TABLE b (y INTEGER)");
+    forum_db_reset_active();
+    uint64_t a = forum_db_version("a"), b = forum_db_version("b");
+    step_done("INSERT INTO a (x) VALUES (1)");
+    assert_true(forum_db_version("a") > a);
+    assert_int_equal(forum_db_version("b"), b);
+    a = forum_db_version("a");
+    forum_stmt_t *s = forum_db_stmt("SELECT x FROM a");
+    assert_int_equal(forum_db_step(s), FORUM_DB_ROW);
+    forum_db_reset_active();
+    assert_int_equal(forum_db_version("a"), a);
+    step_done("UPDATE a SET x = 2");
+    assert_true(forum_db_version("a") > a);
+    a = forum_db_version("a");
+    step_done("DELETE FROM a");
+    assert_true(forum_db_version("a") > a);
+    assert_int_equal(forum_db_version("b"), b);
+}
+
+static void test_version_follows_triggers_and_without_rowid_tables(void **state)
+{
+    (void)state;
+    exec_ok("CREATE TABLE items (id INTEGER PRIMARY KEY);"
+            "CREATE TABLE tally (k INTEGER PRIMARY KEY, n INTEGER) WITHOUT ROWID;"
+            "INSERT INTO tally VALUES (1, 0);"
+            "CREATE TRIGGER count_items AFTER INSERT ON items BEGIN UPDATE tally SET n = n + 1 WHERE k = 1; END;");
+    forum_db_reset_active();
+    uint64_t tally = forum_db_version("tally");
+    step_done("INSERT INTO items DEFAULT VALUES");
+    assert_true(forum_db_version("tally") > tally);
+}
+
+static void test_version_moves_on_rollback_and_raw_sql(void **state)
+{
+    (void)state;
+    exec_ok("CREATE TABLE a (x INTEGER)");
+    forum_db_reset_active();
+    uint64_t v = forum_db_version("a");
+    assert_int_equal(forum_db_begin(), 0);
+    forum_db_rollback();
+    assert_true(forum_db_version("a") > v);
+    v = forum_db_version("a");
+    exec_ok("INSERT INTO a VALUES (3)");
+    assert_true(forum_db_version("a") > v);
+}
+
+static void test_version_moves_when_another_connection_commits(void **state)
+{
+    fixture_t *f = *state;
+    sqlite3 *other;
+    exec_ok("CREATE TABLE a (x INTEGER)");
+    forum_db_reset_active();
+    uint64_t v = forum_db_version("a");
+    forum_db_reset_active();
+    assert_int_equal(forum_db_version("a"), v);
+    assert_int_equal(sqlite3_open(f->db, &other), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(other, "INSERT INTO a VALUES (9)", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(other);
+    forum_db_reset_active(); /* the next loop turn */
+    assert_true(forum_db_version("a") > v);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -416,6 +495,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rows_json_types_and_nested_author, unit_db_setup, unit_db_teardown),
         cmocka_unit_test_setup_teardown(test_rows_json_nested_object_last_and_two_prefixes, unit_db_setup, unit_db_teardown),
         cmocka_unit_test_setup_teardown(test_rows_json_no_rows, unit_db_setup, unit_db_teardown),
+        cmocka_unit_test_setup_teardown(test_version_moves_with_writes_to_its_table_only, unit_db_setup, unit_db_teardown),
+        cmocka_unit_test_setup_teardown(test_version_follows_triggers_and_without_rowid_tables, unit_db_setup, unit_db_teardown),
+        cmocka_unit_test_setup_teardown(test_version_moves_on_rollback_and_raw_sql, unit_db_setup, unit_db_teardown),
+        cmocka_unit_test_setup_teardown(test_version_moves_when_another_connection_commits, unit_db_setup, unit_db_teardown),
     };
     forum_log_set_level(FORUM_LOG_WARN);
     return cmocka_run_group_tests_name("db", tests, NULL, NULL);
