@@ -167,6 +167,29 @@ subtest 'pagination: no gaps, no repeats, while new posts arrive' => sub {
     ok !grep({ $mine{ $_->{id} } } @{ $last->{json}{posts} }), 'before the oldest: none of them';
 };
 
+subtest 'a feed page answered again shows every change since' => sub {
+    my $page = sub { api('GET', '/api/posts?limit=3' . ($_[0] // ''))->{json} };
+    my $first = $page->();
+    is_deeply $page->(), $first, 'the same page twice, nothing changed';
+
+    my $new = api('POST', '/api/posts', json => { title => 'fresh', body => 'b', categories => ['news'] })->{json}{post};
+    is $page->()->{posts}[0]{id}, $new->{id}, 'a new post leads the next answer';
+    my $news = api('GET', '/api/posts?category=news&limit=3')->{json};
+    is $news->{posts}[0]{id}, $new->{id}, 'and the next answer of its category';
+
+    my $c = api('POST', "/api/posts/$new->{id}/comments", json => { body => 'first!' });
+    is $c->{status}, 201, 'a comment';
+    is $page->()->{posts}[0]{comment_count}, 1, 'the page shows the comment count the comment trigger moved';
+    is api('GET', '/api/posts?category=news&limit=3')->{json}{posts}[0]{comment_count}, 1, 'so does the category page';
+
+    # another process writing to the database (an operator's sqlite3) is seen on the next answer too
+    my $db = $server->{db};
+    system('sqlite3', $db, "UPDATE posts SET title = 'edited outside' WHERE id = $new->{id}") == 0 or die "sqlite3: $?";
+    is $page->()->{posts}[0]{title}, 'edited outside', 'a change committed by another connection';
+    my $before = $first->{next_before};
+    is_deeply $page->("&before=$before"), $page->("&before=$before"), 'an older page, twice';
+};
+
 subtest 'comments: oldest first, pages without gaps' => sub {
     my $post = api('POST', '/api/posts', json => { title => 'talk', body => 'b', categories => ['discussion'] })->{json}{post};
     my @ids = map { api('POST', "/api/posts/$post->{id}/comments", json => { body => "c$_" })->{json}{comment}{id} } 1 .. 23;

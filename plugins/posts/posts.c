@@ -2,6 +2,7 @@
  * The posts plugin: categories and posts. GET /api/categories, GET /api/posts (newest first, keyset
  * pagination, optional category), POST /api/posts, GET /api/posts/:id; `post.created` to everyone.
  */
+#include <stdlib.h>
 #include <string.h>
 #include "../util/plugin_util.h"
 
@@ -67,11 +68,65 @@ static int categories_route(forum_req_t *req)
     return 0;
 }
 
+/*
+ * Rendered feed pages, each stamped with the versions of the tables it read: a page is answered from
+ * here while none of them has changed since, which the core's db_version tells exactly (every post,
+ * comment count, category or nickname change moves one). A small table, replaced round robin: the
+ * pages asked again and again are the first ones.
+ */
+enum { PAGE_CACHE_SLOTS = 32, PAGE_CACHE_MAX_BYTES = 512 * 1024 };
+
+typedef struct cached_page {
+    int64_t category, before, limit;
+    uint64_t version;
+    char *json; /* NULL for an empty slot */
+    size_t len;
+} cached_page_t;
+
+static cached_page_t page_cache[PAGE_CACHE_SLOTS];
+static size_t page_cache_next;
+
+static uint64_t feed_version(void)
+{
+    /* each version only grows, so their sum moves whenever one of them does */
+    return api->db_version("posts") + api->db_version("post_categories") + api->db_version("categories") +
+           api->db_version("users");
+}
+
+static const cached_page_t *cached_page(int64_t category, int64_t before, int64_t limit, uint64_t version)
+{
+    for (size_t i = 0; i != PAGE_CACHE_SLOTS; ++i) {
+        const cached_page_t *c = &page_cache[i];
+        if (c->json != NULL && c->version == version && c->category == category && c->before == before && c->limit == limit)
+            return c;
+    }
+    return NULL;
+}
+
+static void cache_page(int64_t category, int64_t before, int64_t limit, uint64_t version, yajl_gen g)
+{
+    const unsigned char *buf;
+    size_t len;
+    cached_page_t *c = &page_cache[page_cache_next];
+    char *copy;
+
+    yajl_gen_get_buf(g, &buf, &len);
+    if (len > PAGE_CACHE_MAX_BYTES || (copy = malloc(len)) == NULL)
+        return;
+    memcpy(copy, buf, len);
+    free(c->json);
+    *c = (cached_page_t){category, before, limit, version, copy, len};
+    page_cache_next = (page_cache_next + 1) % PAGE_CACHE_SLOTS;
+}
+
 static int list_route(forum_req_t *req)
 {
     int64_t limit = pu_query_int(api, req, "limit", 1, 50, 20), before, category = 0;
     const char *slug = api->req_query(req, "category");
+    const cached_page_t *cached;
     forum_stmt_t *s;
+    uint64_t version = 0;
+    int cacheable = FORUM_API_HAS(api, res_json_raw);
 
     if (limit < 0 || (before = pu_query_int(api, req, "before", 1, INT64_MAX, INT64_MAX)) < 0)
         return 0;
@@ -83,6 +138,15 @@ static int list_route(forum_req_t *req)
             return 0;
         }
         category = api->db_col_int(s, 0);
+    }
+    if (cacheable) {
+        version = feed_version();
+        if ((cached = cached_page(category, before, limit, version)) != NULL) {
+            api->res_json_raw(req, 200, cached->json, cached->len);
+            return 0;
+        }
+    }
+    if (category != 0) {
         /* the (category_id, post_id) primary key walks the category newest first */
         s = api->db_stmt("SELECT " POST_COLUMNS " FROM post_categories pc JOIN posts p ON p.id = pc.post_id "
                          "JOIN users u ON u.id = p.author_id WHERE pc.category_id = ? AND pc.post_id < ? "
@@ -101,8 +165,17 @@ static int list_route(forum_req_t *req)
     yajl_gen_map_open(g);
     pu_write_page(api, g, s, "posts", limit, "next_before", write_post);
     yajl_gen_map_close(g);
+    if (cacheable)
+        cache_page(category, before, limit, version, g);
     api->res_json_end(req);
     return 0;
+}
+
+static void fini(forum_plugin_t *p)
+{
+    (void)p;
+    for (size_t i = 0; i != PAGE_CACHE_SLOTS; ++i)
+        free(page_cache[i].json);
 }
 
 static int get_route(forum_req_t *req)
@@ -269,4 +342,5 @@ FORUM_EXPORT const forum_plugin_desc_t forum_plugin = {
     .name = "posts",
     .version = PLUGIN_VERSION,
     .init = init,
+    .fini = fini,
 };
