@@ -136,6 +136,16 @@ static const forum_migration_t core_migrations[] = {
         "CREATE INDEX sessions_expiry ON sessions (expires_ms);"},
 };
 
+/*
+ * Callers pass string constants, so the text's address finds its statement without hashing the text;
+ * the text is still compared, so a reused address can only cost a miss.
+ */
+enum { BY_ADDRESS_SLOTS = 512 };
+static struct {
+    const char *sql;
+    forum_stmt_t *stmt;
+} by_address[BY_ADDRESS_SLOTS];
+
 static unsigned hash_sql(const char *s)
 {
     unsigned h = 5381;
@@ -245,6 +255,8 @@ int forum_db_open(const char *path, uv_loop_t *loop, char *err, size_t errlen)
                                   "PRAGMA temp_store=MEMORY;";
     char *msg = NULL;
 
+    /* no allocation statistics: they take a global mutex on every malloc (refused once SQLite is initialised) */
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
     if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
         snprintf(err, errlen, "%s: cannot open the database: %s", path, db != NULL ? sqlite3_errmsg(db) : "out of memory");
         goto Error;
@@ -291,6 +303,7 @@ void forum_db_close(void)
         have_turn_end = 0;
     }
     active = NULL;
+    memset(by_address, 0, sizeof(by_address));
     for (size_t i = 0; i != NUM_BUCKETS; ++i) {
         while (buckets[i] != NULL) {
             forum_stmt_t *s = buckets[i];
@@ -308,12 +321,18 @@ void forum_db_close(void)
 
 forum_stmt_t *forum_db_stmt(const char *sql)
 {
-    unsigned h = hash_sql(sql);
-    forum_stmt_t *s;
+    size_t slot = ((uintptr_t)sql >> 3) % BY_ADDRESS_SLOTS;
+    forum_stmt_t *s = by_address[slot].sql == sql ? by_address[slot].stmt : NULL;
 
-    for (s = buckets[h]; s != NULL; s = s->next)
-        if (strcmp(s->sql, sql) == 0)
-            break;
+    if (s == NULL || strcmp(s->sql, sql) != 0) {
+        for (s = buckets[hash_sql(sql)]; s != NULL; s = s->next)
+            if (strcmp(s->sql, sql) == 0)
+                break;
+        if (s != NULL) {
+            by_address[slot].sql = sql;
+            by_address[slot].stmt = s;
+        }
+    }
     if (s == NULL) {
         sqlite3_stmt *st;
         int rc;
@@ -328,8 +347,10 @@ forum_stmt_t *forum_db_stmt(const char *sql)
         }
         s->st = st;
         s->sql = strdup(sql);
-        s->next = buckets[h];
-        buckets[h] = s;
+        s->next = buckets[hash_sql(sql)];
+        buckets[hash_sql(sql)] = s;
+        by_address[slot].sql = sql;
+        by_address[slot].stmt = s;
         return s;
     }
     sqlite3_reset(s->st);

@@ -23,10 +23,16 @@ typedef struct chat_message {
 int chat_user_exists(int64_t id);
 /** The message `from` already sent with `client_id`, into `out`; false when none. */
 int chat_find_by_client_id(int64_t from, const char *client_id, chat_message_t *out);
-/** Stores a message, its index rows and both conversations inside the caller's transaction; the new id, or 0. */
-int64_t chat_store_row(int64_t from, int64_t to, const char *body, size_t body_len, const char *client_id, const char *created_at);
+/**
+ * Stores a message, its index rows and both conversations inside the caller's transaction and returns its
+ * id, or 0 on failure. When `from` already sent `client_id`, nothing is stored: `*repeat` is set and the
+ * earlier message's id returned.
+ */
+int64_t chat_store_row(int64_t from, int64_t to, const char *body, size_t body_len, const char *client_id, const char *created_at,
+                       int *repeat);
 /** chat_store_row in a transaction of its own. */
-int64_t chat_store(int64_t from, int64_t to, const char *body, size_t body_len, const char *client_id, const char *created_at);
+int64_t chat_store(int64_t from, int64_t to, const char *body, size_t body_len, const char *client_id, const char *created_at,
+                   int *repeat);
 /** Writes message `id` as API.md's message, with client_id when `for_user` is its sender; false when none. */
 int chat_write_message(yajl_gen g, int64_t id, int64_t for_user);
 /** Writes `m` as API.md's message, with client_id when `for_user` is its sender. */

@@ -302,33 +302,39 @@ void chat_deliver(const chat_message_t *m)
  *
  * message.send frames are validated at once and queued; a timer of 0 ms runs after every frame the
  * loop has read in this turn, stores the whole batch in one transaction, and only then delivers each
- * message, in order. A client_id repeated inside the batch is answered with the message it repeats.
+ * message, in order. A client_id its sender used before, in an earlier batch or earlier in this one,
+ * stores nothing and is answered with the message it named.
  */
 
 enum { SEND_BATCH_MAX = 256 };
 
 typedef struct queued_send {
-    chat_message_t m;    /* id is 0 until stored; body and client_id are owned copies */
+    chat_message_t m; /* id is 0 until stored; body and client_id are owned copies */
     size_t body_len;
-    forum_ws_t *ws;      /* the sender's connection, NULL once it closes */
-    int repeat_of;       /* index of the message this one repeats, or -1 */
+    forum_ws_t *ws; /* the sender's connection, NULL once it closes */
+    int repeat;     /* the client_id was used before: m.id is that message */
     char created_at[32];
 } queued_send_t;
+
+typedef int64_t (*store_fn)(int64_t from, int64_t to, const char *body, size_t body_len, const char *client_id,
+                            const char *created_at, int *repeat);
 
 static queued_send_t sends[SEND_BATCH_MAX];
 static size_t num_sends;
 static int flush_scheduled;
 
+static int64_t store_one(queued_send_t *q, store_fn store)
+{
+    return q->m.id = store(q->m.from, q->m.to, q->m.body, q->body_len, q->m.client_id, q->created_at, &q->repeat);
+}
+
 static int store_batch(void)
 {
     if (api->db_begin() != 0)
         return 0;
-    for (size_t i = 0; i != num_sends; ++i) {
-        queued_send_t *q = &sends[i];
-        if (q->repeat_of < 0 &&
-            (q->m.id = chat_store_row(q->m.from, q->m.to, q->m.body, q->body_len, q->m.client_id, q->created_at)) == 0)
+    for (size_t i = 0; i != num_sends; ++i)
+        if (store_one(&sends[i], chat_store_row) == 0)
             goto Error;
-    }
     if (api->db_commit() == 0)
         return 1;
 Error:
@@ -344,22 +350,19 @@ static void flush_sends(void *arg)
     flush_scheduled = 0;
     if (!store_batch()) {
         /* one bad message must not cost the others: store each on its own */
-        for (size_t i = 0; i != num_sends; ++i) {
-            queued_send_t *q = &sends[i];
-            if (q->repeat_of < 0)
-                q->m.id = chat_store(q->m.from, q->m.to, q->m.body, q->body_len, q->m.client_id, q->created_at);
-        }
+        for (size_t i = 0; i != num_sends; ++i)
+            store_one(&sends[i], chat_store);
     }
     for (size_t i = 0; i != num_sends; ++i) {
         queued_send_t *q = &sends[i];
-        const chat_message_t *m = q->repeat_of < 0 ? &q->m : &sends[q->repeat_of].m;
-        if (m->id == 0) {
+        if (q->m.id == 0) {
             if (q->ws != NULL)
                 api->ws_error(q->ws, "internal", "the message could not be stored", q->m.client_id);
-        } else if (q->repeat_of < 0) {
-            chat_deliver(m);
+        } else if (!q->repeat) {
+            chat_deliver(&q->m);
         } else if (q->ws != NULL) {
-            yajl_gen g = chat_frame_of(m, m->from);
+            /* a repeat: nothing new was stored; the sender gets the stored message again */
+            yajl_gen g = chat_message_frame(q->m.id, q->m.from);
             send_gen(q->ws, g);
             yajl_gen_free(g);
         }
@@ -371,19 +374,12 @@ static void flush_sends(void *arg)
     num_sends = 0;
 }
 
-/* The queued send `from` made with `client_id`, or -1. */
-static int queued_by_client_id(int64_t from, const char *client_id)
+static void queue_send(forum_ws_t *ws, int64_t from, int64_t to, const char *body, size_t body_len, const char *client_id)
 {
-    for (size_t i = 0; i != num_sends; ++i)
-        if (sends[i].m.from == from && sends[i].repeat_of < 0 && strcmp(sends[i].m.client_id, client_id) == 0)
-            return (int)i;
-    return -1;
-}
-
-static void queue_send(forum_ws_t *ws, int64_t from, int64_t to, const char *body, size_t body_len, const char *client_id,
-                       int repeat_of)
-{
-    queued_send_t *q = &sends[num_sends++];
+    queued_send_t *q;
+    if (num_sends == SEND_BATCH_MAX)
+        flush_sends(NULL); /* a full batch is stored now; its timer finds the next one */
+    q = &sends[num_sends++];
     memset(q, 0, sizeof(*q));
     q->m.from = from;
     q->m.to = to;
@@ -392,7 +388,6 @@ static void queue_send(forum_ws_t *ws, int64_t from, int64_t to, const char *bod
     q->m.created_at = q->created_at;
     q->body_len = body_len;
     q->ws = ws;
-    q->repeat_of = repeat_of;
     api->format_time(api->now_ms(), q->created_at);
     if (!flush_scheduled && api->defer(chat_self, 0, flush_sends, NULL) == 0)
         flush_scheduled = 1;
@@ -412,10 +407,8 @@ static void on_send(forum_ws_t *ws, yajl_val frame)
     int64_t me = api->ws_user(ws), to;
     yajl_val cid = member(frame, "client_id"), body = member(frame, "body");
     forum_text_info_t info;
-    chat_message_t existing;
     const char *text, *ref;
     size_t len, cid_len;
-    int queued;
 
     if (cid == NULL || !YAJL_IS_STRING(cid)) {
         api->ws_error(ws, "bad_request", "client_id is required (a string)", "message.send");
@@ -443,18 +436,7 @@ static void on_send(forum_ws_t *ws, yajl_val frame)
         api->ws_error(ws, "validation", "body must be 1 to 4000 characters", ref);
         return;
     }
-    if (num_sends == SEND_BATCH_MAX)
-        flush_sends(NULL); /* a full batch is stored now; its timer finds the next one */
-    if (chat_find_by_client_id(me, ref, &existing)) {
-        /* a repeat: nothing new is stored; the sender gets the stored message again */
-        yajl_gen g = chat_message_frame(existing.id, me);
-        send_gen(ws, g);
-        yajl_gen_free(g);
-        return;
-    }
-    /* a repeat of a message still in the batch is answered once that one is stored */
-    queued = queued_by_client_id(me, ref);
-    queue_send(ws, me, to, text, len, ref, queued);
+    queue_send(ws, me, to, text, len, ref);
 }
 
 static void on_typing(forum_ws_t *ws, yajl_val frame)

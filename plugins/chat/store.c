@@ -9,11 +9,21 @@
 
 #define api chat_api
 
+/* Users found before: accounts are never deleted through forumd, so a user seen once stays. */
+enum { KNOWN_USERS_SLOTS = 16384 };
+static int64_t known_users[KNOWN_USERS_SLOTS];
+
 int chat_user_exists(int64_t id)
 {
+    int64_t *slot = &known_users[(uint64_t)id % KNOWN_USERS_SLOTS];
+    if (id > 0 && *slot == id)
+        return 1;
     forum_stmt_t *s = api->db_stmt("SELECT 1 FROM users WHERE id = ?");
     api->db_bind_int(s, 1, id);
-    return api->db_step(s) == FORUM_DB_ROW;
+    if (api->db_step(s) != FORUM_DB_ROW)
+        return 0;
+    *slot = id;
+    return 1;
 }
 
 int chat_find_by_client_id(int64_t from, const char *client_id, chat_message_t *out)
@@ -52,29 +62,44 @@ static int index_and_converse(int64_t user, int64_t other, int64_t id, const cha
     return step_done(s);
 }
 
-int64_t chat_store_row(int64_t from, int64_t to, const char *body, size_t body_len, const char *client_id, const char *created_at)
+int64_t chat_store_row(int64_t from, int64_t to, const char *body, size_t body_len, const char *client_id, const char *created_at,
+                       int *repeat)
 {
-    forum_stmt_t *s = api->db_stmt("INSERT INTO messages (sender_id, recipient_id, body, client_id, created_at) VALUES (?, ?, ?, ?, ?)");
+    /* a client_id this sender used before stores nothing: the message it named is the answer */
+    forum_stmt_t *s = api->db_stmt("INSERT INTO messages (sender_id, recipient_id, body, client_id, created_at) VALUES (?, ?, ?, ?, ?) "
+                                   "ON CONFLICT (sender_id, client_id) DO NOTHING RETURNING id");
+    chat_message_t existing;
     int64_t id;
     api->db_bind_int(s, 1, from);
     api->db_bind_int(s, 2, to);
     api->db_bind_text(s, 3, body, body_len);
     api->db_bind_text(s, 4, client_id, strlen(client_id));
     api->db_bind_text(s, 5, created_at, strlen(created_at));
-    if (!step_done(s))
+    switch (api->db_step(s)) {
+    case FORUM_DB_ROW:
+        id = api->db_col_int(s, 0);
+        if (!step_done(s))
+            return 0;
+        break;
+    case FORUM_DB_DONE:
+        *repeat = 1;
+        return chat_find_by_client_id(from, client_id, &existing) ? existing.id : 0;
+    default:
         return 0;
-    id = api->db_last_id();
+    }
+    *repeat = 0;
     if (!index_and_converse(from, to, id, created_at, 0) || !index_and_converse(to, from, id, created_at, 1))
         return 0;
     return id;
 }
 
-int64_t chat_store(int64_t from, int64_t to, const char *body, size_t body_len, const char *client_id, const char *created_at)
+int64_t chat_store(int64_t from, int64_t to, const char *body, size_t body_len, const char *client_id, const char *created_at,
+                   int *repeat)
 {
     int64_t id;
     if (api->db_begin() != 0)
         return 0;
-    if ((id = chat_store_row(from, to, body, body_len, client_id, created_at)) == 0 || api->db_commit() != 0) {
+    if ((id = chat_store_row(from, to, body, body_len, client_id, created_at, repeat)) == 0 || api->db_commit() != 0) {
         api->db_rollback();
         return 0;
     }
