@@ -292,6 +292,8 @@ async function run(base, browser) {
     await a.click('#post-form button[type="submit"]');
     const top = await waitForText(a, '.post-list > .post-card .post-card-title', post.title);
     check(top === post.title, "on success alice's post is at the top of her feed", `top: ${top}`);
+    // the live post.created frame may show the post before the answer to the form's request arrives
+    await a.waitForFunction(() => document.getElementById('post-form').hidden, null, { timeout: LIVE_TIMEOUT_MS }).catch(() => {});
     const formState = await a.evaluate(() => ({
         hidden: document.getElementById('post-form').hidden,
         title: document.getElementById('new-post-title').value,
