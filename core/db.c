@@ -2,11 +2,12 @@
  * The data access layer: one SQLite connection used only on the loop thread. Statements are
  * prepared once and cached by their text; none is ever built from user input.
  *
- * Checkpoints leave the loop: a second connection, used only by one thread-pool job at a time, copies
- * the WAL back into the database (PASSIVE, so the loop keeps committing meanwhile) whenever a commit
- * leaves CHECKPOINT_PAGES or more in the WAL. A job cannot finish the WAL while commits keep coming, so
- * a WAL that still reaches CHECKPOINT_FORCE_PAGES is checkpointed on the loop, between two commits,
- * which bounds it.
+ * Checkpoints leave the loop: a thread of the DAL's own, with a second connection, copies the WAL back
+ * into the database (PASSIVE, so the loop keeps committing meanwhile) whenever a commit leaves
+ * CHECKPOINT_PAGES or more in the WAL. Not the thread pool: its threads run at the lowest priority,
+ * and a checkpoint starved by a busy loop would let the WAL grow. A checkpoint cannot finish the WAL
+ * while commits keep coming, so a WAL that still reaches CHECKPOINT_FORCE_PAGES is checkpointed on
+ * the loop, between two commits, which bounds it.
  */
 #include <sqlite3.h>
 #include <stdio.h>
@@ -33,10 +34,13 @@ enum { NUM_BUCKETS = 256, CHECKPOINT_PAGES = 1000, CHECKPOINT_FORCE_PAGES = 1600
 static sqlite3 *db;
 static uv_loop_t *db_loop;
 static struct {
-    sqlite3 *db;   /* the checkpointer's own connection */
-    uv_work_t req;
-    int running;
-    int result;
+    sqlite3 *db; /* the checkpointer's own connection, used only by its thread */
+    uv_thread_t thread;
+    uv_mutex_t lock;
+    uv_cond_t wake;
+    uv_async_t done;
+    int requested, stop, result; /* under lock */
+    int running;                 /* loop only: asked and not yet done */
 } ckpt;
 static forum_stmt_t *buckets[NUM_BUCKETS];
 static forum_stmt_t *active;
@@ -197,19 +201,35 @@ static int exec_quiet(const char *sql)
     return 0;
 }
 
-static void checkpoint_work(uv_work_t *req)
+static void checkpointer(void *arg)
 {
-    (void)req;
-    ckpt.result = sqlite3_wal_checkpoint_v2(ckpt.db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+    (void)arg;
+    uv_mutex_lock(&ckpt.lock);
+    for (;;) {
+        while (!ckpt.requested && !ckpt.stop)
+            uv_cond_wait(&ckpt.wake, &ckpt.lock);
+        if (ckpt.stop)
+            break;
+        ckpt.requested = 0;
+        uv_mutex_unlock(&ckpt.lock);
+        int rc = sqlite3_wal_checkpoint_v2(ckpt.db, NULL, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+        uv_mutex_lock(&ckpt.lock);
+        ckpt.result = rc;
+        uv_async_send(&ckpt.done);
+    }
+    uv_mutex_unlock(&ckpt.lock);
 }
 
-static void checkpoint_done(uv_work_t *req, int status)
+static void checkpoint_done(uv_async_t *async)
 {
-    (void)req;
-    (void)status;
+    int rc;
+    (void)async;
+    uv_mutex_lock(&ckpt.lock);
+    rc = ckpt.result;
+    uv_mutex_unlock(&ckpt.lock);
     ckpt.running = 0;
-    if (ckpt.result != SQLITE_OK && ckpt.result != SQLITE_BUSY)
-        forum_log(FORUM_LOG_WARN, "database: background checkpoint: %s", sqlite3_errstr(ckpt.result));
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+        forum_log(FORUM_LOG_WARN, "database: background checkpoint: %s", sqlite3_errstr(rc));
 }
 
 /* After every commit, with the number of pages in the WAL. */
@@ -224,7 +244,11 @@ static int on_wal_commit(void *arg, sqlite3 *conn, const char *name, int pages)
             sqlite3_wal_checkpoint_v2(conn, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
             forum_log(FORUM_LOG_INFO, "database: the WAL reached %d pages under load; checkpointed on the loop in %lld ms", pages,
                       (long long)(forum_mono_ms() - start));
-        } else if (uv_queue_work(db_loop, &ckpt.req, checkpoint_work, checkpoint_done) == 0) {
+        } else {
+            uv_mutex_lock(&ckpt.lock);
+            ckpt.requested = 1;
+            uv_cond_signal(&ckpt.wake);
+            uv_mutex_unlock(&ckpt.lock);
             ckpt.running = 1;
         }
     }
@@ -242,6 +266,19 @@ static void start_checkpointer(const char *path, uv_loop_t *loop)
     }
     sqlite3_busy_timeout(ckpt.db, 2000);
     sqlite3_exec(ckpt.db, "PRAGMA synchronous=NORMAL", NULL, NULL, NULL);
+    uv_mutex_init(&ckpt.lock);
+    uv_cond_init(&ckpt.wake);
+    uv_async_init(loop, &ckpt.done, checkpoint_done);
+    uv_unref((uv_handle_t *)&ckpt.done);
+    if (uv_thread_create(&ckpt.thread, checkpointer, NULL) != 0) {
+        forum_log(FORUM_LOG_WARN, "database: no background checkpoints: no thread");
+        uv_close((uv_handle_t *)&ckpt.done, NULL);
+        uv_cond_destroy(&ckpt.wake);
+        uv_mutex_destroy(&ckpt.lock);
+        sqlite3_close(ckpt.db);
+        ckpt.db = NULL;
+        return;
+    }
     db_loop = loop;
     sqlite3_wal_autocheckpoint(db, 0);
     sqlite3_wal_hook(db, on_wal_commit, NULL);
@@ -291,11 +328,19 @@ Error:
 
 void forum_db_close(void)
 {
-    while (ckpt.running)
-        uv_run(db_loop, UV_RUN_ONCE); /* the job uses the database file: let it end first */
     if (ckpt.db != NULL) {
+        /* a checkpoint under way ends first: the thread is joined before its connection closes */
+        uv_mutex_lock(&ckpt.lock);
+        ckpt.stop = 1;
+        uv_cond_signal(&ckpt.wake);
+        uv_mutex_unlock(&ckpt.lock);
+        uv_thread_join(&ckpt.thread);
+        uv_close((uv_handle_t *)&ckpt.done, NULL);
+        uv_cond_destroy(&ckpt.wake);
+        uv_mutex_destroy(&ckpt.lock);
         sqlite3_close(ckpt.db);
         ckpt.db = NULL;
+        ckpt.running = ckpt.stop = ckpt.requested = 0;
     }
     if (have_turn_end) {
         uv_check_stop(&turn_end);

@@ -2,8 +2,29 @@
  * Blocking work on the libuv thread pool. A job pins its plugin generation and its request until
  * its completion has run, so that a swap or a vanished client never frees what the job still uses.
  */
+#define _GNU_SOURCE /* SCHED_IDLE */
+#include <sched.h>
 #include <stdlib.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include "forum.h"
+
+/*
+ * Pool threads run under SCHED_IDLE (Linux, per thread, no privilege needed): they get a core only
+ * when the event loop does not want it, and the loop preempts them as soon as it wakes. Hashing and
+ * checkpoints then cost the loop nothing even when they share its core; under a saturated loop they
+ * wait, and auth's bounded queue answers 503 meanwhile.
+ */
+void forum_work_background(void)
+{
+    static __thread int lowered;
+    struct sched_param param = {0};
+    if (lowered)
+        return;
+    lowered = 1;
+    if (sched_setscheduler((pid_t)syscall(SYS_gettid), SCHED_IDLE, &param) != 0)
+        forum_log(FORUM_LOG_WARN, "thread pool: cannot lower the priority of a worker thread");
+}
 
 typedef struct job {
     uv_work_t uv;
@@ -17,6 +38,7 @@ typedef struct job {
 static void run(uv_work_t *uv)
 {
     job_t *job = (job_t *)uv;
+    forum_work_background();
     job->work(job->arg);
 }
 
