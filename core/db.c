@@ -117,6 +117,8 @@ uint64_t forum_db_version(const char *table)
                 ++epoch;
             external_version = v;
         }
+        if (s != NULL)
+            sqlite3_reset(s->st); /* no read transaction left open by asking */
     }
     int t = table_index(table);
     return epoch + (t < 0 ? 0 : tables[t].version);
@@ -241,9 +243,12 @@ static int on_wal_commit(void *arg, sqlite3 *conn, const char *name, int pages)
     if (!ckpt.running) {
         if (pages >= CHECKPOINT_FORCE_PAGES) {
             int64_t start = forum_mono_ms();
-            sqlite3_wal_checkpoint_v2(conn, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
-            forum_log(FORUM_LOG_INFO, "database: the WAL reached %d pages under load; checkpointed on the loop in %lld ms", pages,
-                      (long long)(forum_mono_ms() - start));
+            int rc = sqlite3_wal_checkpoint_v2(conn, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+            if (rc == SQLITE_OK)
+                forum_log(FORUM_LOG_INFO, "database: the WAL reached %d pages under load; checkpointed on the loop in %lld ms",
+                          pages, (long long)(forum_mono_ms() - start));
+            else /* a statement of this turn still reads: the next commit tries again */
+                forum_log(FORUM_LOG_DEBUG, "database: the WAL has %d pages; checkpoint on the loop: %s", pages, sqlite3_errstr(rc));
         } else {
             uv_mutex_lock(&ckpt.lock);
             ckpt.requested = 1;

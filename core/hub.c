@@ -38,9 +38,11 @@ struct forum_ws {
     ws_out_t **out;
     uint32_t out_len, out_cap, writing;
     size_t out_bytes; /* queued and not yet written, the write under way included */
+    ws_out_t *pong;      /* the unsent pong, at out[pong_at]: a newer ping replaces it */
+    uint32_t pong_at;
     /* a fragmented message being assembled */
     char *frag;
-    size_t frag_len;
+    size_t frag_len, frag_cap;
     uint8_t frag_opcode; /* 0 when none */
     uint8_t close_queued;  /* our close frame is queued: nothing may follow it */
     uint8_t close_written; /* and it has been written */
@@ -190,6 +192,7 @@ static void enqueue(forum_ws_t *ws, ws_out_t *o)
 /* Drops the queued frames that are not in the write under way. */
 static void discard_unsent(forum_ws_t *ws)
 {
+    ws->pong = NULL;
     while (ws->out_len > ws->writing) {
         ws_out_t *o = ws->out[--ws->out_len];
         ws->out_bytes -= o->len;
@@ -212,6 +215,8 @@ static void write_queued(forum_ws_t *ws)
         bytes += bufs[n++].len;
     }
     ws->writing = (uint32_t)n;
+    if (ws->pong != NULL && ws->pong_at < n)
+        ws->pong = NULL; /* on its way: a later ping gets a pong of its own */
     if (ws->sock->ssl != NULL && n > 1) {
         /* h2o seals each buffer into records of its own; one buffer makes the fewest records. TLS
          * encrypts during the call, so the copy is not needed after it. */
@@ -246,6 +251,8 @@ static void on_write_done(h2o_socket_t *sock, const char *err)
     memmove(ws->out, ws->out + n, (ws->out_len - n) * sizeof(*ws->out));
     ws->out_len -= n;
     ws->writing = 0;
+    if (ws->pong != NULL)
+        ws->pong_at -= n; /* an unsent pong was never part of the write */
     if (ws->close_written) {
         if (ws->read_done)
             destroy(ws); /* the closing handshake is complete */
@@ -562,6 +569,8 @@ static int on_close_frame(forum_ws_t *ws, const uint8_t *payload, size_t len)
         code = (unsigned)payload[0] << 8 | payload[1];
         if (!forum_ws_close_code_valid(code))
             return protocol_error(ws, FORUM_WS_PROTOCOL_ERROR, "bad close code");
+        if (!forum_utf8_valid((const char *)payload + 2, len - 2))
+            return protocol_error(ws, FORUM_WS_INVALID_PAYLOAD, "close reason is not UTF-8");
     }
     if (ws->closing_since_ms == 0) {
         /* the peer starts the closing handshake: answer at once, with its code */
@@ -572,6 +581,29 @@ static int on_close_frame(forum_ws_t *ws, const uint8_t *payload, size_t len)
     return end_reading(ws);
 }
 
+/*
+ * Answers a ping. Only the newest unanswered ping gets its pong (RFC 6455 5.5.3): a peer that pings
+ * without reading grows nothing, and pongs count against the send queue's bound like any frame.
+ */
+static void queue_pong(forum_ws_t *ws, const uint8_t *payload, size_t len)
+{
+    ws_out_t *o;
+    if (ws->close_queued || !admit(ws, 0))
+        return;
+    o = out_new(FORUM_WS_PONG, payload, len);
+    if (ws->pong != NULL) {
+        ws->out_bytes += o->len - ws->pong->len;
+        out_release(ws->pong);
+        ws->out[ws->pong_at] = o;
+        ws->pong = o;
+        return;
+    }
+    enqueue(ws, o);
+    ws->pong = o;
+    ws->pong_at = ws->out_len - 1;
+    out_release(o); /* the queue holds it */
+}
+
 /* Handles one whole frame; returns 1 when `ws` is gone. */
 static int on_frame(forum_ws_t *ws, const forum_ws_frame_t *f, uint8_t *payload)
 {
@@ -579,11 +611,7 @@ static int on_frame(forum_ws_t *ws, const forum_ws_frame_t *f, uint8_t *payload)
 
     switch (f->opcode) {
     case FORUM_WS_PING:
-        if (!ws->close_queued) {
-            ws_out_t *o = out_new(FORUM_WS_PONG, payload, len);
-            enqueue(ws, o);
-            out_release(o);
-        }
+        queue_pong(ws, payload, len);
         return 0;
     case FORUM_WS_PONG:
         return 0;
@@ -599,8 +627,15 @@ static int on_frame(forum_ws_t *ws, const forum_ws_frame_t *f, uint8_t *payload)
     if (ws->frag_opcode == 0)
         ws->frag_opcode = f->opcode;
     if (len != 0) {
-        if ((ws->frag = realloc(ws->frag, ws->frag_len + len)) == NULL)
-            h2o_fatal("no memory");
+        if (ws->frag_len + len > ws->frag_cap) {
+            /* doubling: a message in many small fragments costs linear time */
+            size_t cap = ws->frag_cap == 0 ? 1024 : ws->frag_cap;
+            while (cap < ws->frag_len + len)
+                cap *= 2;
+            if ((ws->frag = realloc(ws->frag, cap)) == NULL)
+                h2o_fatal("no memory");
+            ws->frag_cap = cap;
+        }
         memcpy(ws->frag + ws->frag_len, payload, len);
         ws->frag_len += len;
     }
@@ -608,7 +643,7 @@ static int on_frame(forum_ws_t *ws, const forum_ws_frame_t *f, uint8_t *payload)
         on_message(ws, ws->frag_opcode, ws->frag, ws->frag_len);
         free(ws->frag);
         ws->frag = NULL;
-        ws->frag_len = 0;
+        ws->frag_len = ws->frag_cap = 0;
         ws->frag_opcode = 0;
     }
     return 0;

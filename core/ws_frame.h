@@ -48,7 +48,7 @@ int forum_ws_frame_parse(const uint8_t *p, size_t len, forum_ws_frame_t *frame);
 size_t forum_ws_frame_header(uint8_t *dst, unsigned opcode, size_t payload_len);
 /** Unmasks a payload in place. */
 void forum_ws_unmask(uint8_t *p, size_t len, const uint8_t mask[4]);
-/** Whether a close code received from a peer is one a peer may send (RFC 6455 7.4). */
+/** Whether a close code received from a peer is one a peer may send (RFC 6455 7.4, and IANA's 1012-1014). */
 int forum_ws_close_code_valid(unsigned code);
 
 #endif

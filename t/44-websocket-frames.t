@@ -173,6 +173,27 @@ subtest 'the closing handshake started by the client' => sub {
     ok $ws->wait_eof(5), 'and the connection closed';
 };
 
+subtest 'pings read together: the newest one is answered' => sub {
+    my $ws = connected();
+    $ws->write(join '', map { frame(op => 9, payload => "p$_") } 1 .. 5);
+    $ws->write(text({ type => 'ping' }));
+    my @pongs;
+    while (my $f = $ws->next_frame) {
+        push @pongs, $f->{payload} if $f->{op} == 10;
+        last if $f->{op} == 1 && $f->{payload} =~ /"pong"/;
+    }
+    is $pongs[-1], 'p5', 'the last pong carries the newest ping\'s payload';
+    ok @pongs >= 1 && @pongs < 5, 'an unsent pong is replaced, not queued again (' . scalar(@pongs) . ' pongs)';
+    ok !(grep { !/^p[1-5]$/ } @pongs), 'every pong echoes a ping';
+};
+
+subtest 'a close code IANA added (1012) is accepted and echoed' => sub {
+    my $ws = connected();
+    $ws->write(frame(op => 8, payload => pack('n', 1012)));
+    is $ws->close_frame->[0], 1012, 'echoed';
+    ok $ws->wait_eof(5), 'and closed';
+};
+
 subtest 'the closing handshake started by the server' => sub {
     my $ws = connected();
     $ws->write(text({ type => 'probe.echo', data => 'before' }));
@@ -196,6 +217,7 @@ my @malformed = (
     ['a ping over 125 bytes', frame(op => 9, payload => 'p' x 126), 1002],
     ['a close of one byte', frame(op => 8, payload => 'x'), 1002],
     ['a close with a code no peer may send', frame(op => 8, payload => pack('n', 1005)), 1002],
+    ['a close reason that is not UTF-8', frame(op => 8, payload => pack('n', 1000) . "\xff\xfe"), 1007],
     ['fragments that add up to more than 64 KiB', frame(op => 1, fin => 0, payload => 'a' x 40000)
          . frame(op => 0, fin => 0, payload => 'a' x 30000), 1009],
     ['a length over 64 KiB, before its payload', substr(frame(op => 1, payload => 'b' x 70000), 0, 14), 1009],

@@ -344,10 +344,10 @@ Error:
     return 0;
 }
 
-static void flush_sends(void *arg)
+static void store_and_deliver(void)
 {
-    (void)arg;
-    flush_scheduled = 0;
+    if (num_sends == 0)
+        return;
     if (!store_batch()) {
         /* one bad message must not cost the others: store each on its own */
         for (size_t i = 0; i != num_sends; ++i)
@@ -374,11 +374,18 @@ static void flush_sends(void *arg)
     num_sends = 0;
 }
 
+static void flush_sends(void *arg)
+{
+    (void)arg;
+    flush_scheduled = 0;
+    store_and_deliver();
+}
+
 static void queue_send(forum_ws_t *ws, int64_t from, int64_t to, const char *body, size_t body_len, const char *client_id)
 {
     queued_send_t *q;
     if (num_sends == SEND_BATCH_MAX)
-        flush_sends(NULL); /* a full batch is stored now; its timer finds the next one */
+        store_and_deliver(); /* a full batch is stored now; its timer finds the next one */
     q = &sends[num_sends++];
     memset(q, 0, sizeof(*q));
     q->m.from = from;
@@ -392,7 +399,7 @@ static void queue_send(forum_ws_t *ws, int64_t from, int64_t to, const char *bod
     if (!flush_scheduled && api->defer(chat_self, 0, flush_sends, NULL) == 0)
         flush_scheduled = 1;
     if (!flush_scheduled)
-        flush_sends(NULL); /* no timer to be had: store at once */
+        store_and_deliver(); /* no timer to be had: store at once */
 }
 
 static void forget_connection(forum_ws_t *ws)
@@ -475,8 +482,7 @@ int chat_live_init(forum_plugin_t *p)
 
 void chat_live_fini(void)
 {
-    if (num_sends != 0)
-        flush_sends(NULL); /* unreachable while the batch's timer pins this generation; kept for safety */
+    store_and_deliver(); /* nothing is left while the batch's timer pins this generation; kept for safety */
     for (size_t i = 0; i != TYPING_BUCKETS; ++i) {
         while (typing_buckets[i] != NULL) {
             typing_t *t = typing_buckets[i];

@@ -56,7 +56,10 @@ static int list_route(forum_req_t *req)
 
     yajl_gen g = api->res_json_begin(req, 200);
     yajl_gen_map_open(g);
-    pu_write_page(api, g, s, "comments", limit, "next_after", write_comment);
+    if (pu_write_page(api, g, s, "comments", limit, "next_after", write_comment) != 0) {
+        api->res_error(req, 500, "internal", "the comments could not be read", NULL);
+        return 0;
+    }
     yajl_gen_map_close(g);
     api->res_json_end(req);
     return 0;

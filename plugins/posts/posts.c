@@ -163,7 +163,10 @@ static int list_route(forum_req_t *req)
 
     yajl_gen g = api->res_json_begin(req, 200);
     yajl_gen_map_open(g);
-    pu_write_page(api, g, s, "posts", limit, "next_before", write_post);
+    if (pu_write_page(api, g, s, "posts", limit, "next_before", write_post) != 0) {
+        api->res_error(req, 500, "internal", "the posts could not be read", NULL); /* and nothing is cached */
+        return 0;
+    }
     yajl_gen_map_close(g);
     if (cacheable)
         cache_page(category, before, limit, version, g);

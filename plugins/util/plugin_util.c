@@ -54,23 +54,27 @@ int64_t pu_query_int(const forum_api_t *api, forum_req_t *req, const char *name,
     return v;
 }
 
-void pu_write_page(const forum_api_t *api, yajl_gen g, forum_stmt_t *s, const char *name, int64_t limit, const char *cursor_key,
-                   void (*write_row)(yajl_gen g, forum_stmt_t *s))
+int pu_write_page(const forum_api_t *api, yajl_gen g, forum_stmt_t *s, const char *name, int64_t limit, const char *cursor_key,
+                  void (*write_row)(yajl_gen g, forum_stmt_t *s))
 {
     int64_t n = 0, last = 0;
+    int rc = FORUM_DB_DONE;
     pu_str(g, name);
     yajl_gen_array_open(g);
-    while (n < limit && api->db_step(s) == FORUM_DB_ROW) {
+    while (n < limit && (rc = api->db_step(s)) == FORUM_DB_ROW) {
         write_row(g, s);
         last = api->db_col_int(s, 0);
         ++n;
     }
     yajl_gen_array_close(g);
     pu_str(g, cursor_key);
-    if (n == limit && api->db_step(s) == FORUM_DB_ROW)
+    if (n == limit)
+        rc = api->db_step(s); /* one more row: there is a next page */
+    if (rc == FORUM_DB_ROW)
         yajl_gen_integer(g, last);
     else
         yajl_gen_null(g);
+    return rc == FORUM_DB_ROW || rc == FORUM_DB_DONE ? 0 : -1;
 }
 
 void pu_publish_all(const forum_api_t *api, yajl_gen g)

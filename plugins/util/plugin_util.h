@@ -24,10 +24,10 @@ int64_t pu_query_int(const forum_api_t *api, forum_req_t *req, const char *name,
 /**
  * Writes one page of a keyset listing: `"name": [row…], "cursor_key": ID|null`. `s` was bound with LIMIT
  * limit + 1: the extra row, never written, says whether a next page exists; its cursor is the id (column 0)
- * of the last row written.
+ * of the last row written. Returns 0, or -1 when a step failed (logged): the page is then incomplete.
  */
-void pu_write_page(const forum_api_t *api, yajl_gen g, forum_stmt_t *s, const char *name, int64_t limit, const char *cursor_key,
-                   void (*write_row)(yajl_gen g, forum_stmt_t *s));
+int pu_write_page(const forum_api_t *api, yajl_gen g, forum_stmt_t *s, const char *name, int64_t limit, const char *cursor_key,
+                  void (*write_row)(yajl_gen g, forum_stmt_t *s));
 /** Publishes the generator's JSON to everyone. */
 void pu_publish_all(const forum_api_t *api, yajl_gen g);
 

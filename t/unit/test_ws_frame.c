@@ -114,8 +114,8 @@ static void test_unmask_at_every_length_and_alignment(void **state)
 static void test_close_codes_a_peer_may_send(void **state)
 {
     (void)state;
-    static const unsigned valid[] = {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 3000, 4999};
-    static const unsigned invalid[] = {0, 999, 1004, 1005, 1006, 1012, 1015, 2999, 5000};
+    static const unsigned valid[] = {1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 4999};
+    static const unsigned invalid[] = {0, 999, 1004, 1005, 1006, 1015, 2999, 5000};
     for (size_t i = 0; i != sizeof(valid) / sizeof(valid[0]); ++i)
         assert_true(forum_ws_close_code_valid(valid[i]));
     for (size_t i = 0; i != sizeof(invalid) / sizeof(invalid[0]); ++i)
