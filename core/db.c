@@ -10,6 +10,9 @@
  * the loop, between two commits, which bounds it.
  */
 #include <sqlite3.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -206,6 +209,8 @@ static int exec_quiet(const char *sql)
 static void checkpointer(void *arg)
 {
     (void)arg;
+    /* below the loop, above the thread pool: it yields to requests but is never starved for long */
+    setpriority(PRIO_PROCESS, (id_t)syscall(SYS_gettid), 10);
     uv_mutex_lock(&ckpt.lock);
     for (;;) {
         while (!ckpt.requested && !ckpt.stop)
