@@ -190,8 +190,6 @@ void forum_plugins_status(yajl_gen g);
 
 int forum_work_queue(forum_plugin_t *p, forum_req_t *req, forum_work_fn work, forum_done_fn done, void *arg);
 int forum_work_defer(forum_plugin_t *p, unsigned ms, forum_timer_fn fn, void *arg);
-/** Called first by every job on the thread pool: lowers the worker's priority (once per thread) below the loop's. */
-void forum_work_background(void);
 
 /* core/api.c */
 

@@ -11,11 +11,11 @@
 
 /*
  * Pool threads run under SCHED_IDLE (Linux, per thread, no privilege needed): they get a core only
- * when the event loop does not want it, and the loop preempts them as soon as it wakes. Hashing and
- * checkpoints then cost the loop nothing even when they share its core; under a saturated loop they
- * wait, and auth's bounded queue answers 503 meanwhile.
+ * when the event loop does not want it, and the loop preempts them as soon as it wakes. Hashing then
+ * costs the loop nothing even when it shares the loop's core; under a saturated loop it waits, and
+ * auth's bounded queue answers 503 meanwhile. (Checkpoints have a thread of their own: core/db.c.)
  */
-void forum_work_background(void)
+static void run_in_background(void)
 {
     static __thread int lowered;
     struct sched_param param = {0};
@@ -38,7 +38,7 @@ typedef struct job {
 static void run(uv_work_t *uv)
 {
     job_t *job = (job_t *)uv;
-    forum_work_background();
+    run_in_background();
     job->work(job->arg);
 }
 
