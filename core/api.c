@@ -55,4 +55,7 @@ const forum_api_t forum_api = {
     .publish_user_except = forum_hub_publish_user_except,
     .db_version = forum_db_version,
     .res_json_raw = forum_res_json_raw,
+    .ws_replay_set = forum_hub_replay_set,
+    .ws_replay_get = forum_hub_replay_get,
+    .ws_drain_wait = forum_hub_drain_wait,
 };

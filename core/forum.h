@@ -138,11 +138,17 @@ void forum_hub_dispose(void);
 
 /** Upgrades `req` (HTTP/1.1, checked) to a WebSocket for the session's user; `query` is the /ws query string. */
 void forum_hub_upgrade(h2o_req_t *req, const char *client_key, const forum_session_t *session, const char *query);
+/** Records where the replay of `ws` stands (the last id sent), or with -1 that it has caught up. */
+void forum_hub_replay_set(forum_ws_t *ws, int64_t after);
+/** The replay's resume point, -1 when `ws` is not catching up. */
+int64_t forum_hub_replay_get(forum_ws_t *ws);
 
 /* core/ws_queue.c */
 
 void forum_hub_send(forum_ws_t *ws, const char *json, size_t len, int flags);
 size_t forum_hub_ws_queued(forum_ws_t *ws);
+/** 0 when the queue of `ws` is under its low mark; else 1, and ws.drained follows once it is. */
+int forum_hub_drain_wait(forum_ws_t *ws);
 
 /* core/plugin_host.c */
 

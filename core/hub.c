@@ -74,6 +74,12 @@ static void remove_user(user_entry_t *u)
     free(u);
 }
 
+/* Whether a frame published with `flags` is for `ws`: one the replay will send is not, while it catches up. */
+static int wants(forum_ws_t *ws, int flags)
+{
+    return !((flags & FORUM_PUB_REPLAYABLE) && ws->replaying) && admit(ws, flags);
+}
+
 /* Queues one shared frame on every connection of `u`, but those in `except`. */
 static void send_to_user(user_entry_t *u, ws_out_t **o, const char *json, size_t len, int flags, forum_ws_t *const *except,
                          size_t num_except)
@@ -83,7 +89,7 @@ static void send_to_user(user_entry_t *u, ws_out_t **o, const char *json, size_t
         size_t i = 0;
         while (i != num_except && except[i] != ws)
             ++i;
-        if (i != num_except || !admit(ws, flags))
+        if (i != num_except || !wants(ws, flags))
             continue;
         if (*o == NULL)
             *o = out_new(FORUM_WS_TEXT, json, len);
@@ -128,7 +134,7 @@ void forum_hub_publish_all(const char *json, size_t len, int flags)
     ws_out_t *o = NULL;
     for (h2o_linklist_t *n = all_conns.next; n != &all_conns; n = n->next) {
         forum_ws_t *ws = H2O_STRUCT_FROM_MEMBER(forum_ws_t, all, n);
-        if (!admit(ws, flags))
+        if (!wants(ws, flags))
             continue;
         if (o == NULL)
             o = out_new(FORUM_WS_TEXT, json, len);

@@ -283,6 +283,24 @@ void forum_hub_upgrade(h2o_req_t *req, const char *client_key, const forum_sessi
         publish_presence(u->id, 1);
 }
 
+void forum_hub_replay_set(forum_ws_t *ws, int64_t after)
+{
+    ws->replaying = after >= 0;
+    ws->replay_after = after >= 0 ? after : 0;
+}
+
+int64_t forum_hub_replay_get(forum_ws_t *ws)
+{
+    return ws->replaying ? ws->replay_after : -1;
+}
+
+/* To the current generations only: whoever drives a replay after a swap is the new one, from the state above. */
+void drained(forum_ws_t *ws)
+{
+    forum_event_t ev = {"ws.drained", ws->user->id, ws, NULL, NULL};
+    forum_plugins_emit(&ev);
+}
+
 static void on_tick(uv_timer_t *timer)
 {
     int64_t now = forum_mono_ms(), wall = forum_now_ms();

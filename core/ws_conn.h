@@ -44,6 +44,11 @@ struct forum_ws {
     int64_t last_ping_ms;
     int64_t over_since_ms; /* since when the send queue has been over its bound, 0 if not */
     int64_t closing_since_ms;
+    /* A replay still catching up (forum_hub_replay_set). It lives here, with the connection, and not in a
+     * plugin generation: a swap in mid-replay must neither lose its place nor let live frames in early. */
+    int64_t replay_after;  /* the last id the replay sent */
+    uint8_t replaying;     /* frames published with FORUM_PUB_REPLAYABLE leave this connection out */
+    uint8_t drain_wanted;  /* ws.drained is due when the queue drops under its low mark */
 };
 
 struct user_entry {
@@ -74,6 +79,8 @@ void ws_conn_dispose(void);
 void begin_close(forum_ws_t *ws, int code, const char *reason, int after_queued);
 /** Frees a connection. Called only from its own socket callbacks or from a timer, never from a publish. */
 void destroy(forum_ws_t *ws);
+/** The queue of `ws` that wanted it dropped under its low mark: tells the plugins (ws.drained). */
+void drained(forum_ws_t *ws);
 
 /* core/ws_queue.c */
 

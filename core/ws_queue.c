@@ -18,7 +18,10 @@ static uv_idle_t flusher;
 
 static void on_flush(uv_idle_t *idle);
 
-enum { WRITE_MAX_FRAMES = 64, WRITE_MAX_BYTES = 256 * 1024 };
+/* The low mark of forum_hub_drain_wait: half the bound, so that paced sending is never taken for a slow
+ * peer, and at most DRAIN_MARK_MAX, which keeps the pipe to a client full without holding much per connection. */
+enum { WRITE_MAX_FRAMES = 64, WRITE_MAX_BYTES = 256 * 1024, DRAIN_MARK_MAX = 256 * 1024 };
+static size_t drain_mark;
 
 ws_out_t *out_new(unsigned opcode, const void *payload, size_t len)
 {
@@ -141,6 +144,10 @@ static void on_write_done(h2o_socket_t *sock, const char *err)
         ws->out = NULL;
         ws->out_cap = 0;
     }
+    if (ws->drain_wanted && ws->out_bytes < drain_mark) {
+        ws->drain_wanted = 0;
+        drained(ws); /* what it queues joins the write below */
+    }
     write_queued(ws);
 }
 
@@ -224,6 +231,16 @@ void queue_pong(forum_ws_t *ws, const uint8_t *payload, size_t len)
     out_release(o); /* the queue holds it */
 }
 
+int forum_hub_drain_wait(forum_ws_t *ws)
+{
+    if (ws->closing_since_ms != 0)
+        return 1; /* nothing more goes out: no need to wake anyone */
+    if (ws->out_bytes < drain_mark)
+        return 0;
+    ws->drain_wanted = 1;
+    return 1;
+}
+
 size_t forum_hub_ws_queued(forum_ws_t *ws)
 {
     return ws->out_bytes;
@@ -232,6 +249,7 @@ size_t forum_hub_ws_queued(forum_ws_t *ws)
 void ws_queue_init(uv_loop_t *loop, const forum_config_t *conf)
 {
     config = conf;
+    drain_mark = conf->limits.ws_send_queue / 2 < DRAIN_MARK_MAX ? conf->limits.ws_send_queue / 2 : DRAIN_MARK_MAX;
     uv_idle_init(loop, &flusher);
 }
 

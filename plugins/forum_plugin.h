@@ -28,7 +28,7 @@ extern "C" {
 /** ABI version of forum_plugin_desc_t and of the meaning of the calls below. */
 #define FORUM_PLUGIN_ABI 1
 /** Version of forum_api_t; grows whenever a member is appended. */
-#define FORUM_API_VERSION 2
+#define FORUM_API_VERSION 3
 
 /** True when the core's table `api` has member `member` (for members added after version 1). */
 #define FORUM_API_HAS(api, member) ((api)->size >= offsetof(forum_api_t, member) + sizeof((api)->member))
@@ -57,6 +57,7 @@ enum {
 /** Publish flags. */
 enum {
     FORUM_PUB_EPHEMERAL = 0x1, /* may be dropped for a connection whose send queue is over its bound (typing) */
+    FORUM_PUB_REPLAYABLE = 0x2, /* a replay sends it too: connections still catching up (ws_replay_set) are left out (v3) */
 };
 
 /** Results of forum_api_t.db_step. */
@@ -79,6 +80,8 @@ typedef void (*forum_frame_fn)(forum_ws_t *ws, yajl_val frame);
  *   "ws.close"     `ws` of `user_id` is going away: forget it (it is still valid during the call)
  *   "user.online"  the first connection of `user_id` opened
  *   "user.offline" the last connection of `user_id` closed
+ *   "ws.drained"   the send queue of `ws` dropped under its low mark after a ws_drain_wait that returned 1
+ *                  (version 3); it goes to the current generations only
  */
 typedef struct forum_event {
     const char *name;
@@ -233,6 +236,23 @@ struct forum_api {
     uint64_t (*db_version)(const char *table);
     /** Answers with `len` bytes of JSON rendered earlier (from res_json_begin's generator). */
     void (*res_json_raw)(forum_req_t *req, int status, const char *json, size_t len);
+
+    /* --- replays kept by the connection, paced by its send queue (version 3) --- */
+    /**
+     * Records that `ws` is catching up and that its replay has sent everything up to id `after`; -1 records
+     * that it has caught up. The connection keeps this, not the plugin generation, so a replay survives a
+     * swap: the new generation reads where it stands with ws_replay_get. While catching up, frames published
+     * with FORUM_PUB_REPLAYABLE leave the connection out (the replay sends them). One replay per connection.
+     */
+    void (*ws_replay_set)(forum_ws_t *ws, int64_t after);
+    /** The `after` of the last ws_replay_set, or -1 when `ws` is not catching up. */
+    int64_t (*ws_replay_get)(forum_ws_t *ws);
+    /**
+     * Paces a sender by the client: 0 when the send queue of `ws` is under its low mark (send more now);
+     * otherwise 1, and the "ws.drained" event comes once the client has read enough (never on a closing
+     * connection). A client that stops reading is not taken for a slow one: nothing is sent it meanwhile.
+     */
+    int (*ws_drain_wait)(forum_ws_t *ws);
 };
 
 /** The descriptor every plugin exports as `forum_plugin`. */
