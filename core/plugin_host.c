@@ -585,7 +585,8 @@ forum_frame_fn forum_plugins_frame(const char *type, size_t len, forum_plugin_t 
 void forum_plugins_emit(const forum_event_t *ev)
 {
     if (strcmp(ev->name, "ws.close") == 0) {
-        /* a retired generation may still hold the connection (a paced replay): it hears of the close too */
+        /* a retired generation may still hold the connection (sends waiting for their batch's timer): it hears
+         * of the close too */
         for (h2o_linklist_t *n = live_gens.next, *next; n != &live_gens; n = next) {
             forum_plugin_t *p = H2O_STRUCT_FROM_MEMBER(forum_plugin_t, live, n);
             forum_plugin_pin(p);

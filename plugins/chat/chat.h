@@ -62,7 +62,7 @@ int64_t chat_frame_user(forum_ws_t *ws, yajl_val frame, const char *key, int64_t
 
 /* send.c: message.send */
 void chat_send_frame(forum_ws_t *ws, yajl_val frame);
-/** Delivers a stored message to every connection of its sender and recipient (except those catching up). */
+/** Delivers a stored message to every connection of its sender and recipient (but those catching up: their replay sends it). */
 void chat_deliver(const chat_message_t *m);
 /** Forgets a closing connection: its queued sends are still stored, but no answer goes to it. */
 void chat_send_forget(forum_ws_t *ws);
@@ -78,9 +78,7 @@ void chat_typing_fini(void);
 /* replay.c: /ws?after=ID */
 /** Starts the replay when the connection asked for one (ws.open). */
 void chat_replay_open(const forum_event_t *ev);
-/** The connections of `user` that are still catching up, for publish_user_except. */
-size_t chat_catching_up(int64_t user, forum_ws_t **out, size_t max);
-void chat_replay_forget(forum_ws_t *ws);
-void chat_replay_fini(void);
+/** Continues the replay of a connection whose client has read what was sent (ws.drained). */
+void chat_replay_drained(const forum_event_t *ev);
 
 #endif

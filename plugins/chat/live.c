@@ -19,7 +19,6 @@ void chat_send_gen(forum_ws_t *ws, yajl_gen g)
 static void on_close(const forum_event_t *ev)
 {
     chat_send_forget(ev->ws);
-    chat_replay_forget(ev->ws);
 }
 
 static void on_hello(const forum_event_t *ev)
@@ -65,7 +64,8 @@ static void on_read(forum_ws_t *ws, yajl_val frame)
 int chat_live_init(forum_plugin_t *p)
 {
     return api->on_frame(p, "message.send", chat_send_frame) || api->on_frame(p, "typing", chat_typing_frame) ||
-           api->on_frame(p, "read", on_read) || api->on_event(p, "ws.hello", on_hello) || api->on_event(p, "ws.open", chat_replay_open) ||
+           api->on_frame(p, "read", on_read) || api->on_event(p, "ws.hello", on_hello) ||
+           api->on_event(p, "ws.open", chat_replay_open) || api->on_event(p, "ws.drained", chat_replay_drained) ||
            api->on_event(p, "ws.close", on_close) || api->on_event(p, "user.offline", chat_typing_offline);
 }
 
@@ -73,5 +73,4 @@ void chat_live_fini(void)
 {
     chat_send_fini();
     chat_typing_fini();
-    chat_replay_fini();
 }

@@ -10,21 +10,18 @@
 
 void chat_deliver(const chat_message_t *m)
 {
-    forum_ws_t *skip[64];
     const unsigned char *buf;
-    size_t len, n;
+    size_t len;
     yajl_gen g;
 
     chat_typing_sent(m->from, m->to);
     g = chat_frame_of(m, m->from);
     yajl_gen_get_buf(g, &buf, &len);
-    n = chat_catching_up(m->from, skip, 64);
-    api->publish_user_except(m->from, (const char *)buf, len, 0, skip, n);
+    api->publish_user(m->from, (const char *)buf, len, FORUM_PUB_REPLAYABLE);
     yajl_gen_free(g);
     g = chat_frame_of(m, m->to);
     yajl_gen_get_buf(g, &buf, &len);
-    n = chat_catching_up(m->to, skip, 64);
-    api->publish_user_except(m->to, (const char *)buf, len, 0, skip, n);
+    api->publish_user(m->to, (const char *)buf, len, FORUM_PUB_REPLAYABLE);
     yajl_gen_free(g);
 }
 
