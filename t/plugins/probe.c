@@ -263,10 +263,29 @@ static void on_open(const forum_event_t *ev)
     yajl_gen_free(g);
 }
 
+#ifdef PROBE_INIT_DEFER_MS
+/*
+ * The pin tests' variants: init defers a timer (and, with PROBE_INIT_FAILS, fails after it), so the
+ * generation is pinned by a timer before the host has decided whether to keep it.
+ */
+static void deferred_in_init(void *arg)
+{
+    api->log(FORUM_LOG_INFO, "probe %s: the timer deferred in init fired (%s)", PROBE_VERSION, (const char *)arg);
+    free(arg);
+}
+#endif
+
 static int init(forum_plugin_t *p, const forum_api_t *a)
 {
     api = a;
     self = p;
+#ifdef PROBE_INIT_DEFER_MS
+    if (api->defer(p, PROBE_INIT_DEFER_MS, deferred_in_init, strdup("its argument still allocated")) != 0)
+        return -1;
+#ifdef PROBE_INIT_FAILS
+    return -1;
+#endif
+#endif
     if (api->version < 1 || !FORUM_API_HAS(api, setting))
         return -1;
     if (api->setting(p, "fail-init") != NULL)
