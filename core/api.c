@@ -55,4 +55,7 @@ const forum_api_t forum_api = {
     .publish_user_except = forum_hub_publish_user_except,
     .db_version = forum_db_version,
     .res_json_raw = forum_res_json_raw,
+    /* --- plugin settings (version 3) --- */
+    .setting_uint = forum_plugin_setting_uint,
+    .setting_bool = forum_plugin_setting_bool,
 };

@@ -155,6 +155,11 @@ typedef struct forum_route_match {
 
 /** Prepares the host for the plugins of `conf`. */
 int forum_plugins_init(const forum_config_t *conf);
+/**
+ * For `forumd -t`: opens each plugin of `conf` as a load would (copy, ELF check, dlopen, descriptor) and checks its
+ * settings against its declarations, without running init. 0, or -1 with FILE:LINE: message in `err`.
+ */
+int forum_plugins_check_config(const forum_config_t *conf, char *err, size_t errlen);
 /** Loads `name` from the plugins folder as its next generation. 0 on success; on failure the current generation stays. */
 int forum_plugins_load(const char *name);
 /** Loads `name` again when its file is not the one its current generation came from; 1 swapped, 0 unchanged, -1 refused. */
@@ -180,6 +185,7 @@ void forum_plugin_unpin(forum_plugin_t *p);
 /** False for a generation that was refused: it may finish what its init queued, but queue nothing more. */
 int forum_plugin_may_queue(forum_plugin_t *p);
 const char *forum_plugin_name(forum_plugin_t *p);
+const forum_plugin_desc_t *forum_plugin_desc(forum_plugin_t *p);
 const char *forum_plugin_setting(forum_plugin_t *p, const char *key);
 /* registration, reached through the api table while a plugin's init runs */
 int forum_plugin_add_route(forum_plugin_t *p, const char *method, const char *pattern, int flags, forum_route_fn fn);
@@ -188,6 +194,18 @@ int forum_plugin_add_event(forum_plugin_t *p, const char *name, forum_event_fn f
 int forum_plugin_add_migration(forum_plugin_t *p, int number, const char *sql);
 /** Writes the loaded plugins as a JSON array (for /_status). */
 void forum_plugins_status(yajl_gen g);
+
+/* core/plugin_settings.c */
+
+/**
+ * Checks the settings `conf` gives plugin `plugin` against its declarations `decls` (NULL: none). 0; -1 when
+ * the declarations themselves are wrong (the plugin's fault; one line in `msg`); -2 when the configuration is
+ * (`msg` is FILE:LINE: message, the line of the setting's key).
+ */
+int forum_plugin_settings_check(const forum_config_t *conf, const char *plugin, const forum_setting_decl_t *decls, char *msg,
+                                size_t msglen);
+uint64_t forum_plugin_setting_uint(forum_plugin_t *p, const char *key);
+int forum_plugin_setting_bool(forum_plugin_t *p, const char *key);
 
 /* core/plugin_copy.c */
 

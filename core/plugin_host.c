@@ -97,6 +97,7 @@ static void *grow(void *entries, size_t *capacity, size_t size, size_t elem)
 int forum_plugins_init(const forum_config_t *conf)
 {
     config = conf;
+    num_slots = 0; /* a host shut down (or never started) before: start from no slot */
     slots = calloc(conf->plugins.num_load + 1, sizeof(*slots));
     for (size_t i = 0; i != conf->plugins.num_load; ++i)
         slots[num_slots++].name = strdup(conf->plugins.load[i]);
@@ -172,6 +173,11 @@ const char *forum_plugin_name(forum_plugin_t *p)
     return p->desc->name;
 }
 
+const forum_plugin_desc_t *forum_plugin_desc(forum_plugin_t *p)
+{
+    return p->desc;
+}
+
 const char *forum_plugin_setting(forum_plugin_t *p, const char *key)
 {
     for (size_t i = 0; i != config->plugins.num_settings; ++i) {
@@ -225,9 +231,13 @@ static int loaded_already(void *dl)
     return 0;
 }
 
-/* Opens `file` as plugin `name` up to its descriptor's checks; 0, or -1 with one line in `msg`. */
-static int open_candidate(const char *name, const char *file, candidate_t *c, char *msg, size_t msglen)
+/*
+ * Opens `file` as plugin `name` up to its descriptor's and its settings' checks (against `conf`), all before
+ * init runs. 0; -1 with one line in `msg` about the file; -2 with FILE:LINE: message about the configuration.
+ */
+static int open_candidate(const forum_config_t *conf, const char *name, const char *file, candidate_t *c, char *msg, size_t msglen)
 {
+    int ret = -1;
     memset(c, 0, sizeof(*c));
     if (forum_plugin_copy_open(file, &c->copy, &c->st, msg, msglen) != 0)
         return -1;
@@ -253,6 +263,8 @@ static int open_candidate(const char *name, const char *file, candidate_t *c, ch
                  c->desc->name != NULL ? c->desc->name : "no name");
         goto Error;
     }
+    if ((ret = forum_plugin_settings_check(conf, name, c->desc->settings, msg, msglen)) != 0)
+        goto Error;
     return 0;
 
 Error:
@@ -260,7 +272,31 @@ Error:
         dlclose(c->dl);
     c->dl = NULL;
     forum_plugin_copy_close(&c->copy);
-    return -1;
+    return ret;
+}
+
+int forum_plugins_check_config(const forum_config_t *conf, char *err, size_t errlen)
+{
+    char file[PATH_MAX], msg[1024];
+    candidate_t c;
+    for (size_t i = 0; i != conf->plugins.num_load; ++i) {
+        const char *name = conf->plugins.load[i];
+        snprintf(file, sizeof(file), "%s/%s.so", conf->plugins.dir, name);
+        switch (open_candidate(conf, name, file, &c, msg, sizeof(msg))) {
+        case 0:
+            dlclose(c.dl);
+            forum_plugin_copy_close(&c.copy);
+            break;
+        case -2:
+            snprintf(err, errlen, "%s", msg);
+            return -1;
+        default:
+            snprintf(err, errlen, "%s:%d: plugins.load: plugin %s would be refused: %s: %s", conf->path, conf->plugins.load_lines[i], name,
+                     file, msg);
+            return -1;
+        }
+    }
+    return 0;
 }
 
 /* A generation refused after its init ran never served: its registrations go now, its code when nothing it queued is pending. */
@@ -288,7 +324,7 @@ int forum_plugins_load(const char *name)
     if (slot == NULL)
         return refuse(name, "(none)", "not listed in plugins.load");
     snprintf(file, sizeof(file), "%s/%s.so", config->plugins.dir, name);
-    if (open_candidate(name, file, &c, msg, sizeof(msg)) != 0) {
+    if (open_candidate(config, name, file, &c, msg, sizeof(msg)) != 0) {
         if (c.st.st_ino != 0)
             file_id_of(&c.st, &slot->refused); /* not retried until it changes */
         return refuse(name, file, "%s", msg);

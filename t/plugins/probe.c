@@ -12,6 +12,9 @@
 #ifndef PROBE_VERSION
 #define PROBE_VERSION "1.0.0"
 #endif
+#ifndef PROBE_ANSWER_MAX
+#define PROBE_ANSWER_MAX 100 /* a variant narrows it, as a new version of a plugin may */
+#endif
 
 static const forum_api_t *api;
 static forum_plugin_t *self;
@@ -263,6 +266,26 @@ static void on_open(const forum_event_t *ev)
     yajl_gen_free(g);
 }
 
+/* GET /api/probe/settings: the declared settings as the typed getters give them */
+static int settings_route(forum_req_t *req)
+{
+    yajl_gen g = api->res_json_begin(req, 200);
+    yajl_gen_map_open(g);
+    str(g, "answer");
+    yajl_gen_integer(g, (long long)api->setting_uint(self, "answer"));
+    str(g, "fail-init");
+    yajl_gen_bool(g, api->setting_bool(self, "fail-init"));
+    yajl_gen_map_close(g);
+    api->res_json_end(req);
+    return 0;
+}
+
+static const forum_setting_decl_t settings[] = {
+    {.name = "fail-init", .type = FORUM_SETTING_BOOL, .def = 0},
+    {.name = "answer", .type = FORUM_SETTING_UINT, .min = 1, .max = PROBE_ANSWER_MAX, .def = 5},
+    {.name = NULL},
+};
+
 #ifdef PROBE_INIT_DEFER_MS
 /*
  * The pin tests' variants: init defers a timer (and, with PROBE_INIT_FAILS, fails after it), so the
@@ -286,11 +309,12 @@ static int init(forum_plugin_t *p, const forum_api_t *a)
     return -1;
 #endif
 #endif
-    if (api->version < 1 || !FORUM_API_HAS(api, setting))
+    if (api->version < 3 || !FORUM_API_HAS(api, setting_bool))
         return -1;
-    if (api->setting(p, "fail-init") != NULL)
+    if (api->setting_bool(p, "fail-init"))
         return -1;
     return api->route(p, "GET", "/api/probe/whoami", FORUM_ROUTE_PUBLIC, whoami) ||
+           api->route(p, "GET", "/api/probe/settings", FORUM_ROUTE_PUBLIC, settings_route) ||
            api->route(p, "POST", "/api/probe/login", FORUM_ROUTE_PUBLIC, login) ||
            api->route(p, "POST", "/api/probe/logout", 0, logout) ||
            api->route(p, "GET", "/api/probe/echo/:a/:b", 0, echo_params) ||
@@ -308,5 +332,6 @@ FORUM_EXPORT const forum_plugin_desc_t forum_plugin = {
     .abi = FORUM_PLUGIN_ABI,
     .name = "probe",
     .version = PROBE_VERSION,
+    .settings = settings,
     .init = init,
 };
