@@ -44,6 +44,7 @@ sub whoami { curl_json('curl -s', 'GET', $_[0]->url . '/api/probe/whoami') }
 subtest 'a timer deferred in init does not unload the generation it pins when it fires' => sub {
     my $server = spawn_forumd(plugins => [qw(probe)], plugin_files => { probe => "$tplugins/probe_init_defers.so" });
     ok wait_log($server, qr/probe 1\.0\.0: the timer deferred in init fired/), 'the timer fired';
+    ok wait_log($server, qr/probe 1\.0\.0: deferring again from the timer: accepted/), 'and the generation it pins may queue more';
     sleep 0.2;
     unlike $server->log, qr/generation 1 unloaded/, 'and generation 1, still current, was not unloaded';
     my $who = whoami($server);
@@ -58,6 +59,7 @@ subtest 'a generation refused after its init deferred a timer stays loaded until
     place($server, "$tplugins/probe_defer_fails.so", 'probe');
     ok wait_log($server, qr/plugin probe: refused .*probe\.so: its init failed/), 'the new file is refused';
     ok wait_log($server, qr/probe 3\.0\.0: the timer deferred in init fired/), 'its timer still runs (its code is still loaded)';
+    ok wait_log($server, qr/probe 3\.0\.0: deferring again from the timer: refused/), 'but it cannot queue more';
     ok wait_log($server, qr/plugin probe 3\.0\.0: refused copy unloaded/), 'then the refused copy is unloaded';
     my $log = $server->log;
     ok index($log, 'the timer deferred in init fired') < index($log, 'refused copy unloaded'), 'after the timer, not before';

@@ -291,10 +291,18 @@ static const forum_setting_decl_t settings[] = {
  * The pin tests' variants: init defers a timer (and, with PROBE_INIT_FAILS, fails after it), so the
  * generation is pinned by a timer before the host has decided whether to keep it.
  */
+static void deferred_again(void *arg)
+{
+    (void)arg;
+}
+
 static void deferred_in_init(void *arg)
 {
     api->log(FORUM_LOG_INFO, "probe %s: the timer deferred in init fired (%s)", PROBE_VERSION, (const char *)arg);
     free(arg);
+    /* a refused generation may finish what it queued, but not queue more */
+    api->log(FORUM_LOG_INFO, "probe %s: deferring again from the timer: %s", PROBE_VERSION,
+             api->defer(self, 1, deferred_again, NULL) == 0 ? "accepted" : "refused");
 }
 #endif
 
