@@ -84,8 +84,8 @@ int forum_elf_check(const unsigned char *buf, size_t size, char *msg, size_t msg
         Elf64_Phdr ph;
         memcpy(&ph, buf + eh.e_phoff + (size_t)i * sizeof(ph), sizeof(ph));
         if (!inside(ph.p_offset, ph.p_filesz, 1, size))
-            return bad(msg, msglen, "segment %u (type %#x, bytes %llu to %llu) lies past the end of the file (%zu bytes)", i, ph.p_type,
-                       (unsigned long long)ph.p_offset, (unsigned long long)ph.p_offset + ph.p_filesz, size);
+            return bad(msg, msglen, "segment %u (type %#x, bytes %llu to %llu) lies past the end of the file (%zu bytes)", i,
+                       ph.p_type, (unsigned long long)ph.p_offset, (unsigned long long)ph.p_offset + ph.p_filesz, size);
         if (ph.p_type == PT_LOAD) {
             if (ph.p_filesz > ph.p_memsz)
                 return bad(msg, msglen, "segment %u holds more bytes in the file than in memory", i);
@@ -100,14 +100,16 @@ int forum_elf_check(const unsigned char *buf, size_t size, char *msg, size_t msg
         if (eh.e_shentsize != sizeof(Elf64_Shdr))
             return bad(msg, msglen, "bad section header size (%u)", eh.e_shentsize);
         if (!inside(eh.e_shoff, shnum != 0 ? shnum : 1, sizeof(Elf64_Shdr), size))
-            return bad(msg, msglen, "the section header table (offset %llu, %llu entries) lies past the end of the file (%zu bytes)",
+            return bad(msg, msglen,
+                       "the section header table (offset %llu, %llu entries) lies past the end of the file (%zu bytes)",
                        (unsigned long long)eh.e_shoff, (unsigned long long)(shnum != 0 ? shnum : 1), size);
         if (shnum == 0) {
             /* 65280 sections or more: the count is in the first section header */
             Elf64_Shdr sh0;
             memcpy(&sh0, buf + eh.e_shoff, sizeof(sh0));
             if (!inside(eh.e_shoff, sh0.sh_size, sizeof(Elf64_Shdr), size))
-                return bad(msg, msglen, "the section header table (offset %llu, %llu entries) lies past the end of the file (%zu bytes)",
+                return bad(msg, msglen,
+                           "the section header table (offset %llu, %llu entries) lies past the end of the file (%zu bytes)",
                            (unsigned long long)eh.e_shoff, (unsigned long long)sh0.sh_size, size);
         }
     }

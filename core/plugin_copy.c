@@ -96,8 +96,8 @@ int forum_plugin_copy_open(const char *src, forum_plugin_copy_t *copy, struct st
         goto Error;
     snprintf(copy->path, sizeof(copy->path), "/proc/self/fd/%d", copy->fd);
     if (access(copy->path, R_OK) != 0) {
-        snprintf(msg, msglen, "cannot reach its copy as %s (%s): forumd loads plugins through /proc, which must be mounted", copy->path,
-                 strerror(errno));
+        snprintf(msg, msglen, "cannot reach its copy as %s (%s): forumd loads plugins through /proc, which must be mounted",
+                 copy->path, strerror(errno));
         goto Error;
     }
     close(in);

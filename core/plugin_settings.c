@@ -122,15 +122,16 @@ int forum_plugin_settings_check(const forum_config_t *conf, const char *plugin, 
         if ((d = find_decl(decls, s->key)) == NULL) {
             list_names(decls, names, sizeof(names));
             if (names[0] == '\0')
-                snprintf(msg, msglen, "%s:%d: plugins.settings.%s.%s: plugin %s has no settings", conf->path, s->line, plugin, s->key,
-                         plugin);
+                snprintf(msg, msglen, "%s:%d: plugins.settings.%s.%s: plugin %s has no settings", conf->path, s->line, plugin,
+                         s->key, plugin);
             else
-                snprintf(msg, msglen, "%s:%d: plugins.settings.%s.%s: unknown setting (plugin %s has: %s)", conf->path, s->line, plugin,
-                         s->key, plugin, names);
+                snprintf(msg, msglen, "%s:%d: plugins.settings.%s.%s: unknown setting (plugin %s has: %s)", conf->path, s->line,
+                         plugin, s->key, plugin, names);
             return -2;
         }
         if ((bad = misfit(d, s->value, why, sizeof(why))) != NULL) {
-            snprintf(msg, msglen, "%s:%d: plugins.settings.%s.%s: %s (found \"%s\")", conf->path, s->line, plugin, s->key, bad, s->value);
+            snprintf(msg, msglen, "%s:%d: plugins.settings.%s.%s: %s (found \"%s\")", conf->path, s->line, plugin, s->key, bad,
+                     s->value);
             return -2;
         }
     }
@@ -141,7 +142,8 @@ static const forum_setting_decl_t *declared(forum_plugin_t *p, const char *key, 
 {
     const forum_setting_decl_t *d = find_decl(forum_plugin_desc(p)->settings, key);
     if (d == NULL || d->type != type) {
-        forum_log(FORUM_LOG_ERROR, "plugin %s: asked for setting '%s' as %s, which it does not declare", forum_plugin_name(p), key, as);
+        forum_log(FORUM_LOG_ERROR, "plugin %s: asked for setting '%s' as %s, which it does not declare", forum_plugin_name(p), key,
+                  as);
         return NULL;
     }
     return d;
