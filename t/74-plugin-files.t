@@ -120,4 +120,17 @@ subtest 'forumd leaves nothing in TMPDIR, not even when it is killed' => sub {
     is_deeply $theirs->(), [], 'nothing after kill -9';
 };
 
+subtest 'without /proc, forumd says so instead of loading plugins some other way' => sub {
+    plan skip_all => 'needs a private mount namespace (unshare -m, as root)'
+        unless system('unshare -m --propagation private true >/dev/null 2>&1') == 0;
+    my $server = spawn_forumd(plugins => [qw(probe)], plugin_files => { probe => "$tplugins/probe.so" });
+    my $conf = $server->{conf};
+    $server->stop;
+    my $bin = forumd_bin();
+    my $out = `unshare -m --propagation private sh -c 'umount -l /proc && exec $bin -t -c $conf' 2>&1`;
+    is $? >> 8, 1, 'forumd -t exits 1';
+    like $out, qr/plugin probe would be refused: .*cannot reach its copy as \/proc\/self\/fd\/\d+ .*\/proc, which must be mounted/,
+        'and names /proc';
+};
+
 done_testing;
