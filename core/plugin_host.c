@@ -43,7 +43,7 @@ typedef struct slot slot_t;
 
 struct forum_plugin {
     slot_t *slot;
-    h2o_linklist_t live; /* every generation not yet unloaded, current or retired */
+    h2o_linklist_t live; /* every generation not yet unloaded: current, retired, or refused and waiting for its pins */
     const forum_plugin_desc_t *desc;
     void *dl;
     forum_plugin_copy_t copy; /* what `dl` was loaded from; closed after dlclose */
@@ -71,7 +71,6 @@ struct slot {
     char *name;
     forum_plugin_t *current;
     unsigned generations;
-    unsigned copies;
     file_id_t loaded;  /* the file the current generation came from */
     file_id_t refused; /* the last file refused, not retried until it changes */
     uv_timer_t debounce;
