@@ -41,8 +41,9 @@ sub wait_log {
 
 sub whoami { curl_json('curl -s', 'GET', $_[0]->url . '/api/probe/whoami') }
 
-subtest 'a timer deferred in init does not unload the generation it pins when it fires' => sub {
+subtest 'a timer and a job queued in init do not unload the generation they pin when they finish' => sub {
     my $server = spawn_forumd(plugins => [qw(probe)], plugin_files => { probe => "$tplugins/probe_init_defers.so" });
+    ok wait_log($server, qr/probe 1\.0\.0: the job queued in init finished/), 'the job queued in init finished';
     ok wait_log($server, qr/probe 1\.0\.0: the timer deferred in init fired/), 'the timer fired';
     ok wait_log($server, qr/probe 1\.0\.0: deferring again from the timer: accepted/), 'and the generation it pins may queue more';
     sleep 0.2;
@@ -54,15 +55,17 @@ subtest 'a timer deferred in init does not unload the generation it pins when it
     like $server->log, qr/plugin probe 1\.0\.0: generation 1 unloaded/, 'generation 1 is unloaded once, at the stop';
 };
 
-subtest 'a generation refused after its init deferred a timer stays loaded until the timer has run' => sub {
+subtest 'a generation refused after its init queued a timer and a job stays loaded until both have run' => sub {
     my $server = spawn_forumd(plugins => [qw(probe)], plugin_files => { probe => "$tplugins/probe.so" }, watch => 1);
     place($server, "$tplugins/probe_defer_fails.so", 'probe');
     ok wait_log($server, qr/plugin probe: refused .*probe\.so: its init failed/), 'the new file is refused';
+    ok wait_log($server, qr/probe 3\.0\.0: the job queued in init finished/), 'its job completes (its code is still loaded)';
     ok wait_log($server, qr/probe 3\.0\.0: the timer deferred in init fired/), 'its timer still runs (its code is still loaded)';
     ok wait_log($server, qr/probe 3\.0\.0: deferring again from the timer: refused/), 'but it cannot queue more';
     ok wait_log($server, qr/plugin probe 3\.0\.0: refused copy unloaded/), 'then the refused copy is unloaded';
     my $log = $server->log;
     ok index($log, 'the timer deferred in init fired') < index($log, 'refused copy unloaded'), 'after the timer, not before';
+    ok index($log, 'the job queued in init finished') < index($log, 'refused copy unloaded'), 'and after the job';
     my $who = whoami($server);
     is_deeply [$who->{status}, $who->{json}{version}], [200, '1.0.0'], 'generation 1 keeps serving';
     ok alive($server), 'forumd is alive';

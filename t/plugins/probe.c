@@ -296,6 +296,13 @@ static void deferred_again(void *arg)
     (void)arg;
 }
 
+static void queued_in_init(void *arg, forum_req_t *req)
+{
+    (void)req;
+    api->log(FORUM_LOG_INFO, "probe %s: the job queued in init finished (slept %u ms)", PROBE_VERSION, ((nap_t *)arg)->ms);
+    free(arg);
+}
+
 static void deferred_in_init(void *arg)
 {
     api->log(FORUM_LOG_INFO, "probe %s: the timer deferred in init fired (%s)", PROBE_VERSION, (const char *)arg);
@@ -311,7 +318,10 @@ static int init(forum_plugin_t *p, const forum_api_t *a)
     api = a;
     self = p;
 #ifdef PROBE_INIT_DEFER_MS
-    if (api->defer(p, PROBE_INIT_DEFER_MS, deferred_in_init, strdup("its argument still allocated")) != 0)
+    nap_t *nap = malloc(sizeof(*nap));
+    nap->ms = PROBE_INIT_DEFER_MS / 2;
+    if (api->defer(p, PROBE_INIT_DEFER_MS, deferred_in_init, strdup("its argument still allocated")) != 0 ||
+        api->work_queue(p, NULL, nap_work, queued_in_init, nap) != 0)
         return -1;
 #ifdef PROBE_INIT_FAILS
     return -1;
