@@ -21,14 +21,30 @@ typedef struct parse_ctx {
     yaml_node_t **load_nodes; /* the plugins.load entries, for messages about their files */
 } parse_ctx_t;
 
-static int fail(parse_ctx_t *pc, yaml_node_t *node, const char *fmt, ...)
+static int vfail_line(parse_ctx_t *pc, size_t line, const char *fmt, va_list ap)
 {
     char msg[512];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    snprintf(pc->err, pc->errlen, "%s:%zu: %s", pc->path, line, msg);
+    return -1;
+}
+
+static int fail(parse_ctx_t *pc, yaml_node_t *node, const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    vfail_line(pc, node != NULL ? node->start_mark.line + 1 : 1, fmt, ap);
     va_end(ap);
-    snprintf(pc->err, pc->errlen, "%s:%zu: %s", pc->path, node != NULL ? node->start_mark.line + 1 : 1, msg);
+    return -1;
+}
+
+/* For what is checked once the whole file is read, when only the line is kept. */
+static int fail_line(parse_ctx_t *pc, size_t line, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vfail_line(pc, line, fmt, ap);
+    va_end(ap);
     return -1;
 }
 
@@ -232,11 +248,16 @@ static int parse_settings(parse_ctx_t *pc, yaml_node_t *node, forum_config_t *co
             yaml_node_t *sk = KEY(pc, sp), *sv = VALUE(pc, sp);
             if (scalar(sk) == NULL || scalar(sv) == NULL)
                 return fail(pc, sk, "plugins.settings.%s: each setting is a key and a scalar value", plugin);
+            for (size_t i = 0; i != conf->plugins.num_settings; ++i)
+                if (strcmp(conf->plugins.settings[i].plugin, plugin) == 0 && strcmp(conf->plugins.settings[i].key, scalar(sk)) == 0)
+                    return fail(pc, sk, "plugins.settings.%s.%s: given twice (also on line %d)", plugin, scalar(sk),
+                                conf->plugins.settings[i].line);
             conf->plugins.settings = realloc(conf->plugins.settings, (conf->plugins.num_settings + 1) * sizeof(forum_setting_t));
             forum_setting_t *s = conf->plugins.settings + conf->plugins.num_settings++;
             s->plugin = strdup(plugin);
             s->key = strdup(scalar(sk));
             s->value = strdup(scalar(sv));
+            s->line = (int)sk->start_mark.line + 1;
         }
     }
     return 0;
@@ -266,6 +287,7 @@ static int parse_plugins(parse_ctx_t *pc, yaml_node_t *node, forum_config_t *con
             if (conf->plugins.load != NULL)
                 return fail(pc, k, "plugins.load: given twice");
             conf->plugins.load = calloc(n + 1, sizeof(char *));
+            conf->plugins.load_lines = calloc(n + 1, sizeof(int));
             free(pc->load_nodes);
             pc->load_nodes = calloc(n + 1, sizeof(yaml_node_t *));
             for (size_t i = 0; i != n; ++i) {
@@ -277,6 +299,7 @@ static int parse_plugins(parse_ctx_t *pc, yaml_node_t *node, forum_config_t *con
                     if (strcmp(conf->plugins.load[j], name) == 0)
                         return fail(pc, item, "plugins.load: '%s' is listed twice", name);
                 conf->plugins.load[i] = strdup(name);
+                conf->plugins.load_lines[i] = (int)item->start_mark.line + 1;
                 pc->load_nodes[i] = item;
                 conf->plugins.num_load = i + 1;
             }
@@ -429,6 +452,16 @@ static int parse_root(parse_ctx_t *pc, yaml_node_t *root, forum_config_t *conf)
                 return fail(pc, pc->load_nodes[i], "plugins.load: cannot read %s: %s", file, strerror(errno));
         }
     }
+    /* each plugin checks its own settings when it loads (core/plugin_settings.c); those of no plugin nobody would */
+    for (size_t i = 0; i != conf->plugins.num_settings; ++i) {
+        const forum_setting_t *s = conf->plugins.settings + i;
+        size_t j = 0;
+        while (j != conf->plugins.num_load && strcmp(conf->plugins.load[j], s->plugin) != 0)
+            ++j;
+        if (j == conf->plugins.num_load)
+            return fail_line(pc, (size_t)s->line, "plugins.settings.%s.%s: plugin %s is not in plugins.load, so nothing would read it",
+                             s->plugin, s->key, s->plugin);
+    }
     return 0;
 }
 
@@ -491,6 +524,7 @@ void forum_config_free(forum_config_t *conf)
     for (size_t i = 0; i != conf->plugins.num_load; ++i)
         free(conf->plugins.load[i]);
     free(conf->plugins.load);
+    free(conf->plugins.load_lines);
     for (size_t i = 0; i != conf->plugins.num_settings; ++i) {
         free(conf->plugins.settings[i].plugin);
         free(conf->plugins.settings[i].key);

@@ -17,6 +17,7 @@ typedef struct forum_setting {
     char *plugin;
     char *key;
     char *value;
+    int line; /* where the key stands, for messages about it */
 } forum_setting_t;
 
 typedef struct forum_config {
@@ -28,6 +29,7 @@ typedef struct forum_config {
     struct {
         char *dir;
         char **load;
+        int *load_lines; /* where each plugins.load entry stands */
         size_t num_load;
         int watch;
         forum_setting_t *settings; /* plugins.settings.NAME.KEY: scalar */

@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <uv.h>
 #include <h2o.h>
 #include <yajl/yajl_gen.h>
@@ -164,8 +165,13 @@ typedef struct forum_route_match {
     } params[FORUM_MAX_PARAMS];
 } forum_route_match_t;
 
-/** Prepares the host (the folder for private copies). */
+/** Prepares the host for the plugins of `conf`. */
 int forum_plugins_init(const forum_config_t *conf);
+/**
+ * For `forumd -t`: opens each plugin of `conf` as a load would (copy, ELF check, dlopen, descriptor) and checks its
+ * settings against its declarations, without running init. 0, or -1 with FILE:LINE: message in `err`.
+ */
+int forum_plugins_check_config(const forum_config_t *conf, char *err, size_t errlen);
 /** Loads `name` from the plugins folder as its next generation. 0 on success; on failure the current generation stays. */
 int forum_plugins_load(const char *name);
 /** Loads `name` again when its file is not the one its current generation came from; 1 swapped, 0 unchanged, -1 refused. */
@@ -174,7 +180,7 @@ int forum_plugins_check(const char *name);
 void forum_plugins_check_all(void);
 /** Starts the debounce timers, and watches plugins.dir when plugins.watch is on. */
 int forum_plugins_watch(uv_loop_t *loop);
-/** Retires every generation (fini when unpinned) and removes the private folder. */
+/** Retires every generation (fini when unpinned). */
 void forum_plugins_shutdown(void);
 /**
  * Matches method and path (no query) against the current generations' routes. Returns 1 with `m` filled on a
@@ -188,7 +194,10 @@ void forum_plugins_emit(const forum_event_t *ev);
 /** Pins a generation (a request, a job, a timer); unpinning the last pin of a retired generation unloads it. */
 void forum_plugin_pin(forum_plugin_t *p);
 void forum_plugin_unpin(forum_plugin_t *p);
+/** False for a generation that was refused: it may finish what its init queued, but queue nothing more. */
+int forum_plugin_may_queue(forum_plugin_t *p);
 const char *forum_plugin_name(forum_plugin_t *p);
+const forum_plugin_desc_t *forum_plugin_desc(forum_plugin_t *p);
 const char *forum_plugin_setting(forum_plugin_t *p, const char *key);
 /* registration, reached through the api table while a plugin's init runs */
 int forum_plugin_add_route(forum_plugin_t *p, const char *method, const char *pattern, int flags, forum_route_fn fn);
@@ -197,6 +206,39 @@ int forum_plugin_add_event(forum_plugin_t *p, const char *name, forum_event_fn f
 int forum_plugin_add_migration(forum_plugin_t *p, int number, const char *sql);
 /** Writes the loaded plugins as a JSON array (for /_status). */
 void forum_plugins_status(yajl_gen g);
+
+/* core/plugin_settings.c */
+
+/**
+ * Checks the settings `conf` gives plugin `plugin` against its declarations `decls` (NULL: none). 0; -1 when
+ * the declarations themselves are wrong (the plugin's fault; one line in `msg`); -2 when the configuration is
+ * (`msg` is FILE:LINE: message, the line of the setting's key).
+ */
+int forum_plugin_settings_check(const forum_config_t *conf, const char *plugin, const forum_setting_decl_t *decls, char *msg,
+                                size_t msglen);
+uint64_t forum_plugin_setting_uint(forum_plugin_t *p, const char *key);
+int forum_plugin_setting_bool(forum_plugin_t *p, const char *key);
+
+/* core/plugin_copy.c */
+
+typedef struct forum_plugin_copy {
+    int fd;        /* the sealed memory file; -1 when closed */
+    char path[32]; /* "/proc/self/fd/N": what dlopen opens */
+} forum_plugin_copy_t;
+/**
+ * Copies the plugin file `src` into a sealed memory file and checks it as ELF (forum_elf_check); `st` receives
+ * the source's stat. 0, or -1 with one line in `msg`. Close the copy after dlclose of what was loaded from it.
+ */
+int forum_plugin_copy_open(const char *src, forum_plugin_copy_t *copy, struct stat *st, char *msg, size_t msglen);
+void forum_plugin_copy_close(forum_plugin_copy_t *copy);
+
+/* core/elf_check.c */
+
+/**
+ * 0 when the `size` bytes at `buf` are an ELF64 shared object for this machine whose program headers, segments
+ * and section headers lie within them; -1 with the reason in `msg` when not.
+ */
+int forum_elf_check(const unsigned char *buf, size_t size, char *msg, size_t msglen);
 
 /* core/work.c */
 

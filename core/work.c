@@ -77,7 +77,7 @@ static void deferred_fire(uv_timer_t *t)
 int forum_work_defer(forum_plugin_t *p, unsigned ms, forum_timer_fn fn, void *arg)
 {
     deferred_t *d;
-    if (p == NULL || fn == NULL || (d = calloc(1, sizeof(*d))) == NULL)
+    if (p == NULL || fn == NULL || !forum_plugin_may_queue(p) || (d = calloc(1, sizeof(*d))) == NULL)
         return -1;
     d->plugin = p;
     d->fn = fn;
@@ -91,7 +91,7 @@ int forum_work_defer(forum_plugin_t *p, unsigned ms, forum_timer_fn fn, void *ar
 int forum_work_queue(forum_plugin_t *p, forum_req_t *req, forum_work_fn work, forum_done_fn done, void *arg)
 {
     job_t *job;
-    if (p == NULL || work == NULL || done == NULL || (job = calloc(1, sizeof(*job))) == NULL)
+    if (p == NULL || work == NULL || done == NULL || !forum_plugin_may_queue(p) || (job = calloc(1, sizeof(*job))) == NULL)
         return -1;
     job->plugin = p;
     job->req = req;

@@ -25,8 +25,8 @@
 extern "C" {
 #endif
 
-/** ABI version of forum_plugin_desc_t and of the meaning of the calls below. */
-#define FORUM_PLUGIN_ABI 1
+/** ABI version of forum_plugin_desc_t and of the meaning of the calls below (2: the descriptor declares its settings). */
+#define FORUM_PLUGIN_ABI 2
 /** Version of forum_api_t; grows whenever a member is appended. */
 #define FORUM_API_VERSION 3
 
@@ -98,6 +98,30 @@ typedef void (*forum_done_fn)(void *arg, forum_req_t *req);
 /** A one-shot timer's callback (forum_api_t.defer). */
 typedef void (*forum_timer_fn)(void *arg);
 
+/** Types of a plugin setting (forum_setting_decl_t.type). */
+enum {
+    FORUM_SETTING_UINT = 1, /* a whole number in [min, max] */
+    FORUM_SETTING_BOOL = 2, /* true/false, yes/no, on/off */
+};
+
+/** Setting flags. */
+enum {
+    FORUM_SETTING_POWER_OF_TWO = 0x1, /* FORUM_SETTING_UINT: only powers of two */
+};
+
+/**
+ * One setting a plugin accepts as `plugins.settings.NAME.KEY`. The descriptor lists them in a constant
+ * table that the host reads before init runs (and `forumd -t` reads without running init), so a key the
+ * plugin does not declare, or a value of the wrong type or out of range, stops forumd with FILE:LINE.
+ */
+typedef struct forum_setting_decl {
+    const char *name;  /* the KEY; NULL ends the table */
+    int type;          /* FORUM_SETTING_UINT or FORUM_SETTING_BOOL */
+    unsigned flags;    /* FORUM_SETTING_* flags */
+    uint64_t min, max; /* FORUM_SETTING_UINT: the accepted range, both ends included */
+    uint64_t def;      /* the value when the configuration gives none (FORUM_SETTING_BOOL: 0 or 1) */
+} forum_setting_decl_t;
+
 /** What forum_api_t.text_trim found in a text. */
 typedef struct forum_text_info {
     size_t chars;    /* characters (code points) after trimming */
@@ -156,7 +180,8 @@ struct forum_api {
     /**
      * Runs `work(arg)` on the thread pool, then `done(arg, req)` on the loop. The plugin generation
      * and `req` (may be NULL) stay valid until `done` has returned; `done` checks req_alive before
-     * answering. Returns 0, or -1 when the work could not be queued.
+     * answering. Returns 0, or -1 when the work could not be queued (also when the generation was refused after
+     * its init: it may finish what it queued, but not queue more).
      */
     int (*work_queue)(forum_plugin_t *p, forum_req_t *req, forum_work_fn work, forum_done_fn done, void *arg);
 
@@ -203,7 +228,7 @@ struct forum_api {
     int64_t (*now_ms)(void);
     /** Writes `ms` as 2026-11-29T13:45:00.123Z into buf (at least 25 bytes). */
     void (*format_time)(int64_t ms, char *buf);
-    /** Looks up a plugin setting from the configuration (`plugins.settings.NAME.KEY`); NULL when absent. */
+    /** The raw text of a plugin setting (`plugins.settings.NAME.KEY`); NULL when absent. Prefer setting_uint and setting_bool (version 3). */
     const char *(*setting)(forum_plugin_t *p, const char *key);
 
     /* --- requests kept across the plugin's own queues --- */
@@ -223,7 +248,10 @@ struct forum_api {
     /* --- pacing --- */
     /** Bytes queued to `ws` and not yet written. */
     size_t (*ws_queued)(forum_ws_t *ws);
-    /** Runs `fn(arg)` on the loop after `ms` milliseconds; the generation stays loaded until then. 0, or -1. */
+    /**
+     * Runs `fn(arg)` on the loop after `ms` milliseconds; the generation stays loaded until then, even when it is
+     * refused after an init that deferred (`fn` still runs, to release `arg`). 0, or -1 (as work_queue).
+     */
     int (*defer)(forum_plugin_t *p, unsigned ms, forum_timer_fn fn, void *arg);
     /** publish_user that leaves out the connections in `except` (those a plugin is still catching up). */
     void (*publish_user_except)(int64_t user_id, const char *json, size_t len, int flags, forum_ws_t *const *except, size_t n);
@@ -253,6 +281,16 @@ struct forum_api {
      * connection). A client that stops reading is not taken for a slow one: nothing is sent it meanwhile.
      */
     int (*ws_drain_wait)(forum_ws_t *ws);
+
+    /* --- plugin settings (version 3) --- */
+    /**
+     * The value of the plugin's declared FORUM_SETTING_UINT setting `key`: the configured one (already checked
+     * against the declaration when the generation was loaded) or the declared default. 0, logged, for a key the
+     * plugin does not declare with that type.
+     */
+    uint64_t (*setting_uint)(forum_plugin_t *p, const char *key);
+    /** The same for a FORUM_SETTING_BOOL setting: 1 or 0. */
+    int (*setting_bool)(forum_plugin_t *p, const char *key);
 };
 
 /** The descriptor every plugin exports as `forum_plugin`. */
@@ -260,6 +298,8 @@ typedef struct forum_plugin_desc {
     uint32_t abi;        /* FORUM_PLUGIN_ABI; read before anything else */
     const char *name;    /* must equal the file's base name */
     const char *version; /* shown in the log and in /_status */
+    /** The settings the plugin accepts, ended by an entry whose name is NULL; NULL when it accepts none. */
+    const forum_setting_decl_t *settings;
     /** Registers routes, frames, events and migrations. Non-zero refuses the load. */
     int (*init)(forum_plugin_t *p, const forum_api_t *api);
     /** Called when the generation is retired and nothing pins it any more; may be NULL. */

@@ -332,47 +332,38 @@ static void on_hello(const forum_event_t *ev)
 
 /* --- settings --- */
 
-static int setting_uint(forum_plugin_t *p, const char *key, unsigned long min, unsigned long max, unsigned long *out)
-{
-    const char *v = api->setting(p, key);
-    char *end;
-    if (v == NULL)
-        return 0;
-    unsigned long n = strtoul(v, &end, 10);
-    if (*v < '0' || *v > '9' || *end != '\0' || n < min || n > max) {
-        api->log(FORUM_LOG_ERROR, "auth: setting %s must be a whole number from %lu to %lu (found \"%s\")", key, min, max, v);
-        return -1;
-    }
-    *out = n;
-    return 0;
-}
+/* checked by the host against plugins.settings.auth before init runs (README, "Plugin settings") */
+static const forum_setting_decl_t settings[] = {
+    {.name = "scrypt-n", .type = FORUM_SETTING_UINT, .flags = FORUM_SETTING_POWER_OF_TWO, .min = 1024, .max = 1u << 24, .def = 32768},
+    {.name = "scrypt-r", .type = FORUM_SETTING_UINT, .min = 1, .max = 64, .def = 8},
+    {.name = "scrypt-p", .type = FORUM_SETTING_UINT, .min = 1, .max = 64, .def = 1},
+    {.name = "hash-workers", .type = FORUM_SETTING_UINT, .min = 0, .max = 256, .def = 0}, /* 0: the cores we may use, less one */
+    {.name = "hash-queue", .type = FORUM_SETTING_UINT, .min = 0, .max = 100000, .def = 64},
+    {.name = "login-limit", .type = FORUM_SETTING_UINT, .min = 1, .max = 1000000, .def = 10},
+    {.name = "login-window", .type = FORUM_SETTING_UINT, .min = 1, .max = 86400, .def = 60},
+    {.name = "register-limit", .type = FORUM_SETTING_UINT, .min = 0, .max = 1000000, .def = 0}, /* 0: no limit */
+    {.name = "register-window", .type = FORUM_SETTING_UINT, .min = 1, .max = 86400, .def = 3600},
+    {.name = NULL},
+};
 
-static int read_settings(forum_plugin_t *p)
+static void read_settings(forum_plugin_t *p)
 {
-    /* the cores this process may run on (its affinity), not those the machine has */
-    cpu_set_t cpus;
-    long cores = sched_getaffinity(0, sizeof(cpus), &cpus) == 0 ? CPU_COUNT(&cpus) : sysconf(_SC_NPROCESSORS_ONLN);
-    unsigned long workers = cores > 1 ? (unsigned long)cores - 1 : 1, queue = 64, n = auth_scrypt_params.N, r = auth_scrypt_params.r,
-                  par = auth_scrypt_params.p, login_limit = 10, login_window = 60, register_limit = 0, register_window = 3600;
+    unsigned workers = (unsigned)api->setting_uint(p, "hash-workers");
+    unsigned register_limit = (unsigned)api->setting_uint(p, "register-limit");
 
-    if (setting_uint(p, "hash-workers", 1, 256, &workers) || setting_uint(p, "hash-queue", 0, 100000, &queue) ||
-        setting_uint(p, "scrypt-n", 1024, 1ul << 24, &n) || setting_uint(p, "scrypt-r", 1, 64, &r) ||
-        setting_uint(p, "scrypt-p", 1, 64, &par) || setting_uint(p, "login-limit", 1, 1000000, &login_limit) ||
-        setting_uint(p, "login-window", 1, 86400, &login_window) || setting_uint(p, "register-limit", 0, 1000000, &register_limit) ||
-        setting_uint(p, "register-window", 1, 86400, &register_window))
-        return -1;
-    if ((n & (n - 1)) != 0) {
-        api->log(FORUM_LOG_ERROR, "auth: setting scrypt-n must be a power of two");
-        return -1;
+    if (workers == 0) {
+        /* the cores this process may run on (its affinity), not those the machine has */
+        cpu_set_t cpus;
+        long cores = sched_getaffinity(0, sizeof(cpus), &cpus) == 0 ? CPU_COUNT(&cpus) : sysconf(_SC_NPROCESSORS_ONLN);
+        workers = cores > 1 ? (unsigned)cores - 1 : 1;
     }
-    auth_scrypt_params.N = (uint32_t)n;
-    auth_scrypt_params.r = (uint8_t)r;
-    auth_scrypt_params.p = (uint8_t)par;
-    auth_hasher_init((unsigned)workers, (unsigned)queue);
-    login_limiter = auth_limiter_new((unsigned)login_limit, (unsigned)login_window, 100000);
+    auth_scrypt_params.N = (uint32_t)api->setting_uint(p, "scrypt-n");
+    auth_scrypt_params.r = (uint8_t)api->setting_uint(p, "scrypt-r");
+    auth_scrypt_params.p = (uint8_t)api->setting_uint(p, "scrypt-p");
+    auth_hasher_init(workers, (unsigned)api->setting_uint(p, "hash-queue"));
+    login_limiter = auth_limiter_new((unsigned)api->setting_uint(p, "login-limit"), (unsigned)api->setting_uint(p, "login-window"), 100000);
     if (register_limit != 0)
-        register_limiter = auth_limiter_new((unsigned)register_limit, (unsigned)register_window, 100000);
-    return 0;
+        register_limiter = auth_limiter_new(register_limit, (unsigned)api->setting_uint(p, "register-window"), 100000);
 }
 
 static const char schema_v1[] = "CREATE TABLE users ("
@@ -391,10 +382,9 @@ static int init(forum_plugin_t *p, const forum_api_t *a)
 {
     auth_api = a;
     auth_self = p;
-    if (a->version < FORUM_API_VERSION || !FORUM_API_HAS(a, text_trim))
+    if (a->version < FORUM_API_VERSION || !FORUM_API_HAS(a, setting_bool))
         return -1;
-    if (read_settings(p) != 0)
-        return -1;
+    read_settings(p);
     return api->migration(p, 1, schema_v1) || api->route(p, "POST", "/api/auth/register", FORUM_ROUTE_PUBLIC, register_route) ||
            api->route(p, "POST", "/api/auth/login", FORUM_ROUTE_PUBLIC, login_route) ||
            api->route(p, "POST", "/api/auth/logout", 0, logout_route) || api->route(p, "GET", "/api/auth/me", 0, me_route) ||
@@ -413,6 +403,7 @@ FORUM_EXPORT const forum_plugin_desc_t forum_plugin = {
     .abi = FORUM_PLUGIN_ABI,
     .name = "auth",
     .version = PLUGIN_VERSION,
+    .settings = settings,
     .init = init,
     .fini = fini,
 };
