@@ -444,6 +444,12 @@ enum {
     MAX_SCALAR = 4096,
 };
 
+static void syntax_error(const char *path, const yaml_parser_t *parser, char *err, size_t errlen)
+{
+    const char *problem = parser->problem != NULL ? parser->problem : "syntax error";
+    snprintf(err, errlen, "%s:%zu: %s", path, parser->problem_mark.line + 1, problem);
+}
+
 /*
  * One pass over the parser's events that refuses a file past the bounds above as soon as a bound is
  * passed, before the document is built; also refuses a second document, which the loader would ignore.
@@ -459,7 +465,7 @@ static int check_bounds(const char *path, const char *yaml, size_t len, char *er
     yaml_parser_set_input_string(&parser, (const unsigned char *)yaml, len);
     for (;;) {
         if (!yaml_parser_parse(&parser, &event)) {
-            snprintf(err, errlen, "%s:%zu: %s", path, parser.problem_mark.line + 1, parser.problem != NULL ? parser.problem : "syntax error");
+            syntax_error(path, &parser, err, errlen);
             goto Exit;
         }
         size_t line = event.start_mark.line + 1;
@@ -536,7 +542,7 @@ forum_config_t *forum_config_parse(const char *path, const char *yaml, size_t le
     yaml_parser_initialize(&parser);
     yaml_parser_set_input_string(&parser, (const unsigned char *)yaml, len);
     if (!yaml_parser_load(&parser, &doc)) {
-        snprintf(err, errlen, "%s:%zu: %s", path, parser.problem_mark.line + 1, parser.problem != NULL ? parser.problem : "syntax error");
+        syntax_error(path, &parser, err, errlen);
     } else {
         pc.doc = &doc;
         ok = parse_root(&pc, yaml_document_get_root_node(&doc), conf) == 0;
