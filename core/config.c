@@ -465,13 +465,92 @@ static int parse_root(parse_ctx_t *pc, yaml_node_t *root, forum_config_t *conf)
     return 0;
 }
 
-forum_config_t *forum_config_load(const char *path, char *err, size_t errlen)
+/*
+ * What a configuration may hold. libyaml builds documents of any depth and size, and its scanner slows
+ * down with every open flow level (a file of 100,000 nested '[' took 24 s to refuse); an alias repeats a
+ * value at no cost in the file. A forum.yaml needs 4 levels and a few dozen values.
+ */
+enum {
+    MAX_FILE_SIZE = 1024 * 1024, /* and in the messages below */
+    MAX_DEPTH = 32,
+    MAX_NODES = 10000, /* scalars, aliases, sequences and mappings */
+    MAX_SCALAR = 4096,
+};
+
+static void syntax_error(const char *path, const yaml_parser_t *parser, char *err, size_t errlen)
+{
+    const char *problem = parser->problem != NULL ? parser->problem : "syntax error";
+    snprintf(err, errlen, "%s:%zu: %s", path, parser->problem_mark.line + 1, problem);
+}
+
+/*
+ * One pass over the parser's events that refuses a file past the bounds above as soon as a bound is
+ * passed, before the document is built; also refuses a second document, which the loader would ignore.
+ */
+static int check_bounds(const char *path, const char *yaml, size_t len, char *err, size_t errlen)
+{
+    yaml_parser_t parser;
+    yaml_event_t event;
+    size_t depth = 0, nodes = 0, documents = 0;
+    int ret = -1;
+
+    yaml_parser_initialize(&parser);
+    yaml_parser_set_input_string(&parser, (const unsigned char *)yaml, len);
+    for (;;) {
+        if (!yaml_parser_parse(&parser, &event)) {
+            syntax_error(path, &parser, err, errlen);
+            goto Exit;
+        }
+        size_t line = event.start_mark.line + 1;
+        const char *problem = NULL;
+        switch (event.type) {
+        case YAML_STREAM_END_EVENT:
+            yaml_event_delete(&event);
+            ret = 0;
+            goto Exit;
+        case YAML_DOCUMENT_START_EVENT:
+            if (++documents > 1)
+                problem = "a second YAML document: the configuration is one";
+            break;
+        case YAML_SEQUENCE_START_EVENT:
+        case YAML_MAPPING_START_EVENT:
+            if (++depth > MAX_DEPTH)
+                problem = "nested more than 32 levels deep";
+            else if (++nodes > MAX_NODES)
+                problem = "more than 10000 values";
+            break;
+        case YAML_SEQUENCE_END_EVENT:
+        case YAML_MAPPING_END_EVENT:
+            --depth;
+            break;
+        case YAML_SCALAR_EVENT:
+            if (event.data.scalar.length > MAX_SCALAR)
+                problem = "a value longer than 4096 bytes";
+            /* fall through */
+        case YAML_ALIAS_EVENT:
+            if (problem == NULL && ++nodes > MAX_NODES)
+                problem = "more than 10000 values";
+            break;
+        default:
+            break;
+        }
+        yaml_event_delete(&event);
+        if (problem != NULL) {
+            snprintf(err, errlen, "%s:%zu: %s", path, line, problem);
+            goto Exit;
+        }
+    }
+Exit:
+    yaml_parser_delete(&parser);
+    return ret;
+}
+
+forum_config_t *forum_config_parse(const char *path, const char *yaml, size_t len, char *err, size_t errlen)
 {
     forum_config_t *conf = calloc(1, sizeof(*conf));
     parse_ctx_t pc = {path, NULL, err, errlen, NULL};
     yaml_parser_t parser;
     yaml_document_t doc;
-    FILE *fp;
     int ok = 0;
 
     conf->path = strdup(path);
@@ -487,15 +566,16 @@ forum_config_t *forum_config_load(const char *path, char *err, size_t errlen)
     conf->limits.shutdown_timeout_ms = 10000;
     conf->access_log = 1;
 
-    if ((fp = fopen(path, "r")) == NULL) {
-        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-        forum_config_free(conf);
-        return NULL;
+    if (len > MAX_FILE_SIZE) {
+        snprintf(err, errlen, "%s: larger than 1 MiB", path);
+        goto Exit;
     }
+    if (check_bounds(path, yaml, len, err, errlen) != 0)
+        goto Exit;
     yaml_parser_initialize(&parser);
-    yaml_parser_set_input_file(&parser, fp);
+    yaml_parser_set_input_string(&parser, (const unsigned char *)yaml, len);
     if (!yaml_parser_load(&parser, &doc)) {
-        snprintf(err, errlen, "%s:%zu: %s", path, parser.problem_mark.line + 1, parser.problem != NULL ? parser.problem : "syntax error");
+        syntax_error(path, &parser, err, errlen);
     } else {
         pc.doc = &doc;
         ok = parse_root(&pc, yaml_document_get_root_node(&doc), conf) == 0;
@@ -503,11 +583,34 @@ forum_config_t *forum_config_load(const char *path, char *err, size_t errlen)
         yaml_document_delete(&doc);
     }
     yaml_parser_delete(&parser);
-    fclose(fp);
+Exit:
     if (!ok) {
         forum_config_free(conf);
         return NULL;
     }
+    return conf;
+}
+
+forum_config_t *forum_config_load(const char *path, char *err, size_t errlen)
+{
+    forum_config_t *conf = NULL;
+    FILE *fp;
+    char *buf;
+    size_t len;
+
+    if ((fp = fopen(path, "r")) == NULL) {
+        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    /* one byte more than the bound, to tell a file at the bound from a larger one */
+    buf = malloc(MAX_FILE_SIZE + 1);
+    len = fread(buf, 1, MAX_FILE_SIZE + 1, fp);
+    if (ferror(fp))
+        snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+    else
+        conf = forum_config_parse(path, buf, len, err, errlen);
+    free(buf);
+    fclose(fp);
     return conf;
 }
 

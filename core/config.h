@@ -57,6 +57,8 @@ typedef struct forum_config {
  * the file) into `err`.
  */
 forum_config_t *forum_config_load(const char *path, char *err, size_t errlen);
+/** forum_config_load for `len` bytes of YAML in memory, reported as `path` in messages (the fuzz harness's door). */
+forum_config_t *forum_config_parse(const char *path, const char *yaml, size_t len, char *err, size_t errlen);
 void forum_config_free(forum_config_t *conf);
 
 #endif
