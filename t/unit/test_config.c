@@ -642,19 +642,21 @@ static void test_too_many_values_are_refused(void **state)
     char head[] = "listen: 8080\n"
                   "database: forum.db\n"
                   "plugins:\n"
+                  "  dir: @DIR@/plugins\n"
+                  "  load: [alpha]\n"
                   "  settings:\n"
-                  "    alpha:\n"; /* 11 values: 4 mappings and 7 scalars */
+                  "    alpha:\n"; /* 16 values: 4 mappings, a sequence and 11 scalars */
     text_t t = {0};
 
-    /* 11 + 2 * 4994 = 9,999 values pass */
+    /* 16 + 2 * 4992 = 10,000 values pass */
     text_add(&t, "%s", head);
-    for (int i = 1; i <= 4994; ++i)
+    for (int i = 1; i <= 4992; ++i)
         text_add(&t, "      k%d: v\n", i);
     forum_config_t *conf = load_ok(f, t.s);
-    assert_int_equal(conf->plugins.num_settings, 4994);
+    assert_int_equal(conf->plugins.num_settings, 4992);
     forum_config_free(conf);
-    /* the 10,001st value is the value of setting 4995, on line 5 + 4995 */
-    text_add(&t, "      k4995: v\n");
+    /* the 10,001st value is the key of setting 4993, on line 7 + 4993 */
+    text_add(&t, "      k4993: v\n");
     expect_error(f, t.s, 5000, "more than 10000 values");
     free(t.s);
 
@@ -663,7 +665,7 @@ static void test_too_many_values_are_refused(void **state)
     text_add(&t, "%s      k0: &v value\n", head);
     for (int i = 1; i <= 10000; ++i)
         text_add(&t, "      k%d: *v\n", i);
-    expect_error(f, t.s, 5000, "more than 10000 values"); /* k4994's alias, on line 6 + 4994 */
+    expect_error(f, t.s, 5000, "more than 10000 values"); /* k4992's key, on line 8 + 4992 */
     free(t.s);
 }
 
