@@ -55,4 +55,8 @@ const forum_api_t forum_api = {
     .publish_user_except = forum_hub_publish_user_except,
     .db_version = forum_db_version,
     .res_json_raw = forum_res_json_raw,
+    /* --- database failures (version 3) --- */
+    .db_failure = forum_db_failure,
+    .res_db_error = forum_res_db_error,
+    .ws_db_error = forum_ws_db_error,
 };

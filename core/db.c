@@ -2,6 +2,12 @@
  * The data access layer: one SQLite connection used only on the loop thread. Statements are
  * prepared once and cached by their text; none is ever built from user input. Table versions are in
  * core/db_version.c, migrations in core/db_migrate.c, the checkpointer thread in core/db_checkpoint.c.
+ *
+ * The loop never waits on a lock: once the server serves, the connection has no busy timeout, and a
+ * write that meets another process's lock fails at once as FORUM_DB_BUSY (the caller answers 503 or
+ * retries later). A write never runs under an old read snapshot: before a statement that writes runs
+ * outside a transaction, every other statement in use is reset, so that no read transaction is left
+ * open under it (SQLITE_BUSY_SNAPSHOT once another connection has committed).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +21,53 @@ static forum_stmt_t *buckets[NUM_BUCKETS];
 static forum_stmt_t *active;
 static uv_check_t turn_end;
 static int have_turn_end;
+static int last_failure = FORUM_DB_ERROR;
+static int lock_reported;
+
+/* What a failed call's result code means to a caller: a lock, a full disk, or anything else. */
+static int failure_of(int rc)
+{
+    switch (rc & 0xff) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+        return FORUM_DB_BUSY;
+    case SQLITE_FULL:
+        return FORUM_DB_FULL;
+    default:
+        return FORUM_DB_ERROR;
+    }
+}
+
+/*
+ * Records a failure. A lock or a full disk is the operator's business, not a bug: a warning, and a lock
+ * only once until a write gets through again (a lock held for a minute is not thousands of lines).
+ */
+static int fail(int rc, const char *what)
+{
+    last_failure = failure_of(rc);
+    if (last_failure == FORUM_DB_BUSY) {
+        if (!lock_reported)
+            forum_log(FORUM_LOG_WARN, "database: locked by another connection (%.120s); writes fail at once until it is free", what);
+        lock_reported = 1;
+    } else {
+        forum_log(last_failure == FORUM_DB_ERROR ? FORUM_LOG_ERROR : FORUM_LOG_WARN, "database: %.120s: %s", what, sqlite3_errmsg(db));
+    }
+    return last_failure;
+}
+
+/* A write got through: a lock reported before is gone. */
+static void wrote(void)
+{
+    if (lock_reported) {
+        forum_log(FORUM_LOG_INFO, "database: the lock is free again");
+        lock_reported = 0;
+    }
+}
+
+int forum_db_failure(void)
+{
+    return last_failure;
+}
 
 /*
  * Callers pass string constants, so the text's address finds its statement without hashing the text;
@@ -32,6 +85,23 @@ static unsigned hash_sql(const char *s)
     for (; *s != '\0'; ++s)
         h = h * 33 + (unsigned char)*s;
     return h % NUM_BUCKETS;
+}
+
+/* Resets every statement in use but `keep`: their read transaction ends (outside a transaction). */
+static void reset_others(forum_stmt_t *keep)
+{
+    forum_stmt_t **p = &active;
+    while (*p != NULL) {
+        forum_stmt_t *s = *p;
+        if (s == keep) {
+            p = &s->next_active;
+            continue;
+        }
+        *p = s->next_active;
+        s->next_active = NULL;
+        s->active = 0;
+        sqlite3_reset(s->st);
+    }
 }
 
 void forum_db_reset_active(void)
@@ -68,10 +138,12 @@ int forum_db_exec(const char *sql)
 
 static int exec_quiet(const char *sql)
 {
-    char *msg = NULL;
-    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        forum_log(FORUM_LOG_ERROR, "database: %s", msg != NULL ? msg : sqlite3_errmsg(db));
-        sqlite3_free(msg);
+    int rc;
+    /* raw SQL may write: no statement of ours may hold an old snapshot under it */
+    if (sqlite3_get_autocommit(db))
+        forum_db_reset_active();
+    if ((rc = sqlite3_exec(db, sql, NULL, NULL, NULL)) != SQLITE_OK) {
+        fail(rc, sql);
         return -1;
     }
     return 0;
@@ -117,6 +189,11 @@ Error:
     sqlite3_close(db);
     db = NULL;
     return -1;
+}
+
+void forum_db_serving(void)
+{
+    sqlite3_busy_timeout(db, 0);
 }
 
 void forum_db_close(void)
@@ -166,6 +243,7 @@ forum_stmt_t *forum_db_stmt(const char *sql)
         rc = sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
         forum_db__compiling = NULL;
         if (rc != SQLITE_OK) {
+            last_failure = failure_of(rc);
             forum_log(FORUM_LOG_ERROR, "database: cannot prepare \"%s\": %s", sql, sqlite3_errmsg(db));
             free(s);
             return NULL;
@@ -205,27 +283,40 @@ int forum_db_bind_null(forum_stmt_t *s, int idx)
 
 int forum_db_step(forum_stmt_t *s)
 {
+    int rc, retried = 0;
     if (!s->active) {
         s->active = 1;
         s->next_active = active;
         active = s;
     }
-    /* a statement recompiled after a schema change is reported again, with any trigger added since */
-    forum_db__compiling = s;
-    int rc = sqlite3_step(s->st);
-    forum_db__compiling = NULL;
+    /* a write outside a transaction starts one of its own: no read of ours may keep an older snapshot open */
+    if (!sqlite3_stmt_busy(s->st) && !sqlite3_stmt_readonly(s->st) && sqlite3_get_autocommit(db))
+        reset_others(s);
+    for (;;) {
+        /* a statement recompiled after a schema change is reported again, with any trigger added since */
+        forum_db__compiling = s;
+        rc = sqlite3_step(s->st);
+        forum_db__compiling = NULL;
+        /* another connection committed between our read and our write: once more, from a fresh snapshot */
+        if (rc != SQLITE_BUSY || sqlite3_extended_errcode(db) != SQLITE_BUSY_SNAPSHOT || retried || !sqlite3_get_autocommit(db))
+            break;
+        retried = 1;
+        sqlite3_reset(s->st);
+        reset_others(s);
+    }
     if (s->num_writes != 0 || s->writes_unknown)
         forum_db__note_writes(s);
     switch (rc) {
     case SQLITE_ROW:
         return FORUM_DB_ROW;
     case SQLITE_DONE:
+        if (lock_reported && !sqlite3_stmt_readonly(s->st))
+            wrote();
         return FORUM_DB_DONE;
     case SQLITE_CONSTRAINT:
         return FORUM_DB_CONSTRAINT;
     default:
-        forum_log(FORUM_LOG_ERROR, "database: \"%s\": %s", s->sql, sqlite3_errmsg(db));
-        return FORUM_DB_ERROR;
+        return fail(rc, s->sql);
     }
 }
 
@@ -327,7 +418,10 @@ int forum_db_changes(void)
 int forum_db_begin(void)
 {
     forum_db_reset_active();
-    return exec_quiet("BEGIN IMMEDIATE");
+    if (exec_quiet("BEGIN IMMEDIATE") != 0)
+        return -1;
+    wrote(); /* the write lock is ours */
+    return 0;
 }
 
 int forum_db_commit(void)

@@ -169,15 +169,18 @@ int forum_req_session_start(forum_req_t *req, int64_t user_id)
     return 0;
 }
 
-void forum_req_session_end(forum_req_t *req)
+int forum_req_session_end(forum_req_t *req)
 {
     if (!req->has_session)
-        return;
-    forum_session_delete(req->session.hash);
+        return 0;
+    /* a session whose row is still there is still valid: nothing is closed or cleared */
+    if (forum_session_delete(req->session.hash) != 0)
+        return -1;
     forum_hub_close_session(req->session.user_id, req->session.hash, 1008, "logged out");
     req->has_session = 0;
     if (req->h2o != NULL)
         set_cookie(req, "", 0);
+    return 0;
 }
 
 /* True when the request carries a body whose media type is application/json (parameters allowed). */
@@ -236,7 +239,11 @@ static int on_req(h2o_handler_t *self, h2o_req_t *h)
         forum_send_error(h, 403, "forbidden", "cross-origin request refused", NULL);
         return 0;
     }
-    has_session = forum_session_of_request(h, &session) == 0;
+    if ((has_session = forum_session_of_request(h, &session)) == -2) {
+        forum_send_db_error(h, "the session could not be looked up");
+        return 0;
+    }
+    has_session = has_session == 0;
     if (!has_session && !(m.flags & FORUM_ROUTE_PUBLIC)) {
         forum_send_error(h, 401, "unauthorized", "log in first", NULL);
         return 0;
