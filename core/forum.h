@@ -273,6 +273,8 @@ void forum_res_empty(forum_req_t *req, int status);
 void forum_res_header(forum_req_t *req, const char *name, const char *value);
 int forum_req_session_start(forum_req_t *req, int64_t user_id);
 int forum_req_session_end(forum_req_t *req);
+/** Runs the request's route again shortly (its write met a lock); 0 when it may not (gone, or locked too long): answer it. */
+int forum_req_retry(forum_req_t *req);
 
 /* handlers/respond.c */
 

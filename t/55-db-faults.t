@@ -152,6 +152,27 @@ subtest 'writes under a lock answer 503 "unavailable" with Retry-After; nothing 
     is register('dave', raw => 1)->{status}, 201, 'the registration refused under the lock can be sent again';
 };
 
+subtest 'a lock shorter than a second: the write waits it out off the loop and is stored' => sub {
+    my $a = ws('alice');
+    my $lock = hold_lock();
+    my $ua = mojo_ua();
+    my $res;
+    $ua->post($server->url . "/api/posts/$post->{id}/comments" => { Cookie => cookie_of($jar{alice}) } => json => { body => 'brief' }
+              => sub { $res = $_[1]->res });
+    my $tick = Mojo::IOLoop->recurring(0.05 => sub { }); # one_tick returns at least this often
+    my $until = time + 0.3;
+    Mojo::IOLoop->one_tick while time < $until && !$res;
+    ok !$res, 'no answer while the lock is held';
+    $a->send({ type => 'ping' });
+    ok $a->wait_for('pong', 5), 'a ping is answered meanwhile';
+    release($lock, 'ROLLBACK;');
+    $until = time + 10;
+    Mojo::IOLoop->one_tick while time < $until && !$res;
+    Mojo::IOLoop->remove($tick);
+    is $res && $res->code, 201, 'the comment is stored once the lock is gone' or diag $res ? $res->code . ' ' . $res->body : 'no answer';
+    $a->close;
+};
+
 subtest 'chat: a lock that lasts gives the sender "unavailable" for its client_id; the retry is stored once' => sub {
     my ($a, $b) = (ws('alice'), ws('bob'));
     my $lock = hold_lock();
