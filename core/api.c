@@ -63,4 +63,9 @@ const forum_api_t forum_api = {
     /* --- plugin settings (version 3) --- */
     .setting_uint = forum_plugin_setting_uint,
     .setting_bool = forum_plugin_setting_bool,
+
+    /* --- database failures (version 3) --- */
+    .db_failure = forum_db_failure,
+    .res_db_error = forum_res_db_error,
+    .ws_db_error = forum_ws_db_error,
 };

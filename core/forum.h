@@ -53,7 +53,7 @@ void forum_json_error_members(yajl_gen g, const char *code, const char *message,
 /** The member `key` of object `obj`, or NULL. */
 yajl_val forum_json_member(yajl_val obj, const char *key);
 
-/* core/db.c */
+/* core/db.c (and db_version.c: forum_db_version; db_migrate.c: forum_db_migrate) */
 
 /**
  * Opens (creating) the database with WAL, foreign keys, synchronous=NORMAL and the core's own schema. With a
@@ -62,6 +62,10 @@ yajl_val forum_json_member(yajl_val obj, const char *key);
  */
 int forum_db_open(const char *path, uv_loop_t *loop, char *err, size_t errlen);
 void forum_db_reset_active(void);
+/** The server serves from now on: the loop's connection stops waiting for locks (startup may wait for one). */
+void forum_db_serving(void);
+/** What the last failed call met: FORUM_DB_BUSY (a lock), FORUM_DB_FULL (a full disk) or FORUM_DB_ERROR. */
+int forum_db_failure(void);
 void forum_db_close(void);
 forum_stmt_t *forum_db_stmt(const char *sql);
 int forum_db_bind_int(forum_stmt_t *s, int idx, int64_t v);
@@ -95,6 +99,24 @@ typedef struct forum_migration {
 /** Applies `owner`'s migrations that have not run yet, in order, each in its own transaction. */
 int forum_db_migrate(const char *owner, const forum_migration_t *migrations, size_t n);
 
+/* core/db_errors.c */
+
+/** How a failed database call is answered. */
+typedef struct forum_db_answer {
+    int status;             /* 503 for a lock or a full disk, 500 otherwise */
+    const char *code;       /* "unavailable" or "internal" */
+    unsigned retry_after_s; /* the Retry-After header, 0 for none */
+    char message[256];
+} forum_db_answer_t;
+/** Fills `out` for `failure` (forum_db_failure()); `what` names what failed. */
+void forum_db_describe(int failure, const char *what, forum_db_answer_t *out);
+/** Answers an HTTP request for the last failed database call (before any plugin has it). */
+void forum_send_db_error(h2o_req_t *req, const char *what);
+/** The same for a plugin's request (forum_api_t.res_db_error). */
+void forum_res_db_error(forum_req_t *req, const char *what);
+/** The same as an error frame (forum_api_t.ws_db_error). */
+void forum_ws_db_error(forum_ws_t *ws, const char *what, const char *ref);
+
 /* core/session.c */
 
 #define FORUM_SESSION_HASH_LEN 32
@@ -107,14 +129,15 @@ typedef struct forum_session {
 
 /** Creates a session; writes its token (64 hex characters and a NUL) into `token`. 0 on success. */
 int forum_session_create(int64_t user_id, int64_t lifetime_ms, char *token, forum_session_t *out);
-/** Finds the live session of `token`; 0 when found, -1 when unknown or expired. */
+/** Finds the live session of `token`; 0 when found, -1 when unknown or expired, -2 when the lookup failed. */
 int forum_session_find(const char *token, size_t len, forum_session_t *out);
-void forum_session_delete(const uint8_t *hash);
+/** Deletes a session; 0 when it is gone, -1 when the delete failed (forum_db_failure says why). */
+int forum_session_delete(const uint8_t *hash);
 /** Deletes a batch of expired sessions. */
 int forum_session_purge(void);
 /** Extracts the `sid` cookie's value from a Cookie header; returns its length (0 if absent). */
 size_t forum_session_cookie(const char *header, size_t len, const char **value);
-/** The request's live session, looked up from its `sid` cookie; 0 when found. */
+/** The request's live session, looked up from its `sid` cookie; 0 when found, -1 when none, -2 when a lookup failed. */
 int forum_session_of_request(h2o_req_t *req, forum_session_t *out);
 
 /* core/hub.c */
@@ -297,7 +320,9 @@ void forum_res_error(forum_req_t *req, int status, const char *code, const char 
 void forum_res_empty(forum_req_t *req, int status);
 void forum_res_header(forum_req_t *req, const char *name, const char *value);
 int forum_req_session_start(forum_req_t *req, int64_t user_id);
-void forum_req_session_end(forum_req_t *req);
+int forum_req_session_end(forum_req_t *req);
+/** Runs the request's route again shortly (its write met a lock); 0 when it may not (gone, or locked too long): answer it. */
+int forum_req_retry(forum_req_t *req);
 
 /* handlers/respond.c */
 

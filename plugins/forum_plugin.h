@@ -60,8 +60,12 @@ enum {
     FORUM_PUB_REPLAYABLE = 0x2, /* a replay sends it too: connections still catching up (ws_replay_set) are left out (v3) */
 };
 
-/** Results of forum_api_t.db_step. */
-enum { FORUM_DB_ERROR = -1, FORUM_DB_DONE = 0, FORUM_DB_ROW = 1, FORUM_DB_CONSTRAINT = 2 };
+/**
+ * Results of forum_api_t.db_step. FORUM_DB_BUSY: another process holds the database's lock (the loop
+ * never waits for it: retry later); FORUM_DB_FULL: the disk (or the database's size limit) is full.
+ * Both are the server's trouble, not the client's: answer them with res_db_error (503).
+ */
+enum { FORUM_DB_ERROR = -1, FORUM_DB_DONE = 0, FORUM_DB_ROW = 1, FORUM_DB_CONSTRAINT = 2, FORUM_DB_BUSY = 3, FORUM_DB_FULL = 4 };
 
 /**
  * A route handler. It owns the request and must answer it exactly once, now or later (after a
@@ -173,8 +177,11 @@ struct forum_api {
     /* --- sessions --- */
     /** Creates a session for `user_id` and sets its cookie on the response. 0 on success. */
     int (*session_start)(forum_req_t *req, int64_t user_id);
-    /** Deletes the request's session, clears its cookie and closes its WebSockets. */
-    void (*session_end)(forum_req_t *req);
+    /**
+     * Deletes the request's session, clears its cookie and closes its WebSockets; 0 on success. -1 when the
+     * delete failed: the session is still valid (answer with res_db_error, never as if logged out).
+     */
+    int (*session_end)(forum_req_t *req);
 
     /* --- thread pool --- */
     /**
@@ -205,7 +212,11 @@ struct forum_api {
     /** Writes the current row as a JSON object. */
     void (*db_row_json)(forum_stmt_t *s, yajl_gen g);
     int64_t (*db_last_id)(void);
-    /** Transactions do not nest. Each returns 0 on success. Begin and commit reset every statement in use. */
+    /**
+     * Transactions do not nest. Each returns 0 on success. Begin and commit reset every statement in use, and
+     * so does a statement that writes outside a transaction (a read left open would make the write fail when
+     * another connection has committed): finish reading before such a write, or write inside a transaction.
+     */
     int (*db_begin)(void);
     int (*db_commit)(void);
     void (*db_rollback)(void);
@@ -291,6 +302,21 @@ struct forum_api {
     uint64_t (*setting_uint)(forum_plugin_t *p, const char *key);
     /** The same for a FORUM_SETTING_BOOL setting: 1 or 0. */
     int (*setting_bool)(forum_plugin_t *p, const char *key);
+
+    /* --- database failures (version 3) --- */
+    /**
+     * What the last failed database call (db_step, db_begin, db_commit, session_start, session_end) met:
+     * FORUM_DB_BUSY, FORUM_DB_FULL or FORUM_DB_ERROR. Ask right after the failure.
+     */
+    int (*db_failure)(void);
+    /**
+     * Answers `req` for the last failed database call: 503 "unavailable" with Retry-After for a lock or a full
+     * disk (nothing was written: the client may retry), 500 "internal" for anything else. `what` says what
+     * failed ("the comment could not be stored").
+     */
+    void (*res_db_error)(forum_req_t *req, const char *what);
+    /** The same as an `error` frame to one connection, with `ref` (a client_id, or the frame's type). */
+    void (*ws_db_error)(forum_ws_t *ws, const char *what, const char *ref);
 };
 
 /** The descriptor every plugin exports as `forum_plugin`. */

@@ -142,6 +142,11 @@ static void register_done(auth_hash_job_t *job, forum_req_t *req)
         goto Exit;
     }
     api->format_time(api->now_ms(), now);
+    /* the account and its first session commit together: a 503 means that neither exists */
+    if (api->db_begin() != 0) {
+        api->res_db_error(req, "the account could not be created");
+        goto Exit;
+    }
     s = api->db_stmt("INSERT INTO users (nickname, email, password_hash, first_name, last_name, age, gender, created_at) "
                      "VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
     api->db_bind_text(s, 1, r->nickname, strlen(r->nickname));
@@ -154,24 +159,24 @@ static void register_done(auth_hash_job_t *job, forum_req_t *req)
     api->db_bind_text(s, 8, now, strlen(now));
     if ((ret = api->db_step(s)) == FORUM_DB_CONSTRAINT) {
         /* someone took the name while the password was being hashed */
+        api->db_rollback();
         const char *field = conflicting_field(r);
         api->res_error(req, 409, "conflict", "already taken", field != NULL ? field : "nickname");
         goto Exit;
     }
-    if (ret != FORUM_DB_DONE) {
-        api->res_error(req, 500, "internal", "the account could not be created", NULL);
-        goto Exit;
-    }
+    if (ret != FORUM_DB_DONE)
+        goto Rollback;
     int64_t id = api->db_last_id();
+    /* the account exists once committed, whether or not its creator is still there to hear it */
+    if ((api->req_alive(req) && api->session_start(req, id) != 0) || api->db_commit() != 0)
+        goto Rollback;
     api->log(FORUM_LOG_INFO, "auth: user %lld (%s) registered", (long long)id, r->nickname);
     publish_user_created(id, r->nickname);
-    /* the account exists now, whether or not its creator is still there to hear it */
-    if (api->req_alive(req)) {
-        if (api->session_start(req, id) != 0)
-            api->res_error(req, 500, "internal", "the account was created but no session could be started", NULL);
-        else
-            answer_user(req, 201, id);
-    }
+    answer_user(req, 201, id);
+    goto Exit;
+Rollback:
+    api->db_rollback();
+    api->res_db_error(req, "the account could not be created");
 Exit:
     memset(self->reg.password, 0, sizeof(self->reg.password));
     free(self);
@@ -249,10 +254,11 @@ static void login_done(auth_hash_job_t *job, forum_req_t *req)
     if (!job->ran) {
         answer_busy(req);
     } else if (self->matched) {
+        /* a client that left gets no session */
         if (api->req_alive(req) && api->session_start(req, self->user_id) == 0)
             answer_user(req, 200, self->user_id);
-        else
-            api->res_error(req, 500, "internal", "no session could be started", NULL);
+        else if (api->req_alive(req))
+            api->res_db_error(req, "no session could be started");
     } else {
         int64_t now = api->now_ms();
         snprintf(acct_key, sizeof(acct_key), "acct:%s", self->login);
@@ -312,7 +318,11 @@ Error:
 
 static int logout_route(forum_req_t *req)
 {
-    api->session_end(req);
+    /* a session that could not be deleted still works: never answer as if logged out */
+    if (api->session_end(req) != 0) {
+        api->res_db_error(req, "the session could not be ended");
+        return 0;
+    }
     api->res_empty(req, 204);
     return 0;
 }
@@ -382,7 +392,7 @@ static int init(forum_plugin_t *p, const forum_api_t *a)
 {
     auth_api = a;
     auth_self = p;
-    if (a->version < FORUM_API_VERSION || !FORUM_API_HAS(a, setting_bool))
+    if (a->version < FORUM_API_VERSION || !FORUM_API_HAS(a, ws_db_error))
         return -1;
     read_settings(p);
     return api->migration(p, 1, schema_v1) || api->route(p, "POST", "/api/auth/register", FORUM_ROUTE_PUBLIC, register_route) ||

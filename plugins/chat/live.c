@@ -58,7 +58,7 @@ static void on_read(forum_ws_t *ws, yajl_val frame)
         return;
     }
     if (!chat_mark_read(me, with, YAJL_GET_INTEGER(up_to)))
-        api->ws_error(ws, "internal", "the read mark could not be stored", "read");
+        api->ws_db_error(ws, "the read mark could not be stored", "read");
 }
 
 int chat_live_init(forum_plugin_t *p)

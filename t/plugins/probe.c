@@ -4,6 +4,7 @@
  * frames, events and publishing), so that the core is tested before any feature plugin exists.
  * It is built into build/t-plugins and never loaded by the shipped configuration.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -89,7 +90,13 @@ static int login(forum_req_t *req)
 
 static int logout(forum_req_t *req)
 {
-    api->session_end(req);
+    if (api->session_end(req) != 0) {
+        if (FORUM_API_HAS(api, res_db_error))
+            api->res_db_error(req, "the session could not be ended");
+        else
+            api->res_error(req, 500, "internal", "the session could not be ended", NULL);
+        return 0;
+    }
     api->res_empty(req, 204);
     return 0;
 }
@@ -188,6 +195,40 @@ static int add_item(forum_req_t *req)
     yajl_gen_array_open(g);
     api->db_rows_json(s, g);
     yajl_gen_array_close(g);
+    yajl_gen_map_close(g);
+    api->res_json_end(req);
+    return 0;
+}
+
+/*
+ * POST /api/probe/storage-full {"full": bool}: caps the loop connection's database at the pages it has
+ * (PRAGMA max_page_count), so that every write needing one more page fails as a full disk would; false
+ * lifts the cap. The number in the statement is the database's own page count, never the client's.
+ */
+static int storage_full(forum_req_t *req)
+{
+    yajl_val full = member(api->req_body(req), "full");
+    char sql[64];
+    int64_t pages = 4294967294LL;
+    forum_stmt_t *s;
+    if (full != NULL && YAJL_IS_TRUE(full)) {
+        s = api->db_stmt("PRAGMA page_count");
+        if (s == NULL || api->db_step(s) != FORUM_DB_ROW) {
+            api->res_error(req, 500, "internal", "no page count", NULL);
+            return 0;
+        }
+        pages = api->db_col_int(s, 0);
+    }
+    snprintf(sql, sizeof(sql), "PRAGMA max_page_count = %lld", (long long)pages);
+    s = api->db_stmt(sql);
+    if (s == NULL || api->db_step(s) != FORUM_DB_ROW) {
+        api->res_error(req, 500, "internal", "max_page_count refused", NULL);
+        return 0;
+    }
+    yajl_gen g = api->res_json_begin(req, 200);
+    yajl_gen_map_open(g);
+    str(g, "max_page_count");
+    yajl_gen_integer(g, api->db_col_int(s, 0));
     yajl_gen_map_close(g);
     api->res_json_end(req);
     return 0;
@@ -340,6 +381,7 @@ static int init(forum_plugin_t *p, const forum_api_t *a)
            api->route(p, "POST", "/api/probe/sleep", 0, sleep_route) ||
            api->route(p, "POST", "/api/probe/items", 0, add_item) ||
            api->route(p, "POST", "/api/probe/publish", 0, publish) ||
+           api->route(p, "POST", "/api/probe/storage-full", 0, storage_full) ||
            api->on_frame(p, "probe.echo", on_echo_frame) ||
            api->on_event(p, "ws.hello", on_hello) ||
            api->on_event(p, "ws.open", on_open) ||
