@@ -36,13 +36,32 @@ void forum_format_time(int64_t ms, char *buf);
 /* core/text.c */
 
 const char *forum_text_trim(const char *s, size_t *len, forum_text_info_t *info);
-/** True when `s` is well-formed UTF-8 without NUL bytes. */
+/** True when `s` is strict UTF-8 (no overlong form, surrogate or code point past U+10FFFF) without NUL bytes. */
 int forum_utf8_valid(const char *s, size_t len);
+/**
+ * For output of what may predate the input gate: NULL when `s` is valid for forum_utf8_valid; otherwise a copy
+ * (malloc, NUL-terminated, `*outlen` bytes) in which every offending byte is U+FFFD.
+ */
+char *forum_utf8_repair(const char *s, size_t len, size_t *outlen);
+/** forum_api_t.text_field on a string that is already at hand. */
+int forum_text_check(const char *s, size_t len, size_t min_chars, size_t max_chars, int flags, forum_text_t *out);
+/** forum_api_t.text_field. */
+int forum_text_field(yajl_val obj, const char *name, size_t min_chars, size_t max_chars, int flags, forum_text_t *out);
 
 /* core/json.c */
 
-/** Parses one JSON document of `len` bytes (not NUL-terminated), nested at most 32 deep; NULL with a message on failure. */
+/**
+ * Parses one JSON document of `len` bytes (not NUL-terminated), nested at most 32 deep; NULL with a message on failure.
+ * This is the input gate for JSON: the bytes must be strict UTF-8 without NUL, no escape may decode to a NUL or a
+ * surrogate, and every string and key of the tree is strict UTF-8.
+ */
 yajl_val forum_json_parse(const char *buf, size_t len, char *err, size_t errlen);
+/**
+ * forum_json_parse, except that an escape that is not text (\u0000, an unpaired surrogate) is read as U+FFFD and
+ * sets `*repaired`: for a caller that refuses such a document but must name what it refuses (the hub's error
+ * frame carries the frame's client_id). Never hand a repaired tree to a plugin.
+ */
+yajl_val forum_json_parse_repaired(const char *buf, size_t len, char *err, size_t errlen, int *repaired);
 /** A generator for compact output. */
 yajl_gen forum_json_gen(void);
 /** Writes a NUL-terminated string (or null when s is NULL). */

@@ -28,7 +28,7 @@ extern "C" {
 /** ABI version of forum_plugin_desc_t and of the meaning of the calls below. */
 #define FORUM_PLUGIN_ABI 1
 /** Version of forum_api_t; grows whenever a member is appended. */
-#define FORUM_API_VERSION 2
+#define FORUM_API_VERSION 3
 
 /** True when the core's table `api` has member `member` (for members added after version 1). */
 #define FORUM_API_HAS(api, member) ((api)->size >= offsetof(forum_api_t, member) + sizeof((api)->member))
@@ -100,6 +100,20 @@ typedef struct forum_text_info {
     size_t chars;    /* characters (code points) after trimming */
     int has_control; /* a control character other than tab, newline, carriage return */
 } forum_text_info_t;
+
+/** Flags of forum_api_t.text_field. */
+enum {
+    FORUM_TEXT_MULTILINE = 0x1, /* tab, newline and carriage return allowed (bodies); otherwise one line (titles, names) */
+    FORUM_TEXT_VERBATIM = 0x2,  /* taken exactly as sent: not trimmed, no control-character rule (passwords, opaque ids) */
+};
+
+/** What forum_api_t.text_field found. */
+typedef struct forum_text {
+    const char *text; /* the trimmed text, pointing into the JSON tree; `len` bytes, not NUL-terminated after trimming */
+    size_t len;       /* bytes */
+    size_t chars;     /* characters (code points) */
+    char message[80]; /* why it was refused ("required", "must be 1 to 200 characters", ...) */
+} forum_text_t;
 
 struct forum_api {
     uint32_t version; /* FORUM_API_VERSION of the core */
@@ -233,6 +247,16 @@ struct forum_api {
     uint64_t (*db_version)(const char *table);
     /** Answers with `len` bytes of JSON rendered earlier (from res_json_begin's generator). */
     void (*res_json_raw)(forum_req_t *req, int status, const char *json, size_t len);
+
+    /* --- one validator for text fields (version 3) --- */
+    /**
+     * Reads the string member `name` of `obj` as a text field: trimmed (unless FORUM_TEXT_VERBATIM), counted in
+     * characters, `min_chars` to `max_chars`, and the one control-character rule: C0 controls, DEL and C1 controls
+     * (U+0080-U+009F) are refused; tab, newline and carriage return only with FORUM_TEXT_MULTILINE; a single line
+     * also refuses U+2028 and U+2029. Returns 0 with `out` filled, or the status to answer with `out->message` and
+     * the field `name`: 400 (`obj` is not an object, the member is not a string) or 422 (missing, length, characters).
+     */
+    int (*text_field)(yajl_val obj, const char *name, size_t min_chars, size_t max_chars, int flags, forum_text_t *out);
 };
 
 /** The descriptor every plugin exports as `forum_plugin`. */

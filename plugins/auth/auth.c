@@ -391,7 +391,7 @@ static int init(forum_plugin_t *p, const forum_api_t *a)
 {
     auth_api = a;
     auth_self = p;
-    if (a->version < FORUM_API_VERSION || !FORUM_API_HAS(a, text_trim))
+    if (a->version < FORUM_API_VERSION || !FORUM_API_HAS(a, text_field))
         return -1;
     if (read_settings(p) != 0)
         return -1;

@@ -77,7 +77,7 @@ static int create_route(forum_req_t *req)
         api->res_error(req, 404, "not_found", "no such post", NULL);
         return 0;
     }
-    if ((text = pu_text_member(api, req, api->req_body(req), "body", BODY_MAX, &len)) == NULL)
+    if ((text = pu_text_member(api, req, api->req_body(req), "body", BODY_MAX, FORUM_TEXT_MULTILINE, &len)) == NULL)
         return 0;
     api->format_time(api->now_ms(), now);
     /* one statement: the comment and, through the trigger, the post's count commit together */
@@ -126,7 +126,7 @@ static const char schema_v1[] = "CREATE TABLE comments ("
 static int init(forum_plugin_t *p, const forum_api_t *a)
 {
     api = a;
-    if (a->version < FORUM_API_VERSION || !FORUM_API_HAS(a, text_trim))
+    if (a->version < FORUM_API_VERSION || !FORUM_API_HAS(a, text_field))
         return -1;
     return api->migration(p, 1, schema_v1) || api->route(p, "GET", "/api/posts/:id/comments", 0, list_route) ||
            api->route(p, "POST", "/api/posts/:id/comments", 0, create_route);
