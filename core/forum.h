@@ -138,15 +138,11 @@ int forum_session_of_request(h2o_req_t *req, forum_session_t *out);
 /* core/hub.c */
 
 void forum_hub_init(uv_loop_t *loop, const forum_config_t *conf);
-/** Upgrades `req` (HTTP/1.1, checked) to a WebSocket for the session's user; `query` is the /ws query string. */
-void forum_hub_upgrade(h2o_req_t *req, const char *client_key, const forum_session_t *session, const char *query);
 void forum_hub_publish_user(int64_t user_id, const char *json, size_t len, int flags);
 void forum_hub_publish_users(const int64_t *ids, size_t n, const char *json, size_t len, int flags);
 void forum_hub_publish_all(const char *json, size_t len, int flags);
-void forum_hub_send(forum_ws_t *ws, const char *json, size_t len, int flags);
 void forum_hub_send_error(forum_ws_t *ws, const char *code, const char *message, const char *ref);
 int64_t forum_hub_ws_user(forum_ws_t *ws);
-size_t forum_hub_ws_queued(forum_ws_t *ws);
 void forum_hub_publish_user_except(int64_t user_id, const char *json, size_t len, int flags, forum_ws_t *const *except, size_t n);
 int forum_hub_user_online(int64_t user_id);
 /** Closes every connection of the session (logout) with `code`. */
@@ -156,6 +152,16 @@ void forum_hub_shutdown(void);
 size_t forum_hub_count(void);
 /** Releases the hub's handles and tables once every connection is gone. */
 void forum_hub_dispose(void);
+
+/* core/ws_conn.c */
+
+/** Upgrades `req` (HTTP/1.1, checked) to a WebSocket for the session's user; `query` is the /ws query string. */
+void forum_hub_upgrade(h2o_req_t *req, const char *client_key, const forum_session_t *session, const char *query);
+
+/* core/ws_queue.c */
+
+void forum_hub_send(forum_ws_t *ws, const char *json, size_t len, int flags);
+size_t forum_hub_ws_queued(forum_ws_t *ws);
 
 /* core/plugin_host.c */
 
