@@ -71,7 +71,7 @@ void forum_json_error_members(yajl_gen g, const char *code, const char *message,
 /** The member `key` of object `obj`, or NULL. */
 yajl_val forum_json_member(yajl_val obj, const char *key);
 
-/* core/db.c */
+/* core/db.c (and db_version.c: forum_db_version; db_migrate.c: forum_db_migrate) */
 
 /**
  * Opens (creating) the database with WAL, foreign keys, synchronous=NORMAL and the core's own schema. With a

@@ -13,7 +13,7 @@
  * Pool threads run under SCHED_IDLE (Linux, per thread, no privilege needed): they get a core only
  * when the event loop does not want it, and the loop preempts them as soon as it wakes. Hashing then
  * costs the loop nothing even when it shares the loop's core; under a saturated loop it waits, and
- * auth's bounded queue answers 503 meanwhile. (Checkpoints have a thread of their own: core/db.c.)
+ * auth's bounded queue answers 503 meanwhile. (Checkpoints have a thread of their own: core/db_checkpoint.c.)
  */
 static void run_in_background(void)
 {
