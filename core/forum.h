@@ -163,6 +163,38 @@ void forum_hub_upgrade(h2o_req_t *req, const char *client_key, const forum_sessi
 void forum_hub_send(forum_ws_t *ws, const char *json, size_t len, int flags);
 size_t forum_hub_ws_queued(forum_ws_t *ws);
 
+/* core/route.c */
+
+enum { FORUM_ROUTE_MAX_SEGMENTS = 16 };
+/** What forum_route_split_path answers besides a segment count. */
+enum { FORUM_PATH_NO_ROUTE = -1, FORUM_PATH_BAD = -2 };
+/** A path parameter as matched: its name (in the pattern) and its raw, still percent-encoded value (in the path). */
+typedef struct forum_route_param {
+    const char *name;
+    h2o_iovec_t value;
+} forum_route_param_t;
+
+/**
+ * Splits a route pattern ("/api/posts/:id/comments") in place into at most `max` segments; ":name" marks a
+ * parameter. Returns the count, or -1 for a malformed pattern (no leading '/', an empty segment, ":" alone, a dot
+ * segment, too many).
+ */
+int forum_route_split_pattern(char *buf, char **segments, size_t max);
+/**
+ * Splits a raw request path (without its query) on the raw '/' into at most `max` segments pointing into `path`.
+ * Returns the count; FORUM_PATH_NO_ROUTE when no route can match (an empty segment, too many segments, no leading
+ * '/'); FORUM_PATH_BAD for a path holding a "." or ".." segment.
+ */
+int forum_route_split_path(const char *path, size_t len, h2o_iovec_t *segments, size_t max);
+/** 1 when the segments match the pattern's (literals byte for byte), with the parameters' raw values; 0 otherwise. */
+int forum_route_match(char *const *pattern, size_t num_pattern, const h2o_iovec_t *segments, size_t num_segments,
+                      forum_route_param_t *params, size_t max_params, size_t *num_params);
+/**
+ * Percent-decodes a path segment into `out` (room for len + 1 bytes; NUL-terminated). Returns the decoded length, or
+ * -1 for a malformed escape, a NUL, a value that is not strict UTF-8, or one that decodes to "." or "..".
+ */
+ssize_t forum_route_decode(const char *s, size_t len, char *out);
+
 /* core/plugin_host.c */
 
 enum { FORUM_MAX_PARAMS = 8 };
@@ -171,10 +203,7 @@ typedef struct forum_route_match {
     forum_route_fn fn;
     int flags;
     size_t num_params;
-    struct {
-        const char *name;
-        h2o_iovec_t value;
-    } params[FORUM_MAX_PARAMS];
+    forum_route_param_t params[FORUM_MAX_PARAMS]; /* raw: decode each with forum_route_decode */
 } forum_route_match_t;
 
 /** Prepares the host (the folder for private copies). */
@@ -190,8 +219,9 @@ int forum_plugins_watch(uv_loop_t *loop);
 /** Retires every generation (fini when unpinned) and removes the private folder. */
 void forum_plugins_shutdown(void);
 /**
- * Matches method and path (no query) against the current generations' routes. Returns 1 with `m` filled on a
- * match, 0 for no route, -1 when the path exists with another method only.
+ * Matches method and the raw path (no query) against the current generations' routes. Returns 1 with `m` filled on
+ * a match (raw parameter values), 0 for no route, -1 when the path exists with another method only, -2 for a path
+ * no route may be matched against (a dot segment: FORUM_PATH_BAD).
  */
 int forum_plugins_route(h2o_iovec_t method, h2o_iovec_t path, forum_route_match_t *m);
 /** The current handler for WebSocket frames of `type` and its generation; NULL when none. */
@@ -282,5 +312,10 @@ void forum_send_json_bytes(h2o_req_t *req, int status, const char *json, size_t 
 int forum_same_origin(h2o_req_t *req);
 /** The percent-decoded value of query parameter `name`, allocated from the request's pool; NULL when absent. */
 const char *forum_query_param(h2o_req_t *req, const char *name);
+/**
+ * The input gate for the query string: NULL when every name and value percent-decodes to UTF-8 text without NUL;
+ * otherwise the (decoded) name of the first parameter that does not, or "(a name)" when a name itself does not.
+ */
+const char *forum_query_check(h2o_req_t *req);
 
 #endif
