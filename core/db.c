@@ -213,6 +213,12 @@ int forum_db_bind_int(forum_stmt_t *s, int idx, int64_t v)
 
 int forum_db_bind_text(forum_stmt_t *s, int idx, const char *v, size_t len)
 {
+    /* the input gate's last door: whatever a plugin computed, no text that is not UTF-8 is ever stored */
+    if (!forum_utf8_valid(v, len)) {
+        forum_log(FORUM_LOG_ERROR, "database: \"%s\": parameter %d is not UTF-8 text; bound as NULL", s->sql, idx);
+        sqlite3_bind_null(s->st, idx);
+        return -1;
+    }
     return sqlite3_bind_text64(s->st, idx, v, len, SQLITE_TRANSIENT, SQLITE_UTF8) == SQLITE_OK ? 0 : -1;
 }
 

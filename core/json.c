@@ -21,23 +21,22 @@ static long hex4(const char *p)
 }
 
 /*
- * Looks at a \u escape at `buf + i` (the backslash) and says how many bytes of escapes it covers when it
- * must not reach yajl: yajl decodes \u0000 into a NUL that silently cuts the string, a lone low
- * surrogate into bytes that are not UTF-8, a high surrogate without a low one into '?' or into the
- * wrong character. 0 when the escape is fine (or is not a \u escape: yajl judges those).
+ * True when the escape at `buf + i` (the backslash) is a \u escape that must not reach yajl: yajl decodes
+ * \u0000 into a NUL that silently cuts the string, a lone low surrogate into bytes that are not UTF-8, a
+ * high surrogate without a low one into '?' or into the wrong character. Other escapes are yajl's to judge.
  */
-static size_t bad_escape(const char *buf, size_t len, size_t i)
+static int bad_escape(const char *buf, size_t len, size_t i)
 {
     if (i + 6 > len || buf[i + 1] != 'u')
         return 0;
     long cp = hex4(buf + i + 2);
     if (cp == 0)
-        return 6;
+        return 1;
     if (cp >= 0xDC00 && cp <= 0xDFFF)
-        return 6; /* a low surrogate here has no high one before it: pairs are consumed whole below */
+        return 1; /* a low surrogate here has no high one before it: pairs are consumed whole by precheck */
     if (cp >= 0xD800 && cp <= 0xDBFF) {
         long low = i + 12 <= len && buf[i + 6] == '\\' && buf[i + 7] == 'u' ? hex4(buf + i + 8) : -1;
-        return low >= 0xDC00 && low <= 0xDFFF ? 0 : 6;
+        return !(low >= 0xDC00 && low <= 0xDFFF);
     }
     return 0;
 }
@@ -56,7 +55,7 @@ static const char *precheck(const char *buf, size_t len, char *copy, size_t *bad
         char c = buf[i];
         if (in_string) {
             if (c == '\\') {
-                if (bad_escape(buf, len, i) != 0) {
+                if (bad_escape(buf, len, i)) {
                     ++*bad;
                     if (copy != NULL)
                         memcpy(copy + i, "\\ufffd", 6);
@@ -102,7 +101,7 @@ static int tree_is_text(yajl_val v, int depth)
     return 1;
 }
 
-/* Parses with the checks of the gate; `*bad_escapes` (or a refusal when `repair` is 0) for escapes that are not text. */
+/* Parses with the checks of the gate; escapes that are not text are refused, or with `repair` read as U+FFFD and reported in `*repaired`. */
 static yajl_val parse(const char *buf, size_t len, char *err, size_t errlen, int repair, int *repaired)
 {
     char *copy = NULL;

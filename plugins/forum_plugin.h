@@ -98,7 +98,7 @@ typedef void (*forum_timer_fn)(void *arg);
 /** What forum_api_t.text_trim found in a text. */
 typedef struct forum_text_info {
     size_t chars;    /* characters (code points) after trimming */
-    int has_control; /* a control character other than tab, newline, carriage return */
+    int has_control; /* a control character: C0 but tab, newline, carriage return; DEL; C1 (as text_field) */
 } forum_text_info_t;
 
 /** Flags of forum_api_t.text_field. */
@@ -179,6 +179,7 @@ struct forum_api {
      */
     forum_stmt_t *(*db_stmt)(const char *sql);
     int (*db_bind_int)(forum_stmt_t *s, int idx, int64_t v);
+    /** Binds `len` bytes of strict UTF-8 text; anything else (a NUL, bytes that are not UTF-8) is bound as NULL and gives -1. */
     int (*db_bind_text)(forum_stmt_t *s, int idx, const char *v, size_t len);
     int (*db_bind_null)(forum_stmt_t *s, int idx);
     /** FORUM_DB_ROW, FORUM_DB_DONE, FORUM_DB_CONSTRAINT (a UNIQUE/CHECK/FK violation), or FORUM_DB_ERROR (logged). */
