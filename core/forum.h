@@ -313,9 +313,9 @@ int forum_same_origin(h2o_req_t *req);
 /** The percent-decoded value of query parameter `name`, allocated from the request's pool; NULL when absent. */
 const char *forum_query_param(h2o_req_t *req, const char *name);
 /**
- * The input gate for the query string: NULL when every name and value percent-decodes to UTF-8 text without NUL;
- * otherwise the (decoded) name of the first parameter that does not, or "(a name)" when a name itself does not.
+ * The input gate for the query string: 0 when every name and value percent-decodes to UTF-8 text without NUL;
+ * otherwise -1 with `*field` the (decoded) name of the first parameter whose value does not (NULL when a name does not).
  */
-const char *forum_query_check(h2o_req_t *req);
+int forum_query_check(h2o_req_t *req, const char **field);
 
 #endif

@@ -242,8 +242,8 @@ static int on_req(h2o_handler_t *self, h2o_req_t *h)
         }
         m.params[i].value = h2o_iovec_init(out, (size_t)n);
     }
-    const char *bad_query = forum_query_check(h);
-    if (bad_query != NULL) {
+    const char *bad_query;
+    if (forum_query_check(h, &bad_query) != 0) {
         forum_send_error(h, 400, "bad_request", "a query parameter is not valid percent-encoded UTF-8 text", bad_query);
         return 0;
     }

@@ -131,10 +131,11 @@ const char *forum_query_param(h2o_req_t *req, const char *name)
     return NULL;
 }
 
-const char *forum_query_check(h2o_req_t *req)
+int forum_query_check(h2o_req_t *req, const char **field)
 {
+    *field = NULL;
     if (req->query_at == SIZE_MAX)
-        return NULL;
+        return 0;
     const char *p = req->path.base + req->query_at + 1, *end = req->path.base + req->path.len;
     while (p < end) {
         const char *amp = memchr(p, '&', (size_t)(end - p));
@@ -143,10 +144,12 @@ const char *forum_query_check(h2o_req_t *req)
         const char *kend = eq != NULL ? eq : pe;
         const char *key = decode(&req->pool, p, (size_t)(kend - p));
         if (key == NULL)
-            return "(a name)";
-        if (eq != NULL && decode(&req->pool, eq + 1, (size_t)(pe - eq - 1)) == NULL)
-            return key;
+            return -1;
+        if (eq != NULL && decode(&req->pool, eq + 1, (size_t)(pe - eq - 1)) == NULL) {
+            *field = key;
+            return -1;
+        }
         p = pe + 1;
     }
-    return NULL;
+    return 0;
 }

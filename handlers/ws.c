@@ -32,8 +32,8 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         forum_send_error(req, 503, "unavailable", "the server is restarting", NULL);
         return 0;
     }
-    const char *bad_query = forum_query_check(req);
-    if (bad_query != NULL) {
+    const char *bad_query;
+    if (forum_query_check(req, &bad_query) != 0) {
         forum_send_error(req, 400, "bad_request", "a query parameter is not valid percent-encoded UTF-8 text", bad_query);
         return 0;
     }

@@ -123,7 +123,11 @@ subtest 'query values and path parameters' => sub {
         is $res->{status}, 400, "/api/posts/$p: 400";
         is $res->{json}{error}{field}, 'id', "/api/posts/$p: names the parameter";
     }
-    my $res = get('ann', "/api/messages/$id{bob}?before=%ED%B0%80");
+    my $res = get('ann', '/api/posts?limit=1%00');
+    is $res->{json}{error}{field}, 'limit', 'the error names the parameter';
+    $res = get('ann', '/api/posts?%C0%80=1');
+    ok !exists $res->{json}{error}{field}, 'and names none when the name itself is not text';
+    $res = get('ann', "/api/messages/$id{bob}?before=%ED%B0%80");
     is $res->{status}, 400, 'a chat query value: 400';
 
     # /ws refuses a query that is not text before the upgrade
