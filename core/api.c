@@ -68,4 +68,7 @@ const forum_api_t forum_api = {
     .db_failure = forum_db_failure,
     .res_db_error = forum_res_db_error,
     .ws_db_error = forum_ws_db_error,
+
+    /* --- one validator for text fields (version 3) --- */
+    .text_field = forum_text_field,
 };

@@ -104,6 +104,26 @@ static void reset_others(forum_stmt_t *keep)
     }
 }
 
+/* A column text that was not UTF-8, repaired for output (see forum_db_col_text). */
+struct db_repaired {
+    struct db_repaired *next;
+    char text[];
+};
+
+static void release_repaired(forum_stmt_t *s)
+{
+    while (s->repaired != NULL) {
+        struct db_repaired *r = s->repaired;
+        s->repaired = r->next;
+        free(r);
+    }
+}
+
+static void log_repaired(const forum_stmt_t *s)
+{
+    forum_log(FORUM_LOG_WARN, "database: a text of \"%s\" is not UTF-8: read with U+FFFD in place of the bad bytes", s->sql);
+}
+
 void forum_db_reset_active(void)
 {
     forum_db__recheck_external();
@@ -113,6 +133,7 @@ void forum_db_reset_active(void)
         s->next_active = NULL;
         s->active = 0;
         sqlite3_reset(s->st);
+        release_repaired(s);
     }
 }
 
@@ -211,6 +232,7 @@ void forum_db_close(void)
             forum_stmt_t *s = buckets[i];
             buckets[i] = s->next;
             sqlite3_finalize(s->st);
+            release_repaired(s);
             free(s->sql);
             free(s);
         }
@@ -258,6 +280,7 @@ forum_stmt_t *forum_db_stmt(const char *sql)
     }
     sqlite3_reset(s->st);
     sqlite3_clear_bindings(s->st);
+    release_repaired(s);
     return s;
 }
 
@@ -268,6 +291,12 @@ int forum_db_bind_int(forum_stmt_t *s, int idx, int64_t v)
 
 int forum_db_bind_text(forum_stmt_t *s, int idx, const char *v, size_t len)
 {
+    /* the input gate's last door: whatever a plugin computed, no text that is not UTF-8 is ever stored */
+    if (!forum_utf8_valid(v, len)) {
+        forum_log(FORUM_LOG_ERROR, "database: \"%s\": parameter %d is not UTF-8 text; bound as NULL", s->sql, idx);
+        sqlite3_bind_null(s->st, idx);
+        return -1;
+    }
     return sqlite3_bind_text64(s->st, idx, v, len, SQLITE_TRANSIENT, SQLITE_UTF8) == SQLITE_OK ? 0 : -1;
 }
 
@@ -292,6 +321,7 @@ int forum_db_step(forum_stmt_t *s)
     /* a write outside a transaction starts one of its own: no read of ours may keep an older snapshot open */
     if (!sqlite3_stmt_busy(s->st) && !sqlite3_stmt_readonly(s->st) && sqlite3_get_autocommit(db))
         reset_others(s);
+    release_repaired(s);
     for (;;) {
         /* a statement recompiled after a schema change is reported again, with any trigger added since */
         forum_db__compiling = s;
@@ -325,9 +355,26 @@ int64_t forum_db_col_int(forum_stmt_t *s, int col)
     return sqlite3_column_int64(s->st, col);
 }
 
+/*
+ * The output half of the input gate: a text stored before the gate (or by another program) may not be
+ * UTF-8; it is read with U+FFFD in place of each offending byte, so that no response or frame carries it.
+ */
 const char *forum_db_col_text(forum_stmt_t *s, int col)
 {
-    return (const char *)sqlite3_column_text(s->st, col);
+    const char *text = (const char *)sqlite3_column_text(s->st, col);
+    size_t len;
+    if (text == NULL)
+        return NULL;
+    char *fixed = forum_utf8_repair(text, (size_t)sqlite3_column_bytes(s->st, col), &len);
+    if (fixed == NULL)
+        return text;
+    log_repaired(s);
+    struct db_repaired *r = malloc(sizeof(*r) + len + 1);
+    memcpy(r->text, fixed, len + 1);
+    free(fixed);
+    r->next = s->repaired;
+    s->repaired = r;
+    return r->text;
 }
 
 int forum_db_col_is_null(forum_stmt_t *s, int col)
@@ -335,8 +382,9 @@ int forum_db_col_is_null(forum_stmt_t *s, int col)
     return sqlite3_column_type(s->st, col) == SQLITE_NULL;
 }
 
-static void col_json(sqlite3_stmt *st, int col, yajl_gen g)
+static void col_json(forum_stmt_t *s, int col, yajl_gen g)
 {
+    sqlite3_stmt *st = s->st;
     switch (sqlite3_column_type(st, col)) {
     case SQLITE_INTEGER:
         yajl_gen_integer(g, sqlite3_column_int64(st, col));
@@ -344,9 +392,18 @@ static void col_json(sqlite3_stmt *st, int col, yajl_gen g)
     case SQLITE_FLOAT:
         yajl_gen_double(g, sqlite3_column_double(st, col));
         break;
-    case SQLITE_TEXT:
-        yajl_gen_string(g, sqlite3_column_text(st, col), (size_t)sqlite3_column_bytes(st, col));
+    case SQLITE_TEXT: {
+        const unsigned char *text = sqlite3_column_text(st, col);
+        size_t len = (size_t)sqlite3_column_bytes(st, col);
+        char *fixed = forum_utf8_repair((const char *)text, len, &len);
+        if (fixed != NULL) {
+            log_repaired(s);
+            text = (const unsigned char *)fixed;
+        }
+        yajl_gen_string(g, text, len);
+        free(fixed);
         break;
+    }
     default:
         yajl_gen_null(g);
         break;
@@ -382,7 +439,7 @@ void forum_db_row_json(forum_stmt_t *s, yajl_gen g)
         } else {
             forum_json_str(g, name);
         }
-        col_json(s->st, i, g);
+        col_json(s, i, g);
     }
     if (open_prefix != NULL)
         yajl_gen_map_close(g);

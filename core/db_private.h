@@ -22,6 +22,8 @@ struct forum_stmt {
     struct forum_stmt *next;        /* hash chain */
     struct forum_stmt *next_active; /* stepped during this loop turn */
     int active;
+    /* texts of the current row that were not UTF-8, handed out repaired; freed when the row goes (step, reset) */
+    struct db_repaired *repaired;
 };
 
 /* core/db_version.c */

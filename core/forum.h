@@ -37,13 +37,32 @@ void forum_format_time(int64_t ms, char *buf);
 /* core/text.c */
 
 const char *forum_text_trim(const char *s, size_t *len, forum_text_info_t *info);
-/** True when `s` is well-formed UTF-8 without NUL bytes. */
+/** True when `s` is strict UTF-8 (no overlong form, surrogate or code point past U+10FFFF) without NUL bytes. */
 int forum_utf8_valid(const char *s, size_t len);
+/**
+ * For output of what may predate the input gate: NULL when `s` is valid for forum_utf8_valid; otherwise a copy
+ * (malloc, NUL-terminated, `*outlen` bytes) in which every offending byte is U+FFFD.
+ */
+char *forum_utf8_repair(const char *s, size_t len, size_t *outlen);
+/** forum_api_t.text_field on a string that is already at hand. */
+int forum_text_check(const char *s, size_t len, size_t min_chars, size_t max_chars, int flags, forum_text_t *out);
+/** forum_api_t.text_field. */
+int forum_text_field(yajl_val obj, const char *name, size_t min_chars, size_t max_chars, int flags, forum_text_t *out);
 
 /* core/json.c */
 
-/** Parses one JSON document of `len` bytes (not NUL-terminated), nested at most 32 deep; NULL with a message on failure. */
+/**
+ * Parses one JSON document of `len` bytes (not NUL-terminated), nested at most 32 deep; NULL with a message on failure.
+ * This is the input gate for JSON: the bytes must be strict UTF-8 without NUL, no escape may decode to a NUL or a
+ * surrogate, and every string and key of the tree is strict UTF-8.
+ */
 yajl_val forum_json_parse(const char *buf, size_t len, char *err, size_t errlen);
+/**
+ * forum_json_parse, except that an escape that is not text (\u0000, an unpaired surrogate) is read as U+FFFD and
+ * sets `*repaired`: for a caller that refuses such a document but must name what it refuses (the hub's error
+ * frame carries the frame's client_id). Never hand a repaired tree to a plugin.
+ */
+yajl_val forum_json_parse_repaired(const char *buf, size_t len, char *err, size_t errlen, int *repaired);
 /** A generator for compact output. */
 yajl_gen forum_json_gen(void);
 /** Writes a NUL-terminated string (or null when s is NULL). */
@@ -174,6 +193,38 @@ size_t forum_hub_ws_queued(forum_ws_t *ws);
 /** 0 when the queue of `ws` is under its low mark; else 1, and ws.drained follows once it is. */
 int forum_hub_drain_wait(forum_ws_t *ws);
 
+/* core/route.c */
+
+enum { FORUM_ROUTE_MAX_SEGMENTS = 16 };
+/** What forum_route_split_path answers besides a segment count. */
+enum { FORUM_PATH_NO_ROUTE = -1, FORUM_PATH_BAD = -2 };
+/** A path parameter as matched: its name (in the pattern) and its raw, still percent-encoded value (in the path). */
+typedef struct forum_route_param {
+    const char *name;
+    h2o_iovec_t value;
+} forum_route_param_t;
+
+/**
+ * Splits a route pattern ("/api/posts/:id/comments") in place into at most `max` segments; ":name" marks a
+ * parameter. Returns the count, or -1 for a malformed pattern (no leading '/', an empty segment, ":" alone, a dot
+ * segment, too many).
+ */
+int forum_route_split_pattern(char *buf, char **segments, size_t max);
+/**
+ * Splits a raw request path (without its query) on the raw '/' into at most `max` segments pointing into `path`.
+ * Returns the count; FORUM_PATH_NO_ROUTE when no route can match (an empty segment, too many segments, no leading
+ * '/'); FORUM_PATH_BAD for a path holding a "." or ".." segment.
+ */
+int forum_route_split_path(const char *path, size_t len, h2o_iovec_t *segments, size_t max);
+/** 1 when the segments match the pattern's (literals byte for byte), with the parameters' raw values; 0 otherwise. */
+int forum_route_match(char *const *pattern, size_t num_pattern, const h2o_iovec_t *segments, size_t num_segments,
+                      forum_route_param_t *params, size_t max_params, size_t *num_params);
+/**
+ * Percent-decodes a path segment into `out` (room for len + 1 bytes; NUL-terminated). Returns the decoded length, or
+ * -1 for a malformed escape, a NUL, a value that is not strict UTF-8, or one that decodes to "." or "..".
+ */
+ssize_t forum_route_decode(const char *s, size_t len, char *out);
+
 /* core/plugin_host.c */
 
 enum { FORUM_MAX_PARAMS = 8 };
@@ -182,10 +233,7 @@ typedef struct forum_route_match {
     forum_route_fn fn;
     int flags;
     size_t num_params;
-    struct {
-        const char *name;
-        h2o_iovec_t value;
-    } params[FORUM_MAX_PARAMS];
+    forum_route_param_t params[FORUM_MAX_PARAMS]; /* raw: decode each with forum_route_decode */
 } forum_route_match_t;
 
 /** Prepares the host for the plugins of `conf`. */
@@ -206,8 +254,9 @@ int forum_plugins_watch(uv_loop_t *loop);
 /** Retires every generation (fini when unpinned). */
 void forum_plugins_shutdown(void);
 /**
- * Matches method and path (no query) against the current generations' routes. Returns 1 with `m` filled on a
- * match, 0 for no route, -1 when the path exists with another method only.
+ * Matches method and the raw path (no query) against the current generations' routes. Returns 1 with `m` filled on
+ * a match (raw parameter values), 0 for no route, -1 when the path exists with another method only, -2 for a path
+ * no route may be matched against (a dot segment: FORUM_PATH_BAD).
  */
 int forum_plugins_route(h2o_iovec_t method, h2o_iovec_t path, forum_route_match_t *m);
 /** The current handler for WebSocket frames of `type` and its generation; NULL when none. */
@@ -336,5 +385,10 @@ void forum_send_json_bytes(h2o_req_t *req, int status, const char *json, size_t 
 int forum_same_origin(h2o_req_t *req);
 /** The percent-decoded value of query parameter `name`, allocated from the request's pool; NULL when absent. */
 const char *forum_query_param(h2o_req_t *req, const char *name);
+/**
+ * The input gate for the query string: 0 when every name and value percent-decodes to UTF-8 text without NUL;
+ * otherwise -1 with `*field` the (decoded) name of the first parameter whose value does not (NULL when a name does not).
+ */
+int forum_query_check(h2o_req_t *req, const char **field);
 
 #endif

@@ -22,12 +22,10 @@
 #include <unistd.h>
 #include "forum.h"
 
-enum { MAX_SEGMENTS = 16 };
-
 typedef struct route {
     char *method;
     char *pattern;
-    char *segments[MAX_SEGMENTS]; /* pointers into `pattern_buf`; ":name" marks a parameter */
+    char *segments[FORUM_ROUTE_MAX_SEGMENTS]; /* pointers into `pattern_buf`; ":name" marks a parameter */
     size_t num_segments;
     char *pattern_buf;
     int flags;
@@ -466,17 +464,10 @@ static int registering(forum_plugin_t *p, const char *what)
 
 static int split_pattern(route_t *r)
 {
-    char *s = r->pattern_buf;
-    if (*s != '/')
+    int n = forum_route_split_pattern(r->pattern_buf, r->segments, FORUM_ROUTE_MAX_SEGMENTS);
+    if (n < 0)
         return -1;
-    while (*s == '/') {
-        *s++ = '\0';
-        if (r->num_segments == MAX_SEGMENTS || *s == '\0' || *s == '/')
-            return -1;
-        r->segments[r->num_segments++] = s;
-        while (*s != '\0' && *s != '/')
-            ++s;
-    }
+    r->num_segments = (size_t)n;
     return 0;
 }
 
@@ -576,19 +567,11 @@ int forum_plugin_add_migration(forum_plugin_t *p, int number, const char *sql)
 
 int forum_plugins_route(h2o_iovec_t method, h2o_iovec_t path, forum_route_match_t *m)
 {
-    h2o_iovec_t segs[MAX_SEGMENTS];
-    size_t nsegs = 0, i = 0;
-
-    /* split the path into its segments; an empty segment ("//", a trailing "/") matches no route */
-    while (i < path.len && path.base[i] == '/') {
-        size_t start = ++i;
-        while (i < path.len && path.base[i] != '/')
-            ++i;
-        if (i == start || nsegs == MAX_SEGMENTS)
-            return 0;
-        segs[nsegs++] = h2o_iovec_init(path.base + start, i - start);
-    }
-    if (i != path.len)
+    h2o_iovec_t segs[FORUM_ROUTE_MAX_SEGMENTS];
+    int nsegs = forum_route_split_path(path.base, path.len, segs, FORUM_ROUTE_MAX_SEGMENTS);
+    if (nsegs == FORUM_PATH_BAD)
+        return -2;
+    if (nsegs < 0)
         return 0;
 
     int other_method = 0;
@@ -596,32 +579,17 @@ int forum_plugins_route(h2o_iovec_t method, h2o_iovec_t path, forum_route_match_
         forum_plugin_t *p = slots[s].current;
         for (size_t r = 0; p != NULL && r != p->routes.size; ++r) {
             route_t *route = p->routes.entries + r;
-            if (route->num_segments != nsegs)
+            if (!forum_route_match(route->segments, route->num_segments, segs, (size_t)nsegs, m->params, FORUM_MAX_PARAMS,
+                                   &m->num_params))
                 continue;
-            int same_method = h2o_memis(method.base, method.len, route->method, strlen(route->method));
-            m->num_params = 0;
-            size_t k;
-            for (k = 0; k != nsegs; ++k) {
-                const char *want = route->segments[k];
-                if (want[0] == ':') {
-                    if (m->num_params == FORUM_MAX_PARAMS)
-                        break;
-                    m->params[m->num_params].name = want + 1;
-                    m->params[m->num_params++].value = segs[k];
-                } else if (!h2o_memis(segs[k].base, segs[k].len, want, strlen(want))) {
-                    break;
-                }
+            if (!h2o_memis(method.base, method.len, route->method, strlen(route->method))) {
+                other_method = 1;
+                continue;
             }
-            if (k == nsegs) {
-                if (!same_method) {
-                    other_method = 1;
-                    continue;
-                }
-                m->plugin = p;
-                m->fn = route->fn;
-                m->flags = route->flags;
-                return 1;
-            }
+            m->plugin = p;
+            m->fn = route->fn;
+            m->flags = route->flags;
+            return 1;
         }
     }
     return other_method ? -1 : 0;

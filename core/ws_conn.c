@@ -46,20 +46,38 @@ void destroy(forum_ws_t *ws)
 
 /* --- receiving --- */
 
+/* The `client_id`, else the `type`, of a frame: what an error frame names (API.md), or NULL. */
+static const char *frame_ref(yajl_val frame)
+{
+    yajl_val v = forum_json_member(frame, "client_id");
+    if (v == NULL || !YAJL_IS_STRING(v))
+        v = forum_json_member(frame, "type");
+    return v != NULL && YAJL_IS_STRING(v) ? v->u.string : NULL;
+}
+
 static void on_text(forum_ws_t *ws, const char *data, size_t len)
 {
     char err[256];
-    yajl_val frame = forum_json_parse(data, len, err, sizeof(err));
-    yajl_val type;
+    int repaired;
+    yajl_val frame, type;
     forum_plugin_t *plugin;
     forum_frame_fn fn;
 
-    if (frame == NULL) {
+    /* RFC 6455 8.1: a text message that is not UTF-8 fails the connection with 1007 */
+    if (!forum_utf8_valid(data, len)) {
+        forum_hub_send_error(ws, "bad_request", "a text frame must be UTF-8", NULL);
+        begin_close(ws, FORUM_WS_INVALID_PAYLOAD, "not UTF-8", 1);
+        return;
+    }
+    if ((frame = forum_json_parse_repaired(data, len, err, sizeof(err), &repaired)) == NULL) {
         forum_hub_send_error(ws, "bad_request", "a frame must be one JSON object", NULL);
         begin_close(ws, FORUM_WS_INVALID_PAYLOAD, "not JSON", 1);
         return;
     }
-    if (!YAJL_IS_OBJECT(frame) || (type = forum_json_member(frame, "type")) == NULL || !YAJL_IS_STRING(type)) {
+    if (repaired) {
+        /* well-formed JSON whose escapes are not text (\u0000, a lone surrogate): refused, the connection stays */
+        forum_hub_send_error(ws, "bad_request", "a string holds \\u0000 or an unpaired surrogate escape (not text)", frame_ref(frame));
+    } else if (!YAJL_IS_OBJECT(frame) || (type = forum_json_member(frame, "type")) == NULL || !YAJL_IS_STRING(type)) {
         forum_hub_send_error(ws, "bad_request", "a frame must be a JSON object with a string \"type\"", NULL);
     } else if (strcmp(type->u.string, "ping") == 0) {
         static const char pong[] = "{\"type\":\"pong\"}";

@@ -25,6 +25,16 @@ static size_t drain_mark;
 
 ws_out_t *out_new(unsigned opcode, const void *payload, size_t len)
 {
+    char *repaired = NULL;
+    /*
+     * The output door of every text frame: a browser fails the whole connection on a text frame that is not
+     * UTF-8, so what slipped past the input gate (rows stored before it, a plugin's bug) goes out with U+FFFD
+     * in place of each offending byte. Outside JSON strings every byte is ASCII, so the JSON stays JSON.
+     */
+    if (opcode == FORUM_WS_TEXT && (repaired = forum_utf8_repair(payload, len, &len)) != NULL) {
+        forum_log(FORUM_LOG_WARN, "a text frame was not UTF-8: sent with U+FFFD in place of the bad bytes");
+        payload = repaired;
+    }
     ws_out_t *o = malloc(offsetof(ws_out_t, bytes) + FORUM_WS_MAX_HEADER + len);
     size_t header_len;
     if (o == NULL)
@@ -35,6 +45,7 @@ ws_out_t *out_new(unsigned opcode, const void *payload, size_t len)
     o->refs = 1;
     o->opcode = (uint8_t)opcode;
     o->len = header_len + len;
+    free(repaired);
     return o;
 }
 

@@ -268,12 +268,8 @@ static int on_req(h2o_handler_t *self, h2o_req_t *h)
     yajl_val body = NULL;
     (void)self;
 
-    h2o_iovec_t path = h2o_iovec_init(h->path_normalized.base, h->path_normalized.len);
-    /* h2o percent-decodes the path: what reaches a plugin as a parameter must be text */
-    if (!forum_utf8_valid(path.base, path.len)) {
-        forum_send_error(h, 400, "bad_request", "the path is not valid UTF-8", NULL);
-        return 0;
-    }
+    /* routes match the raw path, so that an encoded '/' stays inside its segment; parameters are decoded after */
+    h2o_iovec_t path = h2o_iovec_init(h->path.base, h->query_at != SIZE_MAX ? h->query_at : h->path.len);
     /* HEAD is answered as GET (h2o leaves the body out) */
     h2o_iovec_t method = h2o_memis(h->method.base, h->method.len, H2O_STRLIT("HEAD")) ? h2o_iovec_init(H2O_STRLIT("GET")) : h->method;
     switch (forum_plugins_route(method, path, &m)) {
@@ -282,8 +278,27 @@ static int on_req(h2o_handler_t *self, h2o_req_t *h)
     case -1:
         forum_send_error(h, 405, "method_not_allowed", "the route does not take this method", NULL);
         return 0;
+    case -2:
+        forum_send_error(h, 400, "bad_request", "the path has a \".\" or \"..\" segment", NULL);
+        return 0;
     default:
         forum_send_error(h, 404, "not_found", "no such route", NULL);
+        return 0;
+    }
+    /* the input gate: what reaches a plugin as a parameter or a query value is text */
+    for (size_t i = 0; i != m.num_params; ++i) {
+        h2o_iovec_t raw = m.params[i].value;
+        char *out = h2o_mem_alloc_pool(&h->pool, raw.len + 1);
+        ssize_t n = forum_route_decode(raw.base, raw.len, out);
+        if (n < 0) {
+            forum_send_error(h, 400, "bad_request", "a path parameter is not valid percent-encoded UTF-8 text", m.params[i].name);
+            return 0;
+        }
+        m.params[i].value = h2o_iovec_init(out, (size_t)n);
+    }
+    const char *bad_query;
+    if (forum_query_check(h, &bad_query) != 0) {
+        forum_send_error(h, 400, "bad_request", "a query parameter is not valid percent-encoded UTF-8 text", bad_query);
         return 0;
     }
     if (!is_safe_method(h->method) && !forum_same_origin(h)) {

@@ -1,4 +1,5 @@
 /* Answers shared by every handler: API.md's JSON bodies, the origin check, query parameters. */
+#include <stdlib.h>
 #include <string.h>
 #include "../core/forum.h"
 
@@ -25,6 +26,15 @@ static const char *reason_of(int status)
 
 void forum_send_json_bytes(h2o_req_t *req, int status, const char *json, size_t len)
 {
+    size_t fixed_len;
+    char *fixed = forum_utf8_repair(json, len, &fixed_len);
+    if (fixed != NULL) {
+        /* what slipped past the input gate (rows stored before it) leaves as U+FFFD, never as bytes that are not UTF-8 */
+        forum_log(FORUM_LOG_WARN, "a JSON response was not UTF-8: sent with U+FFFD in place of the bad bytes");
+        json = h2o_strdup(&req->pool, fixed, fixed_len).base;
+        len = fixed_len;
+        free(fixed);
+    }
     req->res.status = status;
     req->res.reason = reason_of(status);
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json; charset=utf-8"));
@@ -119,4 +129,27 @@ const char *forum_query_param(h2o_req_t *req, const char *name)
         p = pe + 1;
     }
     return NULL;
+}
+
+int forum_query_check(h2o_req_t *req, const char **field)
+{
+    *field = NULL;
+    if (req->query_at == SIZE_MAX)
+        return 0;
+    const char *p = req->path.base + req->query_at + 1, *end = req->path.base + req->path.len;
+    while (p < end) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *pe = amp != NULL ? amp : end;
+        const char *eq = memchr(p, '=', (size_t)(pe - p));
+        const char *kend = eq != NULL ? eq : pe;
+        const char *key = decode(&req->pool, p, (size_t)(kend - p));
+        if (key == NULL)
+            return -1;
+        if (eq != NULL && decode(&req->pool, eq + 1, (size_t)(pe - eq - 1)) == NULL) {
+            *field = key;
+            return -1;
+        }
+        p = pe + 1;
+    }
+    return 0;
 }

@@ -38,6 +38,11 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         forum_send_error(req, 503, "unavailable", "the server is restarting", NULL);
         return 0;
     }
+    const char *bad_query;
+    if (forum_query_check(req, &bad_query) != 0) {
+        forum_send_error(req, 400, "bad_request", "a query parameter is not valid percent-encoded UTF-8 text", bad_query);
+        return 0;
+    }
     const char *query = req->query_at != SIZE_MAX ? h2o_strdup(&req->pool, req->path.base + req->query_at + 1,
                                                                  req->path.len - req->query_at - 1).base
                                                   : "";

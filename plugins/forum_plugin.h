@@ -129,8 +129,22 @@ typedef struct forum_setting_decl {
 /** What forum_api_t.text_trim found in a text. */
 typedef struct forum_text_info {
     size_t chars;    /* characters (code points) after trimming */
-    int has_control; /* a control character other than tab, newline, carriage return */
+    int has_control; /* a control character: C0 but tab, newline, carriage return; DEL; C1 (as text_field) */
 } forum_text_info_t;
+
+/** Flags of forum_api_t.text_field. */
+enum {
+    FORUM_TEXT_MULTILINE = 0x1, /* tab, newline and carriage return allowed (bodies); otherwise one line (titles, names) */
+    FORUM_TEXT_VERBATIM = 0x2,  /* taken exactly as sent: not trimmed, no control-character rule (passwords, opaque ids) */
+};
+
+/** What forum_api_t.text_field found. */
+typedef struct forum_text {
+    const char *text; /* the trimmed text, pointing into the JSON tree; `len` bytes, not NUL-terminated after trimming */
+    size_t len;       /* bytes */
+    size_t chars;     /* characters (code points) */
+    char message[80]; /* why it was refused ("required", "must be 1 to 200 characters", ...) */
+} forum_text_t;
 
 struct forum_api {
     uint32_t version; /* FORUM_API_VERSION of the core */
@@ -200,6 +214,7 @@ struct forum_api {
      */
     forum_stmt_t *(*db_stmt)(const char *sql);
     int (*db_bind_int)(forum_stmt_t *s, int idx, int64_t v);
+    /** Binds `len` bytes of strict UTF-8 text; anything else (a NUL, bytes that are not UTF-8) is bound as NULL and gives -1. */
     int (*db_bind_text)(forum_stmt_t *s, int idx, const char *v, size_t len);
     int (*db_bind_null)(forum_stmt_t *s, int idx);
     /** FORUM_DB_ROW, FORUM_DB_DONE, FORUM_DB_CONSTRAINT (a UNIQUE/CHECK/FK violation), or FORUM_DB_ERROR (logged). */
@@ -317,6 +332,16 @@ struct forum_api {
     void (*res_db_error)(forum_req_t *req, const char *what);
     /** The same as an `error` frame to one connection, with `ref` (a client_id, or the frame's type). */
     void (*ws_db_error)(forum_ws_t *ws, const char *what, const char *ref);
+
+    /* --- one validator for text fields (version 3) --- */
+    /**
+     * Reads the string member `name` of `obj` as a text field: trimmed (unless FORUM_TEXT_VERBATIM), counted in
+     * characters, `min_chars` to `max_chars`, and the one control-character rule: C0 controls, DEL and C1 controls
+     * (U+0080-U+009F) are refused; tab, newline and carriage return only with FORUM_TEXT_MULTILINE; a single line
+     * also refuses U+2028 and U+2029. Returns 0 with `out` filled, or the status to answer with `out->message` and
+     * the field `name`: 400 (`obj` is not an object, the member is not a string) or 422 (missing, length, characters).
+     */
+    int (*text_field)(yajl_val obj, const char *name, size_t min_chars, size_t max_chars, int flags, forum_text_t *out);
 };
 
 /** The descriptor every plugin exports as `forum_plugin`. */

@@ -261,7 +261,8 @@ sub connect {
         }
         $self->{tx} = $tx;
         $tx->max_websocket_size(16 * 1024 * 1024);
-        $tx->on(message => sub { push @{ $self->{queue} }, t::Util::json_decode($_[1]) });
+        # the frame's bytes as they came: json_decode reads UTF-8 (the `message` event would decode them twice)
+        $tx->on(text => sub { push @{ $self->{queue} }, t::Util::json_decode($_[1]) });
         $tx->on(finish => sub { my (undef, $code, $reason) = @_; $self->{closed} = [$code // 1006, $reason // '']; });
     });
     _wait_until(sub { $done }, 15) or $self->{error} = 'timeout';
@@ -270,7 +271,14 @@ sub connect {
 
 sub send {
     my ($self, $frame) = @_;
-    $self->{tx}->send(ref $frame ? t::Util::json_encode($frame) : $frame);
+    # json_encode already gives UTF-8 bytes: sent as they are, not encoded a second time
+    $self->{tx}->send(ref $frame ? { text => t::Util::json_encode($frame) } : $frame);
+}
+
+# One text frame of exactly these bytes (which need not be UTF-8).
+sub send_bytes {
+    my ($self, $bytes) = @_;
+    $self->{tx}->send({ text => $bytes });
 }
 
 sub send_raw {

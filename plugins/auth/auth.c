@@ -392,7 +392,7 @@ static int init(forum_plugin_t *p, const forum_api_t *a)
 {
     auth_api = a;
     auth_self = p;
-    if (a->version < FORUM_API_VERSION || !FORUM_API_HAS(a, ws_db_error))
+    if (a->version < FORUM_API_VERSION || !FORUM_API_HAS(a, text_field))
         return -1;
     read_settings(p);
     return api->migration(p, 1, schema_v1) || api->route(p, "POST", "/api/auth/register", FORUM_ROUTE_PUBLIC, register_route) ||

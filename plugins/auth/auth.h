@@ -14,6 +14,7 @@ typedef struct auth_error {
     int status; /* 400 for a wrong type, 422 for a value that fails validation */
     const char *field;
     const char *message;
+    char message_buf[80]; /* where `message` points when the core's validator wrote it */
 } auth_error_t;
 
 typedef struct auth_registration {

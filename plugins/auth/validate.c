@@ -1,4 +1,5 @@
 /* Account fields as API.md "Accounts" defines them. */
+#include <stdio.h>
 #include <string.h>
 #include "auth.h"
 
@@ -11,39 +12,26 @@ static int fail(auth_error_t *err, int status, const char *field, const char *me
 }
 
 /*
- * A string member: trimmed (unless `raw`), between min and max characters, copied into `out`.
- * Missing or empty is a validation failure; another JSON type is a bad request.
+ * A string member read by the core's one validator (one line; passwords verbatim: neither trimmed nor held
+ * to the control-character rule), between min and max characters, copied into `out`. Missing or empty is
+ * a validation failure; another JSON type is a bad request. A length failure says `range_message`.
  */
-static int text_field(yajl_val body, const char *name, int raw, size_t min, size_t max, char *out, size_t out_size,
+static int text_field(yajl_val body, const char *name, int verbatim, size_t min, size_t max, char *out, size_t out_size,
                       auth_error_t *err, const char *range_message)
 {
-    const char *path[] = {name, NULL};
-    yajl_val v = yajl_tree_get(body, path, yajl_t_any);
-    forum_text_info_t info;
-    size_t len;
-    const char *s;
+    forum_text_t t;
+    int status = auth_api->text_field(body, name, min, max, verbatim ? FORUM_TEXT_VERBATIM : 0, &t);
 
-    if (v == NULL || YAJL_IS_NULL(v))
-        return fail(err, 422, name, "required");
-    if (!YAJL_IS_STRING(v))
-        return fail(err, 400, name, "must be a string");
-    len = strlen(v->u.string);
-    if (raw) {
-        /* passwords are taken exactly as typed */
-        s = v->u.string;
-        info.chars = 0;
-        info.has_control = 0;
-        for (size_t i = 0; i != len; ++i)
-            info.chars += ((unsigned char)s[i] & 0xC0) != 0x80;
-    } else {
-        s = auth_api->text_trim(v->u.string, &len, &info);
-    }
-    if (info.chars < min || info.chars > max || len >= out_size)
+    if (status == 0 && t.len >= out_size)
         return fail(err, 422, name, range_message);
-    if (info.has_control)
-        return fail(err, 422, name, "must not contain control characters");
-    memcpy(out, s, len);
-    out[len] = '\0';
+    if (status != 0) {
+        if (status == 422 && t.text != NULL && (t.chars < min || t.chars > max))
+            return fail(err, 422, name, range_message);
+        snprintf(err->message_buf, sizeof(err->message_buf), "%s", t.message);
+        return fail(err, status, name, err->message_buf);
+    }
+    memcpy(out, t.text, t.len);
+    out[t.len] = '\0';
     return 0;
 }
 

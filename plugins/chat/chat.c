@@ -43,7 +43,7 @@ static int init(forum_plugin_t *p, const forum_api_t *a)
 {
     chat_api = a;
     chat_self = p;
-    if (a->version < FORUM_API_VERSION || !FORUM_API_HAS(a, ws_db_error))
+    if (a->version < FORUM_API_VERSION || !FORUM_API_HAS(a, text_field))
         return -1;
     return a->migration(p, 1, schema_v1) || chat_routes_init(p) || chat_live_init(p);
 }

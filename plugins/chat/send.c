@@ -2,6 +2,7 @@
  * message.send: a frame is validated at once and queued; the sends of one loop turn are stored in one
  * transaction, then each message is delivered to its sender's and recipient's connections.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -220,41 +221,34 @@ void chat_send_forget(forum_ws_t *ws)
             sends[i].ws = NULL;
 }
 
+/* Sends the error frame for a field the core's validator refused (`status` 400 or 422). */
+static void field_error(forum_ws_t *ws, int status, const char *field, const forum_text_t *t, const char *ref)
+{
+    char msg[sizeof(t->message) + 32];
+    snprintf(msg, sizeof(msg), "%s %s", field, t->message);
+    api->ws_error(ws, status == 400 ? "bad_request" : "validation", msg, ref);
+}
+
 void chat_send_frame(forum_ws_t *ws, yajl_val frame)
 {
     int64_t me = api->ws_user(ws), to;
-    yajl_val cid = chat_member(frame, "client_id"), body = chat_member(frame, "body");
-    forum_text_info_t info;
-    const char *text, *ref;
-    size_t len, cid_len;
+    forum_text_t cid, body;
+    int status;
 
-    if (cid == NULL || !YAJL_IS_STRING(cid)) {
-        api->ws_error(ws, "bad_request", "client_id is required (a string)", "message.send");
+    /* client_id is opaque: taken as sent (the gate made it text), counted in characters */
+    if ((status = api->text_field(frame, "client_id", 1, CHAT_CLIENT_ID_MAX, FORUM_TEXT_VERBATIM, &cid)) != 0) {
+        field_error(ws, status, "client_id", &cid, "message.send");
         return;
     }
-    /* client_id is opaque: taken as sent, counted in characters */
-    ref = cid->u.string;
-    cid_len = strlen(ref);
-    size_t cid_chars = 0;
-    for (size_t i = 0; i != cid_len; ++i)
-        cid_chars += ((unsigned char)ref[i] & 0xC0) != 0x80;
-    if (cid_chars == 0 || cid_chars > CHAT_CLIENT_ID_MAX) {
-        api->ws_error(ws, "validation", "client_id must be 1 to 64 characters", "message.send");
-        return;
-    }
+    const char *ref = cid.text; /* verbatim: the whole NUL-terminated string of the frame */
     if ((to = chat_frame_user(ws, frame, "to", me, ref)) == 0)
         return;
-    if (body == NULL || !YAJL_IS_STRING(body)) {
-        api->ws_error(ws, "bad_request", "body is required (a string)", ref);
+    /* the body follows the rule every text of the forum follows, as posts and comments do */
+    if ((status = api->text_field(frame, "body", 1, CHAT_BODY_MAX, FORUM_TEXT_MULTILINE, &body)) != 0) {
+        field_error(ws, status, "body", &body, ref);
         return;
     }
-    len = strlen(body->u.string);
-    text = api->text_trim(body->u.string, &len, &info);
-    if (info.chars == 0 || info.chars > CHAT_BODY_MAX) {
-        api->ws_error(ws, "validation", "body must be 1 to 4000 characters", ref);
-        return;
-    }
-    queue_send(ws, me, to, text, len, ref);
+    queue_send(ws, me, to, body.text, body.len, ref);
 }
 
 void chat_send_fini(void)

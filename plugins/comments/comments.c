@@ -104,7 +104,7 @@ static int create_route(forum_req_t *req)
         api->res_error(req, 404, "not_found", "no such post", NULL);
         return 0;
     }
-    if ((text = pu_text_member(api, req, api->req_body(req), "body", BODY_MAX, &len)) == NULL ||
+    if ((text = pu_text_member(api, req, api->req_body(req), "body", BODY_MAX, FORUM_TEXT_MULTILINE, &len)) == NULL ||
         !pu_client_id(api, req, api->req_body(req), &client_id))
         return 0;
     /* a retry: the comment its client_id names is the answer, whatever this body says; nothing is stored or published */
@@ -169,7 +169,7 @@ static const char schema_v2[] = "ALTER TABLE comments ADD COLUMN client_id TEXT;
 static int init(forum_plugin_t *p, const forum_api_t *a)
 {
     api = a;
-    if (a->version < FORUM_API_VERSION || !FORUM_API_HAS(a, ws_db_error))
+    if (a->version < FORUM_API_VERSION || !FORUM_API_HAS(a, text_field))
         return -1;
     return api->migration(p, 1, schema_v1) || api->migration(p, 2, schema_v2) || api->route(p, "GET", "/api/posts/:id/comments", 0, list_route) ||
            api->route(p, "POST", "/api/posts/:id/comments", 0, create_route);

@@ -259,8 +259,8 @@ static int create_route(forum_req_t *req)
     char now[32];
     forum_stmt_t *s;
 
-    if ((title = pu_text_member(api, req, body, "title", TITLE_MAX, &title_len)) == NULL ||
-        (text = pu_text_member(api, req, body, "body", BODY_MAX, &body_len)) == NULL ||
+    if ((title = pu_text_member(api, req, body, "title", TITLE_MAX, 0, &title_len)) == NULL ||
+        (text = pu_text_member(api, req, body, "body", BODY_MAX, FORUM_TEXT_MULTILINE, &body_len)) == NULL ||
         !read_categories(req, body, categories, &num_categories) || !pu_client_id(api, req, body, &client_id))
         return 0;
 
@@ -363,7 +363,7 @@ static const char schema_v2[] = "ALTER TABLE posts ADD COLUMN client_id TEXT;"
 static int init(forum_plugin_t *p, const forum_api_t *a)
 {
     api = a;
-    if (a->version < FORUM_API_VERSION || !FORUM_API_HAS(a, ws_db_error))
+    if (a->version < FORUM_API_VERSION || !FORUM_API_HAS(a, text_field))
         return -1;
     return api->migration(p, 1, schema_v1) || api->migration(p, 2, schema_v2) || api->route(p, "GET", "/api/categories", 0, categories_route) ||
            api->route(p, "GET", "/api/posts", 0, list_route) || api->route(p, "POST", "/api/posts", 0, create_route) ||

@@ -85,38 +85,18 @@ void pu_publish_all(const forum_api_t *api, yajl_gen g)
     api->publish_all((const char *)buf, len, 0);
 }
 
-const char *pu_text_member(const forum_api_t *api, forum_req_t *req, yajl_val body, const char *name, size_t max, size_t *len)
+const char *pu_text_member(const forum_api_t *api, forum_req_t *req, yajl_val body, const char *name, size_t max, int flags,
+                           size_t *len)
 {
-    const char *path[] = {name, NULL};
-    yajl_val v = body != NULL ? yajl_tree_get(body, path, yajl_t_any) : NULL;
-    forum_text_info_t info;
-    char msg[96];
-    const char *s;
-
-    if (body == NULL) {
-        api->res_error(req, 400, "bad_request", "send a JSON object", NULL);
+    forum_text_t t;
+    int status = api->text_field(body, name, 1, max, flags, &t);
+    if (status != 0) {
+        /* a body that is not an object has no field at fault */
+        api->res_error(req, status, status == 400 ? "bad_request" : "validation", t.message, YAJL_IS_OBJECT(body) ? name : NULL);
         return NULL;
     }
-    if (v == NULL || YAJL_IS_NULL(v)) {
-        api->res_error(req, 422, "validation", "required", name);
-        return NULL;
-    }
-    if (!YAJL_IS_STRING(v)) {
-        api->res_error(req, 400, "bad_request", "must be a string", name);
-        return NULL;
-    }
-    *len = strlen(v->u.string);
-    s = api->text_trim(v->u.string, len, &info);
-    if (info.chars == 0 || info.chars > max) {
-        snprintf(msg, sizeof(msg), "must be 1 to %zu characters", max);
-        api->res_error(req, 422, "validation", msg, name);
-        return NULL;
-    }
-    if (info.has_control) {
-        api->res_error(req, 422, "validation", "must not contain control characters", name);
-        return NULL;
-    }
-    return s;
+    *len = t.len;
+    return t.text;
 }
 
 int pu_client_id(const forum_api_t *api, forum_req_t *req, yajl_val body, const char **out)

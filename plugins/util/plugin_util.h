@@ -32,10 +32,12 @@ int pu_write_page(const forum_api_t *api, yajl_gen g, forum_stmt_t *s, const cha
 void pu_publish_all(const forum_api_t *api, yajl_gen g);
 
 /**
- * A text member of a body: trimmed, 1..max characters, no control characters but tab and newline.
- * Returns the trimmed text (pointing into the body) and its length, or NULL after answering 400/422.
+ * A text member of a body, read by the core's one validator (api->text_field): trimmed, 1..max characters,
+ * `flags` FORUM_TEXT_MULTILINE for a body, 0 for one line (a title). Returns the trimmed text (pointing into
+ * the body, not NUL-terminated) and its length, or NULL after answering 400/422 with the field.
  */
-const char *pu_text_member(const forum_api_t *api, forum_req_t *req, yajl_val body, const char *name, size_t max, size_t *len);
+const char *pu_text_member(const forum_api_t *api, forum_req_t *req, yajl_val body, const char *name, size_t max, int flags,
+                           size_t *len);
 
 enum { PU_CLIENT_ID_MAX = 64 };
 

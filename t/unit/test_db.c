@@ -263,6 +263,44 @@ static void test_bind_step_col_round_trip(void **state)
     forum_db_reset_active();
 }
 
+static void test_text_that_is_not_utf8_is_never_stored_nor_read(void **state)
+{
+    (void)state;
+    forum_stmt_t *s;
+    assert_int_equal(forum_db_exec("CREATE TABLE g (id INTEGER PRIMARY KEY, t TEXT)"), 0);
+    /* the DAL refuses to bind it: NULL is stored instead */
+    s = forum_db_stmt("INSERT INTO g (t) VALUES (?)");
+    assert_int_equal(forum_db_bind_text(s, 1, "a\xed\xa0\x80" "b", 5), -1);
+    assert_int_equal(forum_db_step(s), FORUM_DB_DONE);
+    s = forum_db_stmt("INSERT INTO g (t) VALUES (?)");
+    assert_int_equal(forum_db_bind_text(s, 1, "a\0b", 3), -1);
+    assert_int_equal(forum_db_step(s), FORUM_DB_DONE);
+    s = forum_db_stmt("SELECT count(*) FROM g WHERE t IS NULL");
+    assert_int_equal(forum_db_step(s), FORUM_DB_ROW);
+    assert_int_equal(forum_db_col_int(s, 0), 2);
+    forum_db_reset_active();
+
+    /* what got in another way (an older forumd, another program) is read with U+FFFD, as text and as JSON */
+    assert_int_equal(forum_db_exec("DELETE FROM g; INSERT INTO g (id, t) VALUES (1, CAST(X'61C0AF62' AS TEXT)), (2, 'ok')"), 0);
+    s = forum_db_stmt("SELECT t, t AS again FROM g ORDER BY id");
+    assert_int_equal(forum_db_step(s), FORUM_DB_ROW);
+    const char *first = forum_db_col_text(s, 0), *second = forum_db_col_text(s, 1);
+    assert_string_equal(first, "a\xef\xbf\xbd\xef\xbf\xbd" "b");
+    assert_string_equal(second, "a\xef\xbf\xbd\xef\xbf\xbd" "b"); /* both stay valid until the next step */
+    yajl_gen g = forum_json_gen();
+    forum_db_row_json(s, g);
+    const unsigned char *buf;
+    size_t len;
+    yajl_gen_get_buf(g, &buf, &len);
+    static const char want[] = "{\"t\":\"a\xef\xbf\xbd\xef\xbf\xbd" "b\",\"again\":\"a\xef\xbf\xbd\xef\xbf\xbd" "b\"}";
+    assert_int_equal(len, sizeof(want) - 1);
+    assert_memory_equal(buf, want, len);
+    yajl_gen_free(g);
+    assert_int_equal(forum_db_step(s), FORUM_DB_ROW);
+    assert_string_equal(forum_db_col_text(s, 0), "ok");
+    forum_db_reset_active();
+}
+
 static void test_unique_violation_is_a_constraint(void **state)
 {
     (void)state;
@@ -583,6 +621,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_write_under_a_read_left_open_survives_another_commit, unit_db_setup, unit_db_teardown),
         cmocka_unit_test_setup_teardown(test_a_lock_fails_at_once_as_busy, unit_db_setup, unit_db_teardown),
         cmocka_unit_test_setup_teardown(test_a_full_database_is_full_not_an_error, unit_db_setup, unit_db_teardown),
+
+        cmocka_unit_test_setup_teardown(test_text_that_is_not_utf8_is_never_stored_nor_read, unit_db_setup, unit_db_teardown),
     };
     forum_log_set_level(FORUM_LOG_WARN);
     return cmocka_run_group_tests_name("db", tests, NULL, NULL);

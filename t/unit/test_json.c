@@ -217,6 +217,71 @@ static void test_parse_refuses_invalid_utf8(void **state)
     yajl_tree_free(v);
 }
 
+static void test_parse_refuses_strings_that_are_not_strict_utf8(void **state)
+{
+    (void)state;
+    /* structurally fine for yajl's lexer, but not UTF-8: the gate refuses the bytes themselves */
+    static const char *bad[] = {
+        "[\"\xed\xa0\x80\"]",     /* an encoded surrogate */
+        "[\"\xc0\x80\"]",         /* overlong NUL */
+        "[\"\xc0\xaf\"]",         /* overlong '/' */
+        "[\"\xe0\x80\xaf\"]",     /* overlong in three bytes */
+        "[\"\xf4\x90\x80\x80\"]", /* past U+10FFFF */
+        "{\"\xed\xb0\x80\":1}",   /* in a key */
+    };
+    for (size_t i = 0; i != FORUM_ARRAY_SIZE(bad); ++i)
+        expect_refused(bad[i], strlen(bad[i]));
+}
+
+static void test_parse_refuses_escapes_that_are_not_text(void **state)
+{
+    (void)state;
+    static const char *bad[] = {
+        "[\"password1\\u0000x\"]", /* yajl would cut the string at the NUL */
+        "[\"\\u0000\"]",
+        "[\"\\udc00\"]",           /* a lone low surrogate: yajl decodes it into ED B0 80 */
+        "[\"\\uDFFF\"]",
+        "[\"\\ud800\"]",           /* a high surrogate at the end */
+        "[\"\\ud800x\"]",          /* followed by something else */
+        "[\"\\ud800\\u0041\"]",    /* followed by an escape that is not a low surrogate */
+        "[\"\\udc00\\ud800\"]",    /* a pair the wrong way round */
+        "{\"k\\u0000\":1}",        /* in a key */
+        "{\"k\\udc00\":1}",
+    };
+    for (size_t i = 0; i != FORUM_ARRAY_SIZE(bad); ++i)
+        expect_refused(bad[i], strlen(bad[i]));
+
+    /* a real pair, escaped, is text; so is an escaped backslash before "u0000" */
+    char err[128];
+    yajl_val v = parse("[\"\\ud83d\\ude00\", \"\\\\u0000\", \"\\u00e9\"]", err, sizeof(err));
+    assert_non_null(v);
+    assert_string_equal(YAJL_GET_STRING(v->u.array.values[0]), "\xf0\x9f\x98\x80");
+    assert_string_equal(YAJL_GET_STRING(v->u.array.values[1]), "\\u0000");
+    assert_string_equal(YAJL_GET_STRING(v->u.array.values[2]), "\xc3\xa9");
+    yajl_tree_free(v);
+}
+
+static void test_parse_repaired_reads_bad_escapes_as_fffd(void **state)
+{
+    (void)state;
+    char err[128];
+    int repaired = -1;
+    static const char text[] = "{\"client_id\":\"c1\",\"body\":\"a\\udc00b\\u0000\"}";
+    yajl_val v = forum_json_parse_repaired(text, strlen(text), err, sizeof(err), &repaired);
+    assert_non_null(v);
+    assert_int_equal(repaired, 1);
+    assert_string_equal(YAJL_GET_STRING(forum_json_member(v, "client_id")), "c1");
+    assert_string_equal(YAJL_GET_STRING(forum_json_member(v, "body")), "a\xef\xbf\xbd" "b\xef\xbf\xbd");
+    yajl_tree_free(v);
+
+    v = forum_json_parse_repaired("{\"a\":\"b\"}", 9, err, sizeof(err), &repaired);
+    assert_non_null(v);
+    assert_int_equal(repaired, 0);
+    yajl_tree_free(v);
+    /* raw bytes that are not UTF-8 are never repaired */
+    assert_null(forum_json_parse_repaired("[\"\xc0\x80\"]", 6, err, sizeof(err), &repaired));
+}
+
 static void test_member_finds_a_key_or_gives_null(void **state)
 {
     (void)state;
@@ -320,6 +385,9 @@ int main(void)
         cmocka_unit_test(test_parse_refuses_nesting_33_deep),
         cmocka_unit_test(test_parse_brackets_inside_strings_do_not_count),
         cmocka_unit_test(test_parse_refuses_invalid_utf8),
+        cmocka_unit_test(test_parse_refuses_strings_that_are_not_strict_utf8),
+        cmocka_unit_test(test_parse_refuses_escapes_that_are_not_text),
+        cmocka_unit_test(test_parse_repaired_reads_bad_escapes_as_fffd),
         cmocka_unit_test(test_member_finds_a_key_or_gives_null),
         cmocka_unit_test(test_str_writes_null_for_null),
         cmocka_unit_test(test_gen_refuses_invalid_utf8),

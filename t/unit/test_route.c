@@ -363,6 +363,133 @@ static void test_refused_swap_keeps_the_current_generation(void **state)
     expect_no_route("GET", "/api/init_fails");
 }
 
+/* --- core/route.c on its own: no plugin needed --- */
+
+static int split(const char *path, h2o_iovec_t *segs)
+{
+    return forum_route_split_path(path, strlen(path), segs, FORUM_ROUTE_MAX_SEGMENTS);
+}
+
+static void expect_segment(h2o_iovec_t seg, const char *want)
+{
+    if (seg.len != strlen(want) || memcmp(seg.base, want, seg.len) != 0)
+        unit_fail("segment \"%.*s\", want \"%s\"", (int)seg.len, seg.base, want);
+}
+
+static void test_path_splits_on_the_raw_slash_only(void **state)
+{
+    (void)state;
+    h2o_iovec_t segs[FORUM_ROUTE_MAX_SEGMENTS];
+    assert_int_equal(split("/api/posts/1%2Fcomments", segs), 3);
+    expect_segment(segs[2], "1%2Fcomments");
+    assert_int_equal(split("/api/posts/1/comments", segs), 4);
+    expect_segment(segs[3], "comments");
+    assert_int_equal(split("/a%2f%2F/b", segs), 2);
+    expect_segment(segs[0], "a%2f%2F");
+    /* empty segments, no leading slash, nothing at all, too many: no route */
+    assert_int_equal(split("/api//posts", segs), FORUM_PATH_NO_ROUTE);
+    assert_int_equal(split("/api/posts/", segs), FORUM_PATH_NO_ROUTE);
+    assert_int_equal(split("api/posts", segs), FORUM_PATH_NO_ROUTE);
+    assert_int_equal(split("/", segs), FORUM_PATH_NO_ROUTE);
+    assert_int_equal(split("", segs), FORUM_PATH_NO_ROUTE);
+    assert_int_equal(split("/a/b/c/d/e/f/g/h/i/j/k/l/m/n/o/p/q", segs), FORUM_PATH_NO_ROUTE);
+    assert_int_equal(split("/a/b/c/d/e/f/g/h/i/j/k/l/m/n/o/p", segs), 16);
+}
+
+static void test_dot_segments_are_refused_not_resolved(void **state)
+{
+    (void)state;
+    h2o_iovec_t segs[FORUM_ROUTE_MAX_SEGMENTS];
+    assert_int_equal(split("/api/posts/..", segs), FORUM_PATH_BAD);
+    assert_int_equal(split("/api/../api/posts", segs), FORUM_PATH_BAD);
+    assert_int_equal(split("/api/./posts", segs), FORUM_PATH_BAD);
+    /* only whole segments are dot segments */
+    assert_int_equal(split("/api/posts/..x", segs), 3);
+    assert_int_equal(split("/api/posts/...", segs), 3);
+    assert_int_equal(split("/api/posts/.a", segs), 3);
+}
+
+static void expect_decoded(const char *raw, const char *want)
+{
+    char out[64];
+    ssize_t n = forum_route_decode(raw, strlen(raw), out);
+    if (n < 0 || (size_t)n != strlen(want) || memcmp(out, want, (size_t)n) != 0)
+        unit_fail("decoding \"%s\": %zd bytes", raw, n);
+}
+
+static void expect_undecodable(const char *raw, size_t len)
+{
+    char out[64];
+    if (forum_route_decode(raw, len, out) >= 0)
+        unit_fail("decoded \"%.*s\"", (int)len, raw);
+}
+
+static void test_decode_gives_text_or_refuses(void **state)
+{
+    (void)state;
+    expect_decoded("plain", "plain");
+    expect_decoded("1%2Fcomments", "1/comments");
+    expect_decoded("hello%20world", "hello world");
+    expect_decoded("a+b", "a+b"); /* '+' is a plus in a path */
+    expect_decoded("%c3%A9%F0%9F%98%80", "\xc3\xa9\xf0\x9f\x98\x80");
+    expect_decoded("\xc3\xa9", "\xc3\xa9");
+    expect_decoded("..x", "..x");
+    expect_decoded("", "");
+    static const char *bad[] = {"%", "%4", "a%zz", "%g0", "1%00", "%C0%AF", "%C0%80", "%ED%A0%80", "%F4%90%80%80", "%FF", "%C3",
+                                "\xc0\xaf", "%2e%2e", "%2E", ".%2e", "."};
+    for (size_t i = 0; i != FORUM_ARRAY_SIZE(bad); ++i)
+        expect_undecodable(bad[i], strlen(bad[i]));
+    expect_undecodable("a\0b", 3);
+}
+
+static void test_pattern_split_refuses_what_no_path_matches(void **state)
+{
+    (void)state;
+    char *segs[FORUM_ROUTE_MAX_SEGMENTS];
+    char ok[] = "/api/posts/:id/comments", dot[] = "/api/../x", bare[] = "/api/:", empty[] = "/api//x", rel[] = "api/x";
+    assert_int_equal(forum_route_split_pattern(ok, segs, FORUM_ROUTE_MAX_SEGMENTS), 4);
+    assert_string_equal(segs[2], ":id");
+    assert_int_equal(forum_route_split_pattern(dot, segs, FORUM_ROUTE_MAX_SEGMENTS), -1);
+    assert_int_equal(forum_route_split_pattern(bare, segs, FORUM_ROUTE_MAX_SEGMENTS), -1);
+    assert_int_equal(forum_route_split_pattern(empty, segs, FORUM_ROUTE_MAX_SEGMENTS), -1);
+    assert_int_equal(forum_route_split_pattern(rel, segs, FORUM_ROUTE_MAX_SEGMENTS), -1);
+}
+
+static void test_match_gives_raw_parameters(void **state)
+{
+    (void)state;
+    char pattern[] = "/api/posts/:id/comments";
+    char *pat[FORUM_ROUTE_MAX_SEGMENTS];
+    h2o_iovec_t segs[FORUM_ROUTE_MAX_SEGMENTS];
+    forum_route_param_t params[FORUM_MAX_PARAMS];
+    size_t np = 99;
+    int n = forum_route_split_pattern(pattern, pat, FORUM_ROUTE_MAX_SEGMENTS);
+    assert_int_equal(forum_route_match(pat, (size_t)n, segs, (size_t)split("/api/posts/7%41/comments", segs), params, FORUM_MAX_PARAMS,
+                                       &np),
+                     1);
+    assert_int_equal(np, 1);
+    assert_string_equal(params[0].name, "id");
+    expect_segment(params[0].value, "7%41");
+    /* "1%2Fcomments" is one segment: the comments route does not match it */
+    assert_int_equal(forum_route_match(pat, (size_t)n, segs, (size_t)split("/api/posts/1%2Fcomments", segs), params, FORUM_MAX_PARAMS, &np),
+                     0);
+    /* literals match their raw spelling only */
+    assert_int_equal(forum_route_match(pat, (size_t)n, segs, (size_t)split("/api/posts/1/%63omments", segs), params, FORUM_MAX_PARAMS, &np),
+                     0);
+}
+
+static void test_encoded_slash_stays_in_its_parameter(void **state)
+{
+    (void)state;
+    forum_route_match_t m;
+    /* with the probe loaded: /api/probe/echo/:a/:b */
+    expect_no_route("GET", "/api/probe/echo/x%2Fy");
+    assert_int_equal(route("GET", "/api/probe/echo/x%2Fy/z", &m), 1);
+    expect_param(&m, 0, "a", "x%2Fy");
+    expect_param(&m, 1, "b", "z");
+    assert_int_equal(route("GET", "/api/probe/echo/../y", &m), -2);
+}
+
 #define TEST(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
 
 int main(void)
@@ -385,6 +512,12 @@ int main(void)
         TEST(test_unlisted_or_missing_plugin_is_refused),
         TEST(test_reload_swaps_in_a_new_generation),
         TEST(test_refused_swap_keeps_the_current_generation),
+        cmocka_unit_test(test_path_splits_on_the_raw_slash_only),
+        cmocka_unit_test(test_dot_segments_are_refused_not_resolved),
+        cmocka_unit_test(test_decode_gives_text_or_refuses),
+        cmocka_unit_test(test_pattern_split_refuses_what_no_path_matches),
+        cmocka_unit_test(test_match_gives_raw_parameters),
+        TEST(test_encoded_slash_stays_in_its_parameter),
     };
     forum_log_set_level(FORUM_LOG_WARN);
     return cmocka_run_group_tests_name("route", tests, NULL, NULL);
