@@ -55,4 +55,6 @@ const forum_api_t forum_api = {
     .publish_user_except = forum_hub_publish_user_except,
     .db_version = forum_db_version,
     .res_json_raw = forum_res_json_raw,
+    /* --- monotonic time (version 3) --- */
+    .mono_ms = forum_mono_ms,
 };

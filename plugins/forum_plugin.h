@@ -28,7 +28,7 @@ extern "C" {
 /** ABI version of forum_plugin_desc_t and of the meaning of the calls below. */
 #define FORUM_PLUGIN_ABI 1
 /** Version of forum_api_t; grows whenever a member is appended. */
-#define FORUM_API_VERSION 2
+#define FORUM_API_VERSION 3
 
 /** True when the core's table `api` has member `member` (for members added after version 1). */
 #define FORUM_API_HAS(api, member) ((api)->size >= offsetof(forum_api_t, member) + sizeof((api)->member))
@@ -233,6 +233,10 @@ struct forum_api {
     uint64_t (*db_version)(const char *table);
     /** Answers with `len` bytes of JSON rendered earlier (from res_json_begin's generator). */
     void (*res_json_raw)(forum_req_t *req, int status, const char *json, size_t len);
+
+    /* --- monotonic time (version 3) --- */
+    /** Milliseconds on a clock that never jumps (not the wall clock): for rates, intervals and timeouts. */
+    int64_t (*mono_ms)(void);
 };
 
 /** The descriptor every plugin exports as `forum_plugin`. */
