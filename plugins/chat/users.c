@@ -22,7 +22,8 @@ enum {
     USERS_LIMIT_DEFAULT = 50,
     USERS_LIMIT_MAX = 200,
     USERS_SCAN_ROWS = 1000, /* index entries a page may examine beyond the rows it returns */
-    NICKNAME_MAX = 256,     /* bytes of a nickname in a cursor or a prefix (nicknames are at most 32 ASCII characters) */
+    NICKNAME_MAX = 1024,    /* bytes of a nickname in a cursor (the API allows 32 ASCII characters; an operator may store more) */
+    PREFIX_MAX = 256,       /* bytes of q */
 };
 
 typedef struct position {
@@ -32,8 +33,8 @@ typedef struct position {
 } position_t;
 
 typedef struct prefix {
-    char low[NICKNAME_MAX + 1];  /* the prefix, ASCII letters folded as NOCASE folds them; "" matches all */
-    char high[NICKNAME_MAX + 1]; /* the least NOCASE key above every nickname with the prefix */
+    char low[PREFIX_MAX + 1];  /* the prefix, ASCII letters folded as NOCASE folds them; "" matches all */
+    char high[PREFIX_MAX + 1]; /* the least NOCASE key above every nickname with the prefix */
     int has_high;
 } prefix_t;
 
@@ -144,7 +145,7 @@ static int has_prefix(const char *nickname, const prefix_t *p)
 static int make_prefix(const char *q, prefix_t *p)
 {
     size_t len = strlen(q);
-    if (len > NICKNAME_MAX)
+    if (len > PREFIX_MAX)
         return 0;
     for (size_t i = 0; i != len; ++i)
         p->low[i] = (char)fold((unsigned char)q[i]);
