@@ -5,14 +5,19 @@ BUILD      ?= build
 ASAN_BUILD ?= build-asan
 CONF       ?= conf/forum.yaml
 JOBS       ?= $(shell nproc 2>/dev/null || echo 2)
+FUZZ_BUILD ?= build-fuzz
+FUZZ_TIME  ?= 60
+FUZZ       ?=
 
 # Debian 12 packages the build, the server and the test suite need
 DEBS := build-essential cmake pkg-config openssl \
         libh2o-dev libwslay-dev libssl-dev libuv1-dev libsqlite3-dev libyajl-dev libscrypt-dev libyaml-dev \
         libcmocka-dev sqlite3 curl nghttp2-client wrk perl libmojolicious-perl libtest-tcp-perl libio-socket-ssl-perl libserver-starter-perl \
         chromium
+# and those only make fuzz needs: clang and its libFuzzer runtime (-fsanitize=fuzzer)
+FUZZ_DEBS := clang-14 libclang-rt-14-dev
 
-.PHONY: run test bench deps node-deps build asan cert unit-test clean
+.PHONY: run test bench fuzz deps fuzz-deps node-deps build asan cert unit-test clean
 
 run: deps build cert
 	@mkdir -p var
@@ -26,18 +31,33 @@ test: deps node-deps build asan cert
 bench: deps build cert
 	QUICK=$(QUICK) FORUMD_BUILD=$(BUILD) bench/run
 
+# make fuzz: each libFuzzer harness t/fuzz/NAME.c for FUZZ_TIME seconds (FUZZ: only these names), from the
+# corpus in t/fuzz/corpus/NAME; new inputs and crashes stay in $(FUZZ_BUILD)/fuzz-work (t/fuzz/run)
+fuzz: deps fuzz-deps
+	@cmake -S . -B $(FUZZ_BUILD) -DCMAKE_C_COMPILER=clang-14 -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFORUM_FUZZ=ON >/dev/null
+	@cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_harnesses
+	FUZZ_TIME=$(FUZZ_TIME) t/fuzz/run $(FUZZ_BUILD) $(FUZZ)
+
+# the shell lines that install the Debian packages $(1) that are missing, with those already in $$missing
+define install_missing
+for p in $(1); do \
+  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+done; \
+if [ -n "$$missing" ]; then \
+  if [ "$$(id -u)" != 0 ]; then echo "missing Debian packages; run: sudo apt-get install -y$$missing"; exit 1; fi; \
+  echo "installing:$$missing"; \
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+fi
+endef
+
 deps:
 	@missing=""; \
-	for p in $(DEBS); do \
-	  dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
-	done; \
 	command -v node >/dev/null 2>&1 || missing="$$missing nodejs"; \
 	command -v npm >/dev/null 2>&1 || missing="$$missing npm"; \
-	if [ -n "$$missing" ]; then \
-	  if [ "$$(id -u)" != 0 ]; then echo "missing Debian packages; run: sudo apt-get install -y$$missing"; exit 1; fi; \
-	  echo "installing:$$missing"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
-	fi
+	$(call install_missing,$(DEBS))
+
+fuzz-deps:
+	@missing=""; $(call install_missing,$(FUZZ_DEBS))
 
 # playwright-core for the browser tests, exactly as pinned in the lockfile. It needs Node.js 20; where the
 # system's is older (Debian 12 ships 18), a Node.js 20 binary comes from the npm registry into t/browser/.node.
@@ -68,4 +88,4 @@ var/tls/cert.pem:
 	@echo "created a self-signed development certificate in var/tls/"
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

@@ -55,6 +55,20 @@ const forum_api_t forum_api = {
     .publish_user_except = forum_hub_publish_user_except,
     .db_version = forum_db_version,
     .res_json_raw = forum_res_json_raw,
+    /* --- replays kept by the connection (version 3) --- */
+    .ws_replay_set = forum_hub_replay_set,
+    .ws_replay_get = forum_hub_replay_get,
+    .ws_drain_wait = forum_hub_drain_wait,
+
+    /* --- plugin settings (version 3) --- */
+    .setting_uint = forum_plugin_setting_uint,
+    .setting_bool = forum_plugin_setting_bool,
+
+    /* --- database failures (version 3) --- */
+    .db_failure = forum_db_failure,
+    .res_db_error = forum_res_db_error,
+    .ws_db_error = forum_ws_db_error,
+
     /* --- monotonic time (version 3) --- */
     .mono_ms = forum_mono_ms,
 };

@@ -21,14 +21,30 @@ typedef struct parse_ctx {
     yaml_node_t **load_nodes; /* the plugins.load entries, for messages about their files */
 } parse_ctx_t;
 
-static int fail(parse_ctx_t *pc, yaml_node_t *node, const char *fmt, ...)
+static int vfail_line(parse_ctx_t *pc, size_t line, const char *fmt, va_list ap)
 {
     char msg[512];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    snprintf(pc->err, pc->errlen, "%s:%zu: %s", pc->path, line, msg);
+    return -1;
+}
+
+static int fail(parse_ctx_t *pc, yaml_node_t *node, const char *fmt, ...)
+{
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    vfail_line(pc, node != NULL ? node->start_mark.line + 1 : 1, fmt, ap);
     va_end(ap);
-    snprintf(pc->err, pc->errlen, "%s:%zu: %s", pc->path, node != NULL ? node->start_mark.line + 1 : 1, msg);
+    return -1;
+}
+
+/* For what is checked once the whole file is read, when only the line is kept. */
+static int fail_line(parse_ctx_t *pc, size_t line, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vfail_line(pc, line, fmt, ap);
+    va_end(ap);
     return -1;
 }
 
@@ -232,11 +248,16 @@ static int parse_settings(parse_ctx_t *pc, yaml_node_t *node, forum_config_t *co
             yaml_node_t *sk = KEY(pc, sp), *sv = VALUE(pc, sp);
             if (scalar(sk) == NULL || scalar(sv) == NULL)
                 return fail(pc, sk, "plugins.settings.%s: each setting is a key and a scalar value", plugin);
+            for (size_t i = 0; i != conf->plugins.num_settings; ++i)
+                if (strcmp(conf->plugins.settings[i].plugin, plugin) == 0 && strcmp(conf->plugins.settings[i].key, scalar(sk)) == 0)
+                    return fail(pc, sk, "plugins.settings.%s.%s: given twice (also on line %d)", plugin, scalar(sk),
+                                conf->plugins.settings[i].line);
             conf->plugins.settings = realloc(conf->plugins.settings, (conf->plugins.num_settings + 1) * sizeof(forum_setting_t));
             forum_setting_t *s = conf->plugins.settings + conf->plugins.num_settings++;
             s->plugin = strdup(plugin);
             s->key = strdup(scalar(sk));
             s->value = strdup(scalar(sv));
+            s->line = (int)sk->start_mark.line + 1;
         }
     }
     return 0;
@@ -266,6 +287,7 @@ static int parse_plugins(parse_ctx_t *pc, yaml_node_t *node, forum_config_t *con
             if (conf->plugins.load != NULL)
                 return fail(pc, k, "plugins.load: given twice");
             conf->plugins.load = calloc(n + 1, sizeof(char *));
+            conf->plugins.load_lines = calloc(n + 1, sizeof(int));
             free(pc->load_nodes);
             pc->load_nodes = calloc(n + 1, sizeof(yaml_node_t *));
             for (size_t i = 0; i != n; ++i) {
@@ -277,6 +299,7 @@ static int parse_plugins(parse_ctx_t *pc, yaml_node_t *node, forum_config_t *con
                     if (strcmp(conf->plugins.load[j], name) == 0)
                         return fail(pc, item, "plugins.load: '%s' is listed twice", name);
                 conf->plugins.load[i] = strdup(name);
+                conf->plugins.load_lines[i] = (int)item->start_mark.line + 1;
                 pc->load_nodes[i] = item;
                 conf->plugins.num_load = i + 1;
             }
@@ -429,16 +452,105 @@ static int parse_root(parse_ctx_t *pc, yaml_node_t *root, forum_config_t *conf)
                 return fail(pc, pc->load_nodes[i], "plugins.load: cannot read %s: %s", file, strerror(errno));
         }
     }
+    /* each plugin checks its own settings when it loads (core/plugin_settings.c); those of no plugin nobody would */
+    for (size_t i = 0; i != conf->plugins.num_settings; ++i) {
+        const forum_setting_t *s = conf->plugins.settings + i;
+        size_t j = 0;
+        while (j != conf->plugins.num_load && strcmp(conf->plugins.load[j], s->plugin) != 0)
+            ++j;
+        if (j == conf->plugins.num_load)
+            return fail_line(pc, (size_t)s->line, "plugins.settings.%s.%s: plugin %s is not in plugins.load, so nothing would read it",
+                             s->plugin, s->key, s->plugin);
+    }
     return 0;
 }
 
-forum_config_t *forum_config_load(const char *path, char *err, size_t errlen)
+/*
+ * What a configuration may hold. libyaml builds documents of any depth and size, and its scanner slows
+ * down with every open flow level (a file of 100,000 nested '[' took 24 s to refuse); an alias repeats a
+ * value at no cost in the file. A forum.yaml needs 4 levels and a few dozen values.
+ */
+enum {
+    MAX_FILE_SIZE = 1024 * 1024, /* and in the messages below */
+    MAX_DEPTH = 32,
+    MAX_NODES = 10000, /* scalars, aliases, sequences and mappings */
+    MAX_SCALAR = 4096,
+};
+
+static void syntax_error(const char *path, const yaml_parser_t *parser, char *err, size_t errlen)
+{
+    const char *problem = parser->problem != NULL ? parser->problem : "syntax error";
+    snprintf(err, errlen, "%s:%zu: %s", path, parser->problem_mark.line + 1, problem);
+}
+
+/*
+ * One pass over the parser's events that refuses a file past the bounds above as soon as a bound is
+ * passed, before the document is built; also refuses a second document, which the loader would ignore.
+ */
+static int check_bounds(const char *path, const char *yaml, size_t len, char *err, size_t errlen)
+{
+    yaml_parser_t parser;
+    yaml_event_t event;
+    size_t depth = 0, nodes = 0, documents = 0;
+    int ret = -1;
+
+    yaml_parser_initialize(&parser);
+    yaml_parser_set_input_string(&parser, (const unsigned char *)yaml, len);
+    for (;;) {
+        if (!yaml_parser_parse(&parser, &event)) {
+            syntax_error(path, &parser, err, errlen);
+            goto Exit;
+        }
+        size_t line = event.start_mark.line + 1;
+        const char *problem = NULL;
+        switch (event.type) {
+        case YAML_STREAM_END_EVENT:
+            yaml_event_delete(&event);
+            ret = 0;
+            goto Exit;
+        case YAML_DOCUMENT_START_EVENT:
+            if (++documents > 1)
+                problem = "a second YAML document: the configuration is one";
+            break;
+        case YAML_SEQUENCE_START_EVENT:
+        case YAML_MAPPING_START_EVENT:
+            if (++depth > MAX_DEPTH)
+                problem = "nested more than 32 levels deep";
+            else if (++nodes > MAX_NODES)
+                problem = "more than 10000 values";
+            break;
+        case YAML_SEQUENCE_END_EVENT:
+        case YAML_MAPPING_END_EVENT:
+            --depth;
+            break;
+        case YAML_SCALAR_EVENT:
+            if (event.data.scalar.length > MAX_SCALAR)
+                problem = "a value longer than 4096 bytes";
+            /* fall through */
+        case YAML_ALIAS_EVENT:
+            if (problem == NULL && ++nodes > MAX_NODES)
+                problem = "more than 10000 values";
+            break;
+        default:
+            break;
+        }
+        yaml_event_delete(&event);
+        if (problem != NULL) {
+            snprintf(err, errlen, "%s:%zu: %s", path, line, problem);
+            goto Exit;
+        }
+    }
+Exit:
+    yaml_parser_delete(&parser);
+    return ret;
+}
+
+forum_config_t *forum_config_parse(const char *path, const char *yaml, size_t len, char *err, size_t errlen)
 {
     forum_config_t *conf = calloc(1, sizeof(*conf));
     parse_ctx_t pc = {path, NULL, err, errlen, NULL};
     yaml_parser_t parser;
     yaml_document_t doc;
-    FILE *fp;
     int ok = 0;
 
     conf->path = strdup(path);
@@ -454,15 +566,16 @@ forum_config_t *forum_config_load(const char *path, char *err, size_t errlen)
     conf->limits.shutdown_timeout_ms = 10000;
     conf->access_log = 1;
 
-    if ((fp = fopen(path, "r")) == NULL) {
-        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-        forum_config_free(conf);
-        return NULL;
+    if (len > MAX_FILE_SIZE) {
+        snprintf(err, errlen, "%s: larger than 1 MiB", path);
+        goto Exit;
     }
+    if (check_bounds(path, yaml, len, err, errlen) != 0)
+        goto Exit;
     yaml_parser_initialize(&parser);
-    yaml_parser_set_input_file(&parser, fp);
+    yaml_parser_set_input_string(&parser, (const unsigned char *)yaml, len);
     if (!yaml_parser_load(&parser, &doc)) {
-        snprintf(err, errlen, "%s:%zu: %s", path, parser.problem_mark.line + 1, parser.problem != NULL ? parser.problem : "syntax error");
+        syntax_error(path, &parser, err, errlen);
     } else {
         pc.doc = &doc;
         ok = parse_root(&pc, yaml_document_get_root_node(&doc), conf) == 0;
@@ -470,11 +583,34 @@ forum_config_t *forum_config_load(const char *path, char *err, size_t errlen)
         yaml_document_delete(&doc);
     }
     yaml_parser_delete(&parser);
-    fclose(fp);
+Exit:
     if (!ok) {
         forum_config_free(conf);
         return NULL;
     }
+    return conf;
+}
+
+forum_config_t *forum_config_load(const char *path, char *err, size_t errlen)
+{
+    forum_config_t *conf = NULL;
+    FILE *fp;
+    char *buf;
+    size_t len;
+
+    if ((fp = fopen(path, "r")) == NULL) {
+        snprintf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+        return NULL;
+    }
+    /* one byte more than the bound, to tell a file at the bound from a larger one */
+    buf = malloc(MAX_FILE_SIZE + 1);
+    len = fread(buf, 1, MAX_FILE_SIZE + 1, fp);
+    if (ferror(fp))
+        snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+    else
+        conf = forum_config_parse(path, buf, len, err, errlen);
+    free(buf);
+    fclose(fp);
     return conf;
 }
 
@@ -491,6 +627,7 @@ void forum_config_free(forum_config_t *conf)
     for (size_t i = 0; i != conf->plugins.num_load; ++i)
         free(conf->plugins.load[i]);
     free(conf->plugins.load);
+    free(conf->plugins.load_lines);
     for (size_t i = 0; i != conf->plugins.num_settings; ++i) {
         free(conf->plugins.settings[i].plugin);
         free(conf->plugins.settings[i].key);

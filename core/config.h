@@ -17,6 +17,7 @@ typedef struct forum_setting {
     char *plugin;
     char *key;
     char *value;
+    int line; /* where the key stands, for messages about it */
 } forum_setting_t;
 
 typedef struct forum_config {
@@ -28,6 +29,7 @@ typedef struct forum_config {
     struct {
         char *dir;
         char **load;
+        int *load_lines; /* where each plugins.load entry stands */
         size_t num_load;
         int watch;
         forum_setting_t *settings; /* plugins.settings.NAME.KEY: scalar */
@@ -55,6 +57,8 @@ typedef struct forum_config {
  * the file) into `err`.
  */
 forum_config_t *forum_config_load(const char *path, char *err, size_t errlen);
+/** forum_config_load for `len` bytes of YAML in memory, reported as `path` in messages (the fuzz harness's door). */
+forum_config_t *forum_config_parse(const char *path, const char *yaml, size_t len, char *err, size_t errlen);
 void forum_config_free(forum_config_t *conf);
 
 #endif

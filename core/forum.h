@@ -7,6 +7,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <uv.h>
 #include <h2o.h>
 #include <yajl/yajl_gen.h>
@@ -52,7 +53,7 @@ void forum_json_error_members(yajl_gen g, const char *code, const char *message,
 /** The member `key` of object `obj`, or NULL. */
 yajl_val forum_json_member(yajl_val obj, const char *key);
 
-/* core/db.c */
+/* core/db.c (and db_version.c: forum_db_version; db_migrate.c: forum_db_migrate) */
 
 /**
  * Opens (creating) the database with WAL, foreign keys, synchronous=NORMAL and the core's own schema. With a
@@ -61,6 +62,10 @@ yajl_val forum_json_member(yajl_val obj, const char *key);
  */
 int forum_db_open(const char *path, uv_loop_t *loop, char *err, size_t errlen);
 void forum_db_reset_active(void);
+/** The server serves from now on: the loop's connection stops waiting for locks (startup may wait for one). */
+void forum_db_serving(void);
+/** What the last failed call met: FORUM_DB_BUSY (a lock), FORUM_DB_FULL (a full disk) or FORUM_DB_ERROR. */
+int forum_db_failure(void);
 void forum_db_close(void);
 forum_stmt_t *forum_db_stmt(const char *sql);
 int forum_db_bind_int(forum_stmt_t *s, int idx, int64_t v);
@@ -94,6 +99,24 @@ typedef struct forum_migration {
 /** Applies `owner`'s migrations that have not run yet, in order, each in its own transaction. */
 int forum_db_migrate(const char *owner, const forum_migration_t *migrations, size_t n);
 
+/* core/db_errors.c */
+
+/** How a failed database call is answered. */
+typedef struct forum_db_answer {
+    int status;             /* 503 for a lock or a full disk, 500 otherwise */
+    const char *code;       /* "unavailable" or "internal" */
+    unsigned retry_after_s; /* the Retry-After header, 0 for none */
+    char message[256];
+} forum_db_answer_t;
+/** Fills `out` for `failure` (forum_db_failure()); `what` names what failed. */
+void forum_db_describe(int failure, const char *what, forum_db_answer_t *out);
+/** Answers an HTTP request for the last failed database call (before any plugin has it). */
+void forum_send_db_error(h2o_req_t *req, const char *what);
+/** The same for a plugin's request (forum_api_t.res_db_error). */
+void forum_res_db_error(forum_req_t *req, const char *what);
+/** The same as an error frame (forum_api_t.ws_db_error). */
+void forum_ws_db_error(forum_ws_t *ws, const char *what, const char *ref);
+
 /* core/session.c */
 
 #define FORUM_SESSION_HASH_LEN 32
@@ -106,28 +129,25 @@ typedef struct forum_session {
 
 /** Creates a session; writes its token (64 hex characters and a NUL) into `token`. 0 on success. */
 int forum_session_create(int64_t user_id, int64_t lifetime_ms, char *token, forum_session_t *out);
-/** Finds the live session of `token`; 0 when found, -1 when unknown or expired. */
+/** Finds the live session of `token`; 0 when found, -1 when unknown or expired, -2 when the lookup failed. */
 int forum_session_find(const char *token, size_t len, forum_session_t *out);
-void forum_session_delete(const uint8_t *hash);
+/** Deletes a session; 0 when it is gone, -1 when the delete failed (forum_db_failure says why). */
+int forum_session_delete(const uint8_t *hash);
 /** Deletes a batch of expired sessions. */
 int forum_session_purge(void);
 /** Extracts the `sid` cookie's value from a Cookie header; returns its length (0 if absent). */
 size_t forum_session_cookie(const char *header, size_t len, const char **value);
-/** The request's live session, looked up from its `sid` cookie; 0 when found. */
+/** The request's live session, looked up from its `sid` cookie; 0 when found, -1 when none, -2 when a lookup failed. */
 int forum_session_of_request(h2o_req_t *req, forum_session_t *out);
 
 /* core/hub.c */
 
 void forum_hub_init(uv_loop_t *loop, const forum_config_t *conf);
-/** Upgrades `req` (HTTP/1.1, checked) to a WebSocket for the session's user; `query` is the /ws query string. */
-void forum_hub_upgrade(h2o_req_t *req, const char *client_key, const forum_session_t *session, const char *query);
 void forum_hub_publish_user(int64_t user_id, const char *json, size_t len, int flags);
 void forum_hub_publish_users(const int64_t *ids, size_t n, const char *json, size_t len, int flags);
 void forum_hub_publish_all(const char *json, size_t len, int flags);
-void forum_hub_send(forum_ws_t *ws, const char *json, size_t len, int flags);
 void forum_hub_send_error(forum_ws_t *ws, const char *code, const char *message, const char *ref);
 int64_t forum_hub_ws_user(forum_ws_t *ws);
-size_t forum_hub_ws_queued(forum_ws_t *ws);
 void forum_hub_publish_user_except(int64_t user_id, const char *json, size_t len, int flags, forum_ws_t *const *except, size_t n);
 int forum_hub_user_online(int64_t user_id);
 /** Closes every connection of the session (logout) with `code`. */
@@ -137,6 +157,22 @@ void forum_hub_shutdown(void);
 size_t forum_hub_count(void);
 /** Releases the hub's handles and tables once every connection is gone. */
 void forum_hub_dispose(void);
+
+/* core/ws_conn.c */
+
+/** Upgrades `req` (HTTP/1.1, checked) to a WebSocket for the session's user; `query` is the /ws query string. */
+void forum_hub_upgrade(h2o_req_t *req, const char *client_key, const forum_session_t *session, const char *query);
+/** Records where the replay of `ws` stands (the last id sent), or with -1 that it has caught up. */
+void forum_hub_replay_set(forum_ws_t *ws, int64_t after);
+/** The replay's resume point, -1 when `ws` is not catching up. */
+int64_t forum_hub_replay_get(forum_ws_t *ws);
+
+/* core/ws_queue.c */
+
+void forum_hub_send(forum_ws_t *ws, const char *json, size_t len, int flags);
+size_t forum_hub_ws_queued(forum_ws_t *ws);
+/** 0 when the queue of `ws` is under its low mark; else 1, and ws.drained follows once it is. */
+int forum_hub_drain_wait(forum_ws_t *ws);
 
 /* core/plugin_host.c */
 
@@ -152,8 +188,13 @@ typedef struct forum_route_match {
     } params[FORUM_MAX_PARAMS];
 } forum_route_match_t;
 
-/** Prepares the host (the folder for private copies). */
+/** Prepares the host for the plugins of `conf`. */
 int forum_plugins_init(const forum_config_t *conf);
+/**
+ * For `forumd -t`: opens each plugin of `conf` as a load would (copy, ELF check, dlopen, descriptor) and checks its
+ * settings against its declarations, without running init. 0, or -1 with FILE:LINE: message in `err`.
+ */
+int forum_plugins_check_config(const forum_config_t *conf, char *err, size_t errlen);
 /** Loads `name` from the plugins folder as its next generation. 0 on success; on failure the current generation stays. */
 int forum_plugins_load(const char *name);
 /** Loads `name` again when its file is not the one its current generation came from; 1 swapped, 0 unchanged, -1 refused. */
@@ -162,7 +203,7 @@ int forum_plugins_check(const char *name);
 void forum_plugins_check_all(void);
 /** Starts the debounce timers, and watches plugins.dir when plugins.watch is on. */
 int forum_plugins_watch(uv_loop_t *loop);
-/** Retires every generation (fini when unpinned) and removes the private folder. */
+/** Retires every generation (fini when unpinned). */
 void forum_plugins_shutdown(void);
 /**
  * Matches method and path (no query) against the current generations' routes. Returns 1 with `m` filled on a
@@ -176,7 +217,10 @@ void forum_plugins_emit(const forum_event_t *ev);
 /** Pins a generation (a request, a job, a timer); unpinning the last pin of a retired generation unloads it. */
 void forum_plugin_pin(forum_plugin_t *p);
 void forum_plugin_unpin(forum_plugin_t *p);
+/** False for a generation that was refused: it may finish what its init queued, but queue nothing more. */
+int forum_plugin_may_queue(forum_plugin_t *p);
 const char *forum_plugin_name(forum_plugin_t *p);
+const forum_plugin_desc_t *forum_plugin_desc(forum_plugin_t *p);
 const char *forum_plugin_setting(forum_plugin_t *p, const char *key);
 /* registration, reached through the api table while a plugin's init runs */
 int forum_plugin_add_route(forum_plugin_t *p, const char *method, const char *pattern, int flags, forum_route_fn fn);
@@ -185,6 +229,39 @@ int forum_plugin_add_event(forum_plugin_t *p, const char *name, forum_event_fn f
 int forum_plugin_add_migration(forum_plugin_t *p, int number, const char *sql);
 /** Writes the loaded plugins as a JSON array (for /_status). */
 void forum_plugins_status(yajl_gen g);
+
+/* core/plugin_settings.c */
+
+/**
+ * Checks the settings `conf` gives plugin `plugin` against its declarations `decls` (NULL: none). 0; -1 when
+ * the declarations themselves are wrong (the plugin's fault; one line in `msg`); -2 when the configuration is
+ * (`msg` is FILE:LINE: message, the line of the setting's key).
+ */
+int forum_plugin_settings_check(const forum_config_t *conf, const char *plugin, const forum_setting_decl_t *decls, char *msg,
+                                size_t msglen);
+uint64_t forum_plugin_setting_uint(forum_plugin_t *p, const char *key);
+int forum_plugin_setting_bool(forum_plugin_t *p, const char *key);
+
+/* core/plugin_copy.c */
+
+typedef struct forum_plugin_copy {
+    int fd;        /* the sealed memory file; -1 when closed */
+    char path[32]; /* "/proc/self/fd/N": what dlopen opens */
+} forum_plugin_copy_t;
+/**
+ * Copies the plugin file `src` into a sealed memory file and checks it as ELF (forum_elf_check); `st` receives
+ * the source's stat. 0, or -1 with one line in `msg`. Close the copy after dlclose of what was loaded from it.
+ */
+int forum_plugin_copy_open(const char *src, forum_plugin_copy_t *copy, struct stat *st, char *msg, size_t msglen);
+void forum_plugin_copy_close(forum_plugin_copy_t *copy);
+
+/* core/elf_check.c */
+
+/**
+ * 0 when the `size` bytes at `buf` are an ELF64 shared object for this machine whose program headers, segments
+ * and section headers lie within them; -1 with the reason in `msg` when not.
+ */
+int forum_elf_check(const unsigned char *buf, size_t size, char *msg, size_t msglen);
 
 /* core/work.c */
 
@@ -243,7 +320,9 @@ void forum_res_error(forum_req_t *req, int status, const char *code, const char 
 void forum_res_empty(forum_req_t *req, int status);
 void forum_res_header(forum_req_t *req, const char *name, const char *value);
 int forum_req_session_start(forum_req_t *req, int64_t user_id);
-void forum_req_session_end(forum_req_t *req);
+int forum_req_session_end(forum_req_t *req);
+/** Runs the request's route again shortly (its write met a lock); 0 when it may not (gone, or locked too long): answer it. */
+int forum_req_retry(forum_req_t *req);
 
 /* handlers/respond.c */
 

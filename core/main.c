@@ -8,7 +8,8 @@ static void usage(FILE *fp)
 {
     fprintf(fp, "usage: forumd [-t] -c FILE\n"
                 "  -c FILE  the configuration (YAML)\n"
-                "  -t       check the configuration and exit: 0 when it is good, 1 with FILE:LINE: message when not\n"
+                "  -t       check the configuration (and the plugins' settings) and exit: 0 when it is good,\n"
+                "           1 with FILE:LINE: message when not\n"
                 "  -v       print the version\n");
 }
 
@@ -47,7 +48,10 @@ int main(int argc, char **argv)
         return 1;
     }
     if (check_only) {
+        /* the plugins are opened as a start would open them (their settings checked), but not initialized */
         ret = forum_server_prepare_tls(conf, err, sizeof(err));
+        if (ret == 0)
+            ret = forum_plugins_check_config(conf, err, sizeof(err));
         if (ret != 0)
             fprintf(stderr, "%s\n", err);
         else

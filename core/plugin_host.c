@@ -1,7 +1,13 @@
 /*
- * The plugin host: loads each plugin generation from a private copy of its file, checks its ABI,
- * runs its init (which registers routes, frame types, events and migrations), makes it current,
- * and unloads the previous generation once nothing pins it any more.
+ * The plugin host: loads each plugin generation from a private copy of its file (core/plugin_copy.c,
+ * checked as ELF before dlopen), checks its ABI, runs its init (which registers routes, frame types,
+ * events and migrations), makes it current, and unloads the previous generation once nothing pins
+ * it any more.
+ *
+ * Pins are counted, never assigned: the current generation holds one, and every request, thread-pool
+ * job and timer holds one, including those a plugin's init queues before the host has decided to keep
+ * it. A generation that is refused after its init queued something stays loaded (its code may still
+ * run: a timer's callback must be able to free what it was given) until the last of them is done.
  */
 #include <assert.h>
 #include <dlfcn.h>
@@ -37,13 +43,16 @@ typedef struct slot slot_t;
 
 struct forum_plugin {
     slot_t *slot;
-    h2o_linklist_t live; /* every generation not yet unloaded, current or retired */
+    h2o_linklist_t live; /* every generation not yet unloaded: current, retired, or refused and waiting for its pins */
     const forum_plugin_desc_t *desc;
     void *dl;
-    unsigned generation;
+    forum_plugin_copy_t copy; /* what `dl` was loaded from; closed after dlclose */
+    unsigned generation;      /* 0 for a copy that was refused */
     int64_t loaded_ms;
-    size_t pins; /* one of them is held while the generation is current */
+    size_t pins; /* the current generation's hold, requests, jobs, timers (some may be taken during init) */
     int initializing;
+    int owes_fini; /* its init succeeded: fini runs when it is unloaded */
+    int refused;   /* it never served; it waits only for what its init queued */
     H2O_VECTOR(route_t) routes;
     H2O_VECTOR(named_fn_t) frames;
     H2O_VECTOR(named_fn_t) events;
@@ -62,7 +71,6 @@ struct slot {
     char *name;
     forum_plugin_t *current;
     unsigned generations;
-    unsigned copies;
     file_id_t loaded;  /* the file the current generation came from */
     file_id_t refused; /* the last file refused, not retried until it changes */
     uv_timer_t debounce;
@@ -75,7 +83,6 @@ static uv_fs_event_t dir_watch;
 static int dir_watching;
 static slot_t *slots;
 static size_t num_slots;
-static char private_dir[PATH_MAX];
 
 static void *grow(void *entries, size_t *capacity, size_t size, size_t elem)
 {
@@ -88,13 +95,8 @@ static void *grow(void *entries, size_t *capacity, size_t size, size_t elem)
 
 int forum_plugins_init(const forum_config_t *conf)
 {
-    const char *tmp = getenv("TMPDIR");
     config = conf;
-    snprintf(private_dir, sizeof(private_dir), "%s/forumd-plugins-XXXXXX", tmp != NULL && *tmp != '\0' ? tmp : "/tmp");
-    if (mkdtemp(private_dir) == NULL) {
-        forum_log(FORUM_LOG_ERROR, "cannot create a folder for plugin copies (%s): %s", private_dir, strerror(errno));
-        return -1;
-    }
+    num_slots = 0; /* a host shut down (or never started) before: start from no slot */
     slots = calloc(conf->plugins.num_load + 1, sizeof(*slots));
     for (size_t i = 0; i != conf->plugins.num_load; ++i)
         slots[num_slots++].name = strdup(conf->plugins.load[i]);
@@ -126,17 +128,25 @@ static void free_registrations(forum_plugin_t *p)
     for (size_t i = 0; i != p->migrations.size; ++i)
         free((char *)p->migrations.entries[i].sql);
     free(p->migrations.entries);
+    memset(&p->routes, 0, sizeof(p->routes));
+    memset(&p->frames, 0, sizeof(p->frames));
+    memset(&p->events, 0, sizeof(p->events));
+    memset(&p->migrations, 0, sizeof(p->migrations));
 }
 
 static void unload(forum_plugin_t *p)
 {
     /* the descriptor, not the slot: slots are gone when the last pins of a shutdown drop */
-    forum_log(FORUM_LOG_INFO, "plugin %s %s: generation %u unloaded", p->desc->name, p->desc->version, p->generation);
+    if (p->refused)
+        forum_log(FORUM_LOG_INFO, "plugin %s %s: refused copy unloaded", p->desc->name, p->desc->version);
+    else
+        forum_log(FORUM_LOG_INFO, "plugin %s %s: generation %u unloaded", p->desc->name, p->desc->version, p->generation);
     h2o_linklist_unlink(&p->live);
-    if (p->desc->fini != NULL)
+    if (p->owes_fini && p->desc->fini != NULL)
         p->desc->fini(p);
     free_registrations(p);
     dlclose(p->dl);
+    forum_plugin_copy_close(&p->copy);
     free(p);
 }
 
@@ -152,9 +162,19 @@ void forum_plugin_unpin(forum_plugin_t *p)
         unload(p);
 }
 
+int forum_plugin_may_queue(forum_plugin_t *p)
+{
+    return !p->refused;
+}
+
 const char *forum_plugin_name(forum_plugin_t *p)
 {
     return p->desc->name;
+}
+
+const forum_plugin_desc_t *forum_plugin_desc(forum_plugin_t *p)
+{
+    return p->desc;
 }
 
 const char *forum_plugin_setting(forum_plugin_t *p, const char *key)
@@ -183,42 +203,6 @@ static int same_file(const file_id_t *a, const file_id_t *b)
            a->mtime.tv_nsec == b->mtime.tv_nsec && a->ctime.tv_sec == b->ctime.tv_sec && a->ctime.tv_nsec == b->ctime.tv_nsec;
 }
 
-/* Copies `src` to a new private file, so that dlopen sees a path it has never loaded; `id` is the source's identity. */
-static int private_copy(slot_t *slot, const char *src, char *dst, size_t dstlen, file_id_t *id)
-{
-    struct stat st;
-    char buf[65536];
-    ssize_t n;
-    int in, out, ret = -1;
-
-    if ((size_t)snprintf(dst, dstlen, "%s/%s.%u.so", private_dir, slot->name, ++slot->copies) >= dstlen) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    if ((in = open(src, O_RDONLY | O_CLOEXEC)) == -1)
-        return -1;
-    if (fstat(in, &st) != 0) {
-        close(in);
-        return -1;
-    }
-    file_id_of(&st, id);
-    if ((out = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0700)) == -1) {
-        close(in);
-        return -1;
-    }
-    while ((n = read(in, buf, sizeof(buf))) > 0)
-        if (write(out, buf, (size_t)n) != n)
-            goto Exit;
-    ret = n == 0 ? 0 : -1;
-Exit:
-    close(in);
-    if (close(out) != 0)
-        ret = -1;
-    if (ret != 0)
-        unlink(dst);
-    return ret;
-}
-
 static int refuse(const char *name, const char *file, const char *fmt, ...)
 {
     char msg[1024];
@@ -230,76 +214,153 @@ static int refuse(const char *name, const char *file, const char *fmt, ...)
     return -1;
 }
 
+/* A plugin file opened but not yet initialized. */
+typedef struct candidate {
+    forum_plugin_copy_t copy;
+    void *dl;
+    const forum_plugin_desc_t *desc;
+    struct stat st; /* the source file's; st_ino 0 when it could not be read */
+} candidate_t;
+
+static int loaded_already(void *dl)
+{
+    for (h2o_linklist_t *n = live_gens.next; n != &live_gens; n = n->next)
+        if (H2O_STRUCT_FROM_MEMBER(forum_plugin_t, live, n)->dl == dl)
+            return 1;
+    return 0;
+}
+
+/*
+ * Opens `file` as plugin `name` up to its descriptor's and its settings' checks (against `conf`), all before
+ * init runs. 0; -1 with one line in `msg` about the file; -2 with FILE:LINE: message about the configuration.
+ */
+static int open_candidate(const forum_config_t *conf, const char *name, const char *file, candidate_t *c, char *msg, size_t msglen)
+{
+    int ret = -1;
+    memset(c, 0, sizeof(*c));
+    if (forum_plugin_copy_open(file, &c->copy, &c->st, msg, msglen) != 0)
+        return -1;
+    if ((c->dl = dlopen(c->copy.path, RTLD_NOW | RTLD_LOCAL)) == NULL) {
+        snprintf(msg, msglen, "%s", dlerror());
+        goto Error;
+    }
+    if (loaded_already(c->dl)) {
+        /* glibc matched a live generation by name or inode: its code, not this file's, would run */
+        snprintf(msg, msglen, "the loader returned a live generation's code for %s", c->copy.path);
+        goto Error;
+    }
+    if ((c->desc = dlsym(c->dl, "forum_plugin")) == NULL) {
+        snprintf(msg, msglen, "it exports no forum_plugin descriptor");
+        goto Error;
+    }
+    if (c->desc->abi != FORUM_PLUGIN_ABI) {
+        snprintf(msg, msglen, "its plugin ABI is %u, this forumd speaks %u", c->desc->abi, FORUM_PLUGIN_ABI);
+        goto Error;
+    }
+    if (c->desc->name == NULL || strcmp(c->desc->name, name) != 0 || c->desc->version == NULL || c->desc->init == NULL) {
+        snprintf(msg, msglen, "its descriptor is incomplete or names another plugin (%s)",
+                 c->desc->name != NULL ? c->desc->name : "no name");
+        goto Error;
+    }
+    if ((ret = forum_plugin_settings_check(conf, name, c->desc->settings, msg, msglen)) != 0)
+        goto Error;
+    return 0;
+
+Error:
+    if (c->dl != NULL)
+        dlclose(c->dl);
+    c->dl = NULL;
+    forum_plugin_copy_close(&c->copy);
+    return ret;
+}
+
+int forum_plugins_check_config(const forum_config_t *conf, char *err, size_t errlen)
+{
+    char file[PATH_MAX], msg[1024];
+    candidate_t c;
+    for (size_t i = 0; i != conf->plugins.num_load; ++i) {
+        const char *name = conf->plugins.load[i];
+        snprintf(file, sizeof(file), "%s/%s.so", conf->plugins.dir, name);
+        switch (open_candidate(conf, name, file, &c, msg, sizeof(msg))) {
+        case 0:
+            dlclose(c.dl);
+            forum_plugin_copy_close(&c.copy);
+            break;
+        case -2:
+            snprintf(err, errlen, "%s", msg);
+            return -1;
+        default:
+            snprintf(err, errlen, "%s:%d: plugins.load: plugin %s would be refused: %s: %s", conf->path, conf->plugins.load_lines[i], name,
+                     file, msg);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* A generation refused after its init ran never served: its registrations go now, its code when nothing it queued is pending. */
+static int drop_refused(forum_plugin_t *p)
+{
+    p->initializing = 0;
+    p->refused = 1;
+    free_registrations(p);
+    if (p->pins == 0)
+        unload(p);
+    else
+        forum_log(FORUM_LOG_INFO, "plugin %s %s: the refused copy stays loaded until the %zu timers and jobs its init queued have run",
+                  p->desc->name, p->desc->version, p->pins);
+    return -1;
+}
+
 int forum_plugins_load(const char *name)
 {
     slot_t *slot = find_slot(name);
-    char file[PATH_MAX], copy[PATH_MAX];
-    const forum_plugin_desc_t *desc;
-    forum_plugin_t *p = NULL, *old;
+    char file[PATH_MAX], msg[1024];
+    forum_plugin_t *p, *old;
+    candidate_t c;
     file_id_t id;
-    void *dl;
 
     if (slot == NULL)
         return refuse(name, "(none)", "not listed in plugins.load");
     snprintf(file, sizeof(file), "%s/%s.so", config->plugins.dir, name);
-    if (private_copy(slot, file, copy, sizeof(copy), &id) != 0)
-        return refuse(name, file, "cannot copy it: %s", strerror(errno));
+    if (open_candidate(config, name, file, &c, msg, sizeof(msg)) != 0) {
+        if (c.st.st_ino != 0)
+            file_id_of(&c.st, &slot->refused); /* not retried until it changes */
+        return refuse(name, file, "%s", msg);
+    }
+    file_id_of(&c.st, &id);
     slot->refused = id; /* until it is accepted below */
-    dl = dlopen(copy, RTLD_NOW | RTLD_LOCAL);
-    unlink(copy); /* the mapping stays; the name is no longer needed */
-    if (dl == NULL)
-        return refuse(name, file, "%s", dlerror());
-    if ((desc = dlsym(dl, "forum_plugin")) == NULL) {
-        refuse(name, file, "it exports no forum_plugin descriptor");
-        goto Error;
-    }
-    if (desc->abi != FORUM_PLUGIN_ABI) {
-        refuse(name, file, "its plugin ABI is %u, this forumd speaks %u", desc->abi, FORUM_PLUGIN_ABI);
-        goto Error;
-    }
-    if (desc->name == NULL || strcmp(desc->name, name) != 0 || desc->version == NULL || desc->init == NULL) {
-        refuse(name, file, "its descriptor is incomplete or names another plugin (%s)", desc->name != NULL ? desc->name : "no name");
-        goto Error;
-    }
 
     p = calloc(1, sizeof(*p));
     p->slot = slot;
-    p->desc = desc;
-    p->dl = dl;
+    p->desc = c.desc;
+    p->dl = c.dl;
+    p->copy = c.copy;
     p->loaded_ms = forum_now_ms();
+    h2o_linklist_insert(&live_gens, &p->live);
     p->initializing = 1;
-    if (desc->init(p, &forum_api) != 0) {
+    if (p->desc->init(p, &forum_api) != 0) {
         refuse(name, file, "its init failed");
-        goto Error;
+        return drop_refused(p);
     }
     p->initializing = 0;
+    p->owes_fini = 1;
     if (forum_db_migrate(name, p->migrations.entries, p->migrations.size) != 0) {
         refuse(name, file, "its schema migration failed");
-        if (desc->fini != NULL)
-            desc->fini(p);
-        goto Error;
+        return drop_refused(p);
     }
 
     old = slot->current;
     p->generation = ++slot->generations;
-    p->pins = 1;
+    forum_plugin_pin(p); /* the current generation's hold, added to those its init took */
     slot->current = p;
     slot->loaded = id;
     memset(&slot->refused, 0, sizeof(slot->refused));
-    h2o_linklist_insert(&live_gens, &p->live);
-    forum_log(FORUM_LOG_INFO, "plugin %s %s: generation %u loaded (%zu routes, %zu frame types, %zu events)", name, desc->version,
+    forum_log(FORUM_LOG_INFO, "plugin %s %s: generation %u loaded (%zu routes, %zu frame types, %zu events)", name, p->desc->version,
               p->generation, p->routes.size, p->frames.size, p->events.size);
     if (old != NULL)
         forum_plugin_unpin(old);
     return 0;
-
-Error:
-    if (p != NULL) {
-        free_registrations(p);
-        free(p);
-    }
-    dlclose(dl);
-    return -1;
 }
 
 int forum_plugins_check(const char *name)
@@ -390,8 +451,6 @@ void forum_plugins_shutdown(void)
     free(slots);
     slots = NULL;
     num_slots = 0;
-    if (private_dir[0] != '\0')
-        rmdir(private_dir);
 }
 
 /* --- registration (called through the api table during init) --- */
@@ -585,7 +644,8 @@ forum_frame_fn forum_plugins_frame(const char *type, size_t len, forum_plugin_t 
 void forum_plugins_emit(const forum_event_t *ev)
 {
     if (strcmp(ev->name, "ws.close") == 0) {
-        /* a retired generation may still hold the connection (a paced replay): it hears of the close too */
+        /* a retired generation may still hold the connection (sends waiting for their batch's timer): it hears
+         * of the close too */
         for (h2o_linklist_t *n = live_gens.next, *next; n != &live_gens; n = next) {
             forum_plugin_t *p = H2O_STRUCT_FROM_MEMBER(forum_plugin_t, live, n);
             forum_plugin_pin(p);

@@ -305,6 +305,7 @@ int forum_server_run(forum_config_t *conf)
     uv_timer_init(forum_server.loop, &drain_timer);
     forum_log(FORUM_LOG_INFO, "forumd %s ready (database %s)", FORUM_VERSION, conf->database);
 
+    forum_db_serving();
     uv_run(forum_server.loop, UV_RUN_DEFAULT);
 
     forum_plugins_shutdown();

@@ -66,23 +66,29 @@ int forum_session_find(const char *token, size_t len, forum_session_t *out)
         return -1;
     SHA256(raw, sizeof(raw), out->hash);
     if ((s = forum_db_stmt("SELECT user_id, expires_ms FROM sessions WHERE token_hash = ? AND expires_ms > ?")) == NULL)
-        return -1;
+        return -2;
     forum_db_bind_blob(s, 1, out->hash, sizeof(out->hash));
     forum_db_bind_int(s, 2, forum_now_ms());
-    if (forum_db_step(s) != FORUM_DB_ROW)
+    switch (forum_db_step(s)) {
+    case FORUM_DB_ROW:
+        break;
+    case FORUM_DB_DONE:
         return -1;
+    default: /* not "no session": the client must not take it for a logout */
+        return -2;
+    }
     out->user_id = forum_db_col_int(s, 0);
     out->expires_ms = forum_db_col_int(s, 1);
     return 0;
 }
 
-void forum_session_delete(const uint8_t *hash)
+int forum_session_delete(const uint8_t *hash)
 {
     forum_stmt_t *s = forum_db_stmt("DELETE FROM sessions WHERE token_hash = ?");
-    if (s != NULL) {
-        forum_db_bind_blob(s, 1, hash, FORUM_SESSION_HASH_LEN);
-        forum_db_step(s);
-    }
+    if (s == NULL)
+        return -1;
+    forum_db_bind_blob(s, 1, hash, FORUM_SESSION_HASH_LEN);
+    return forum_db_step(s) == FORUM_DB_DONE ? 0 : -1;
 }
 
 size_t forum_session_cookie(const char *header, size_t len, const char **value)
@@ -119,17 +125,21 @@ size_t forum_session_cookie(const char *header, size_t len, const char **value)
 int forum_session_of_request(h2o_req_t *req, forum_session_t *out)
 {
     ssize_t i = -1;
+    int ret = -1;
     /* every sid the browser sends is tried: a stale or planted one must not hide the live one */
     while ((i = h2o_find_header(&req->headers, H2O_TOKEN_COOKIE, i)) != -1) {
         const char *p = req->headers.entries[i].value.base, *end = p + req->headers.entries[i].value.len, *v;
         size_t len;
         while (p < end && (len = forum_session_cookie(p, (size_t)(end - p), &v)) != 0) {
-            if (forum_session_find(v, len, out) == 0)
+            int found = forum_session_find(v, len, out);
+            if (found == 0)
                 return 0;
+            if (found == -2)
+                ret = -2;
             p = v + len;
         }
     }
-    return -1;
+    return ret;
 }
 
 /* Removes expired sessions a bounded batch at a time; returns how many went. */

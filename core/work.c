@@ -13,7 +13,7 @@
  * Pool threads run under SCHED_IDLE (Linux, per thread, no privilege needed): they get a core only
  * when the event loop does not want it, and the loop preempts them as soon as it wakes. Hashing then
  * costs the loop nothing even when it shares the loop's core; under a saturated loop it waits, and
- * auth's bounded queue answers 503 meanwhile. (Checkpoints have a thread of their own: core/db.c.)
+ * auth's bounded queue answers 503 meanwhile. (Checkpoints have a thread of their own: core/db_checkpoint.c.)
  */
 static void run_in_background(void)
 {
@@ -77,7 +77,7 @@ static void deferred_fire(uv_timer_t *t)
 int forum_work_defer(forum_plugin_t *p, unsigned ms, forum_timer_fn fn, void *arg)
 {
     deferred_t *d;
-    if (p == NULL || fn == NULL || (d = calloc(1, sizeof(*d))) == NULL)
+    if (p == NULL || fn == NULL || !forum_plugin_may_queue(p) || (d = calloc(1, sizeof(*d))) == NULL)
         return -1;
     d->plugin = p;
     d->fn = fn;
@@ -91,7 +91,7 @@ int forum_work_defer(forum_plugin_t *p, unsigned ms, forum_timer_fn fn, void *ar
 int forum_work_queue(forum_plugin_t *p, forum_req_t *req, forum_work_fn work, forum_done_fn done, void *arg)
 {
     job_t *job;
-    if (p == NULL || work == NULL || done == NULL || (job = calloc(1, sizeof(*job))) == NULL)
+    if (p == NULL || work == NULL || done == NULL || !forum_plugin_may_queue(p) || (job = calloc(1, sizeof(*job))) == NULL)
         return -1;
     job->plugin = p;
     job->req = req;

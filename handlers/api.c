@@ -6,6 +6,7 @@
  * A forum_req_t outlives its HTTP request when a plugin answers later (work_queue): the request's
  * pool holds one reference and drops it when h2o disposes the request; every job holds another.
  */
+#include <stdlib.h>
 #include <string.h>
 #include "../core/forum.h"
 
@@ -13,6 +14,9 @@ struct forum_req {
     h2o_req_t *h2o; /* NULL once h2o has disposed the request */
     size_t refs;
     forum_plugin_t *plugin;
+    forum_route_fn fn;    /* the route, run again when its write met a brief lock */
+    int64_t retry_since;  /* monotonic ms of the first retry, 0 before */
+    unsigned retry_ms;
     size_t num_params;
     struct {
         const char *name; /* points into the route, which the pinned generation keeps */
@@ -150,6 +154,53 @@ void forum_res_header(forum_req_t *req, const char *name, const char *value)
     h2o_add_header_by_str(&h->pool, &h->res.headers, n.base, n.len, 1, NULL, v.base, v.len);
 }
 
+/*
+ * A route whose write met another connection's lock runs again a little later instead of answering
+ * 503, for as long as RETRY_WINDOW_MS: an operator's short write costs the client a pause, not an error,
+ * and the loop waits for nothing meanwhile. It is the client's own retry, made for it: res_db_error's
+ * contract (nothing was written) is what makes it safe.
+ */
+enum { RETRY_FIRST_MS = 5, RETRY_MAX_MS = 100, RETRY_WINDOW_MS = 1000 };
+
+typedef struct retry {
+    uv_timer_t timer;
+    forum_req_t *req;
+} retry_t;
+
+static void retry_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void retry_run(uv_timer_t *timer)
+{
+    retry_t *r = timer->data;
+    forum_req_t *req = r->req;
+    uv_close((uv_handle_t *)timer, retry_closed);
+    if (forum_req_alive(req))
+        req->fn(req);
+    forum_req_release(req);
+}
+
+int forum_req_retry(forum_req_t *req)
+{
+    int64_t now = forum_mono_ms();
+    if (!forum_req_alive(req) || req->fn == NULL || forum_server.loop == NULL)
+        return 0;
+    if (req->retry_since == 0)
+        req->retry_since = now;
+    else if (now - req->retry_since >= RETRY_WINDOW_MS)
+        return 0;
+    req->retry_ms = req->retry_ms == 0 ? RETRY_FIRST_MS : req->retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : req->retry_ms * 2;
+    retry_t *r = malloc(sizeof(*r));
+    r->req = req;
+    uv_timer_init(forum_server.loop, &r->timer);
+    r->timer.data = r;
+    forum_req_hold(req);
+    uv_timer_start(&r->timer, retry_run, req->retry_ms, 0);
+    return 1;
+}
+
 static void set_cookie(forum_req_t *req, const char *token, unsigned max_age)
 {
     char buf[256];
@@ -169,15 +220,18 @@ int forum_req_session_start(forum_req_t *req, int64_t user_id)
     return 0;
 }
 
-void forum_req_session_end(forum_req_t *req)
+int forum_req_session_end(forum_req_t *req)
 {
     if (!req->has_session)
-        return;
-    forum_session_delete(req->session.hash);
+        return 0;
+    /* a session whose row is still there is still valid: nothing is closed or cleared */
+    if (forum_session_delete(req->session.hash) != 0)
+        return -1;
     forum_hub_close_session(req->session.user_id, req->session.hash, 1008, "logged out");
     req->has_session = 0;
     if (req->h2o != NULL)
         set_cookie(req, "", 0);
+    return 0;
 }
 
 /* True when the request carries a body whose media type is application/json (parameters allowed). */
@@ -236,7 +290,11 @@ static int on_req(h2o_handler_t *self, h2o_req_t *h)
         forum_send_error(h, 403, "forbidden", "cross-origin request refused", NULL);
         return 0;
     }
-    has_session = forum_session_of_request(h, &session) == 0;
+    if ((has_session = forum_session_of_request(h, &session)) == -2) {
+        forum_send_db_error(h, "the session could not be looked up");
+        return 0;
+    }
+    has_session = has_session == 0;
     if (!has_session && !(m.flags & FORUM_ROUTE_PUBLIC)) {
         forum_send_error(h, 401, "unauthorized", "log in first", NULL);
         return 0;
@@ -262,6 +320,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *h)
     req->h2o = h;
     req->refs = 1; /* the pool's */
     req->plugin = m.plugin;
+    req->fn = m.fn;
     forum_plugin_pin(m.plugin);
     req->body = body;
     req->has_session = has_session;

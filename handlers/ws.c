@@ -24,7 +24,13 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         forum_send_error(req, 403, "forbidden", "cross-origin WebSocket refused", NULL);
         return 0;
     }
-    if (forum_session_of_request(req, &session) != 0) {
+    switch (forum_session_of_request(req, &session)) {
+    case 0:
+        break;
+    case -2:
+        forum_send_db_error(req, "the session could not be looked up");
+        return 0;
+    default:
         forum_send_error(req, 401, "unauthorized", "log in first", NULL);
         return 0;
     }

@@ -25,8 +25,8 @@
 extern "C" {
 #endif
 
-/** ABI version of forum_plugin_desc_t and of the meaning of the calls below. */
-#define FORUM_PLUGIN_ABI 1
+/** ABI version of forum_plugin_desc_t and of the meaning of the calls below (2: the descriptor declares its settings). */
+#define FORUM_PLUGIN_ABI 2
 /** Version of forum_api_t; grows whenever a member is appended. */
 #define FORUM_API_VERSION 3
 
@@ -57,10 +57,15 @@ enum {
 /** Publish flags. */
 enum {
     FORUM_PUB_EPHEMERAL = 0x1, /* may be dropped for a connection whose send queue is over its bound (typing) */
+    FORUM_PUB_REPLAYABLE = 0x2, /* a replay sends it too: connections still catching up (ws_replay_set) are left out (v3) */
 };
 
-/** Results of forum_api_t.db_step. */
-enum { FORUM_DB_ERROR = -1, FORUM_DB_DONE = 0, FORUM_DB_ROW = 1, FORUM_DB_CONSTRAINT = 2 };
+/**
+ * Results of forum_api_t.db_step. FORUM_DB_BUSY: another process holds the database's lock (the loop
+ * never waits for it: retry later); FORUM_DB_FULL: the disk (or the database's size limit) is full.
+ * Both are the server's trouble, not the client's: answer them with res_db_error (503).
+ */
+enum { FORUM_DB_ERROR = -1, FORUM_DB_DONE = 0, FORUM_DB_ROW = 1, FORUM_DB_CONSTRAINT = 2, FORUM_DB_BUSY = 3, FORUM_DB_FULL = 4 };
 
 /**
  * A route handler. It owns the request and must answer it exactly once, now or later (after a
@@ -79,6 +84,8 @@ typedef void (*forum_frame_fn)(forum_ws_t *ws, yajl_val frame);
  *   "ws.close"     `ws` of `user_id` is going away: forget it (it is still valid during the call)
  *   "user.online"  the first connection of `user_id` opened
  *   "user.offline" the last connection of `user_id` closed
+ *   "ws.drained"   the send queue of `ws` dropped under its low mark after a ws_drain_wait that returned 1
+ *                  (version 3); it goes to the current generations only
  */
 typedef struct forum_event {
     const char *name;
@@ -94,6 +101,30 @@ typedef void (*forum_work_fn)(void *arg);
 typedef void (*forum_done_fn)(void *arg, forum_req_t *req);
 /** A one-shot timer's callback (forum_api_t.defer). */
 typedef void (*forum_timer_fn)(void *arg);
+
+/** Types of a plugin setting (forum_setting_decl_t.type). */
+enum {
+    FORUM_SETTING_UINT = 1, /* a whole number in [min, max] */
+    FORUM_SETTING_BOOL = 2, /* true/false, yes/no, on/off */
+};
+
+/** Setting flags. */
+enum {
+    FORUM_SETTING_POWER_OF_TWO = 0x1, /* FORUM_SETTING_UINT: only powers of two */
+};
+
+/**
+ * One setting a plugin accepts as `plugins.settings.NAME.KEY`. The descriptor lists them in a constant
+ * table that the host reads before init runs (and `forumd -t` reads without running init), so a key the
+ * plugin does not declare, or a value of the wrong type or out of range, stops forumd with FILE:LINE.
+ */
+typedef struct forum_setting_decl {
+    const char *name;  /* the KEY; NULL ends the table */
+    int type;          /* FORUM_SETTING_UINT or FORUM_SETTING_BOOL */
+    unsigned flags;    /* FORUM_SETTING_* flags */
+    uint64_t min, max; /* FORUM_SETTING_UINT: the accepted range, both ends included */
+    uint64_t def;      /* the value when the configuration gives none (FORUM_SETTING_BOOL: 0 or 1) */
+} forum_setting_decl_t;
 
 /** What forum_api_t.text_trim found in a text. */
 typedef struct forum_text_info {
@@ -146,14 +177,18 @@ struct forum_api {
     /* --- sessions --- */
     /** Creates a session for `user_id` and sets its cookie on the response. 0 on success. */
     int (*session_start)(forum_req_t *req, int64_t user_id);
-    /** Deletes the request's session, clears its cookie and closes its WebSockets. */
-    void (*session_end)(forum_req_t *req);
+    /**
+     * Deletes the request's session, clears its cookie and closes its WebSockets; 0 on success. -1 when the
+     * delete failed: the session is still valid (answer with res_db_error, never as if logged out).
+     */
+    int (*session_end)(forum_req_t *req);
 
     /* --- thread pool --- */
     /**
      * Runs `work(arg)` on the thread pool, then `done(arg, req)` on the loop. The plugin generation
      * and `req` (may be NULL) stay valid until `done` has returned; `done` checks req_alive before
-     * answering. Returns 0, or -1 when the work could not be queued.
+     * answering. Returns 0, or -1 when the work could not be queued (also when the generation was refused after
+     * its init: it may finish what it queued, but not queue more).
      */
     int (*work_queue)(forum_plugin_t *p, forum_req_t *req, forum_work_fn work, forum_done_fn done, void *arg);
 
@@ -177,7 +212,11 @@ struct forum_api {
     /** Writes the current row as a JSON object. */
     void (*db_row_json)(forum_stmt_t *s, yajl_gen g);
     int64_t (*db_last_id)(void);
-    /** Transactions do not nest. Each returns 0 on success. Begin and commit reset every statement in use. */
+    /**
+     * Transactions do not nest. Each returns 0 on success. Begin and commit reset every statement in use, and
+     * so does a statement that writes outside a transaction (a read left open would make the write fail when
+     * another connection has committed): finish reading before such a write, or write inside a transaction.
+     */
     int (*db_begin)(void);
     int (*db_commit)(void);
     void (*db_rollback)(void);
@@ -200,7 +239,7 @@ struct forum_api {
     int64_t (*now_ms)(void);
     /** Writes `ms` as 2026-11-29T13:45:00.123Z into buf (at least 25 bytes). */
     void (*format_time)(int64_t ms, char *buf);
-    /** Looks up a plugin setting from the configuration (`plugins.settings.NAME.KEY`); NULL when absent. */
+    /** The raw text of a plugin setting (`plugins.settings.NAME.KEY`); NULL when absent. Prefer setting_uint and setting_bool (version 3). */
     const char *(*setting)(forum_plugin_t *p, const char *key);
 
     /* --- requests kept across the plugin's own queues --- */
@@ -220,7 +259,10 @@ struct forum_api {
     /* --- pacing --- */
     /** Bytes queued to `ws` and not yet written. */
     size_t (*ws_queued)(forum_ws_t *ws);
-    /** Runs `fn(arg)` on the loop after `ms` milliseconds; the generation stays loaded until then. 0, or -1. */
+    /**
+     * Runs `fn(arg)` on the loop after `ms` milliseconds; the generation stays loaded until then, even when it is
+     * refused after an init that deferred (`fn` still runs, to release `arg`). 0, or -1 (as work_queue).
+     */
     int (*defer)(forum_plugin_t *p, unsigned ms, forum_timer_fn fn, void *arg);
     /** publish_user that leaves out the connections in `except` (those a plugin is still catching up). */
     void (*publish_user_except)(int64_t user_id, const char *json, size_t len, int flags, forum_ws_t *const *except, size_t n);
@@ -234,6 +276,48 @@ struct forum_api {
     /** Answers with `len` bytes of JSON rendered earlier (from res_json_begin's generator). */
     void (*res_json_raw)(forum_req_t *req, int status, const char *json, size_t len);
 
+    /* --- replays kept by the connection, paced by its send queue (version 3) --- */
+    /**
+     * Records that `ws` is catching up and that its replay has sent everything up to id `after`; -1 records
+     * that it has caught up. The connection keeps this, not the plugin generation, so a replay survives a
+     * swap: the new generation reads where it stands with ws_replay_get. While catching up, frames published
+     * with FORUM_PUB_REPLAYABLE leave the connection out (the replay sends them). One replay per connection.
+     */
+    void (*ws_replay_set)(forum_ws_t *ws, int64_t after);
+    /** The `after` of the last ws_replay_set, or -1 when `ws` is not catching up. */
+    int64_t (*ws_replay_get)(forum_ws_t *ws);
+    /**
+     * Paces a sender by the client: 0 when the send queue of `ws` is under its low mark (send more now);
+     * otherwise 1, and the "ws.drained" event comes once the client has read enough (never on a closing
+     * connection). A client that stops reading is not taken for a slow one: nothing is sent it meanwhile.
+     */
+    int (*ws_drain_wait)(forum_ws_t *ws);
+
+    /* --- plugin settings (version 3) --- */
+    /**
+     * The value of the plugin's declared FORUM_SETTING_UINT setting `key`: the configured one (already checked
+     * against the declaration when the generation was loaded) or the declared default. 0, logged, for a key the
+     * plugin does not declare with that type.
+     */
+    uint64_t (*setting_uint)(forum_plugin_t *p, const char *key);
+    /** The same for a FORUM_SETTING_BOOL setting: 1 or 0. */
+    int (*setting_bool)(forum_plugin_t *p, const char *key);
+
+    /* --- database failures (version 3) --- */
+    /**
+     * What the last failed database call (db_step, db_begin, db_commit, session_start, session_end) met:
+     * FORUM_DB_BUSY, FORUM_DB_FULL or FORUM_DB_ERROR. Ask right after the failure.
+     */
+    int (*db_failure)(void);
+    /**
+     * Answers `req` for the last failed database call: 503 "unavailable" with Retry-After for a lock or a full
+     * disk (nothing was written: the client may retry), 500 "internal" for anything else. `what` says what
+     * failed ("the comment could not be stored").
+     */
+    void (*res_db_error)(forum_req_t *req, const char *what);
+    /** The same as an `error` frame to one connection, with `ref` (a client_id, or the frame's type). */
+    void (*ws_db_error)(forum_ws_t *ws, const char *what, const char *ref);
+
     /* --- monotonic time (version 3) --- */
     /** Milliseconds on a clock that never jumps (not the wall clock): for rates, intervals and timeouts. */
     int64_t (*mono_ms)(void);
@@ -244,6 +328,8 @@ typedef struct forum_plugin_desc {
     uint32_t abi;        /* FORUM_PLUGIN_ABI; read before anything else */
     const char *name;    /* must equal the file's base name */
     const char *version; /* shown in the log and in /_status */
+    /** The settings the plugin accepts, ended by an entry whose name is NULL; NULL when it accepts none. */
+    const forum_setting_decl_t *settings;
     /** Registers routes, frames, events and migrations. Non-zero refuses the load. */
     int (*init)(forum_plugin_t *p, const forum_api_t *api);
     /** Called when the generation is retired and nothing pins it any more; may be NULL. */

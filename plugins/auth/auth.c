@@ -142,6 +142,11 @@ static void register_done(auth_hash_job_t *job, forum_req_t *req)
         goto Exit;
     }
     api->format_time(api->now_ms(), now);
+    /* the account and its first session commit together: a 503 means that neither exists */
+    if (api->db_begin() != 0) {
+        api->res_db_error(req, "the account could not be created");
+        goto Exit;
+    }
     s = api->db_stmt("INSERT INTO users (nickname, email, password_hash, first_name, last_name, age, gender, created_at) "
                      "VALUES (?, ?, ?, ?, ?, ?, ?, ?)");
     api->db_bind_text(s, 1, r->nickname, strlen(r->nickname));
@@ -154,24 +159,24 @@ static void register_done(auth_hash_job_t *job, forum_req_t *req)
     api->db_bind_text(s, 8, now, strlen(now));
     if ((ret = api->db_step(s)) == FORUM_DB_CONSTRAINT) {
         /* someone took the name while the password was being hashed */
+        api->db_rollback();
         const char *field = conflicting_field(r);
         api->res_error(req, 409, "conflict", "already taken", field != NULL ? field : "nickname");
         goto Exit;
     }
-    if (ret != FORUM_DB_DONE) {
-        api->res_error(req, 500, "internal", "the account could not be created", NULL);
-        goto Exit;
-    }
+    if (ret != FORUM_DB_DONE)
+        goto Rollback;
     int64_t id = api->db_last_id();
+    /* the account exists once committed, whether or not its creator is still there to hear it */
+    if ((api->req_alive(req) && api->session_start(req, id) != 0) || api->db_commit() != 0)
+        goto Rollback;
     api->log(FORUM_LOG_INFO, "auth: user %lld (%s) registered", (long long)id, r->nickname);
     publish_user_created(id, r->nickname);
-    /* the account exists now, whether or not its creator is still there to hear it */
-    if (api->req_alive(req)) {
-        if (api->session_start(req, id) != 0)
-            api->res_error(req, 500, "internal", "the account was created but no session could be started", NULL);
-        else
-            answer_user(req, 201, id);
-    }
+    answer_user(req, 201, id);
+    goto Exit;
+Rollback:
+    api->db_rollback();
+    api->res_db_error(req, "the account could not be created");
 Exit:
     memset(self->reg.password, 0, sizeof(self->reg.password));
     free(self);
@@ -259,10 +264,11 @@ static void login_done(auth_hash_job_t *job, forum_req_t *req)
         answer_busy(req);
     } else if (self->matched) {
         refund_attempts(self);
+        /* a client that left gets no session */
         if (api->req_alive(req) && api->session_start(req, self->user_id) == 0)
             answer_user(req, 200, self->user_id);
-        else
-            api->res_error(req, 500, "internal", "no session could be started", NULL);
+        else if (api->req_alive(req))
+            api->res_db_error(req, "no session could be started");
     } else {
         /* the attempt was spent when it was reserved */
         api->res_error(req, 401, "unauthorized", "wrong login or password", NULL);
@@ -325,7 +331,11 @@ Error:
 
 static int logout_route(forum_req_t *req)
 {
-    api->session_end(req);
+    /* a session that could not be deleted still works: never answer as if logged out */
+    if (api->session_end(req) != 0) {
+        api->res_db_error(req, "the session could not be ended");
+        return 0;
+    }
     api->res_empty(req, 204);
     return 0;
 }
@@ -345,47 +355,38 @@ static void on_hello(const forum_event_t *ev)
 
 /* --- settings --- */
 
-static int setting_uint(forum_plugin_t *p, const char *key, unsigned long min, unsigned long max, unsigned long *out)
-{
-    const char *v = api->setting(p, key);
-    char *end;
-    if (v == NULL)
-        return 0;
-    unsigned long n = strtoul(v, &end, 10);
-    if (*v < '0' || *v > '9' || *end != '\0' || n < min || n > max) {
-        api->log(FORUM_LOG_ERROR, "auth: setting %s must be a whole number from %lu to %lu (found \"%s\")", key, min, max, v);
-        return -1;
-    }
-    *out = n;
-    return 0;
-}
+/* checked by the host against plugins.settings.auth before init runs (README, "Plugin settings") */
+static const forum_setting_decl_t settings[] = {
+    {.name = "scrypt-n", .type = FORUM_SETTING_UINT, .flags = FORUM_SETTING_POWER_OF_TWO, .min = 1024, .max = 1u << 24, .def = 32768},
+    {.name = "scrypt-r", .type = FORUM_SETTING_UINT, .min = 1, .max = 64, .def = 8},
+    {.name = "scrypt-p", .type = FORUM_SETTING_UINT, .min = 1, .max = 64, .def = 1},
+    {.name = "hash-workers", .type = FORUM_SETTING_UINT, .min = 0, .max = 256, .def = 0}, /* 0: the cores we may use, less one */
+    {.name = "hash-queue", .type = FORUM_SETTING_UINT, .min = 0, .max = 100000, .def = 64},
+    {.name = "login-limit", .type = FORUM_SETTING_UINT, .min = 1, .max = 1000000, .def = 10},
+    {.name = "login-window", .type = FORUM_SETTING_UINT, .min = 1, .max = 86400, .def = 60},
+    {.name = "register-limit", .type = FORUM_SETTING_UINT, .min = 0, .max = 1000000, .def = 0}, /* 0: no limit */
+    {.name = "register-window", .type = FORUM_SETTING_UINT, .min = 1, .max = 86400, .def = 3600},
+    {.name = NULL},
+};
 
-static int read_settings(forum_plugin_t *p)
+static void read_settings(forum_plugin_t *p)
 {
-    /* the cores this process may run on (its affinity), not those the machine has */
-    cpu_set_t cpus;
-    long cores = sched_getaffinity(0, sizeof(cpus), &cpus) == 0 ? CPU_COUNT(&cpus) : sysconf(_SC_NPROCESSORS_ONLN);
-    unsigned long workers = cores > 1 ? (unsigned long)cores - 1 : 1, queue = 64, n = auth_scrypt_params.N, r = auth_scrypt_params.r,
-                  par = auth_scrypt_params.p, login_limit = 10, login_window = 60, register_limit = 0, register_window = 3600;
+    unsigned workers = (unsigned)api->setting_uint(p, "hash-workers");
+    unsigned register_limit = (unsigned)api->setting_uint(p, "register-limit");
 
-    if (setting_uint(p, "hash-workers", 1, 256, &workers) || setting_uint(p, "hash-queue", 0, 100000, &queue) ||
-        setting_uint(p, "scrypt-n", 1024, 1ul << 24, &n) || setting_uint(p, "scrypt-r", 1, 64, &r) ||
-        setting_uint(p, "scrypt-p", 1, 64, &par) || setting_uint(p, "login-limit", 1, 1000000, &login_limit) ||
-        setting_uint(p, "login-window", 1, 86400, &login_window) || setting_uint(p, "register-limit", 0, 1000000, &register_limit) ||
-        setting_uint(p, "register-window", 1, 86400, &register_window))
-        return -1;
-    if ((n & (n - 1)) != 0) {
-        api->log(FORUM_LOG_ERROR, "auth: setting scrypt-n must be a power of two");
-        return -1;
+    if (workers == 0) {
+        /* the cores this process may run on (its affinity), not those the machine has */
+        cpu_set_t cpus;
+        long cores = sched_getaffinity(0, sizeof(cpus), &cpus) == 0 ? CPU_COUNT(&cpus) : sysconf(_SC_NPROCESSORS_ONLN);
+        workers = cores > 1 ? (unsigned)cores - 1 : 1;
     }
-    auth_scrypt_params.N = (uint32_t)n;
-    auth_scrypt_params.r = (uint8_t)r;
-    auth_scrypt_params.p = (uint8_t)par;
-    auth_hasher_init((unsigned)workers, (unsigned)queue);
-    login_limiter = auth_limiter_new((unsigned)login_limit, (unsigned)login_window, 100000);
+    auth_scrypt_params.N = (uint32_t)api->setting_uint(p, "scrypt-n");
+    auth_scrypt_params.r = (uint8_t)api->setting_uint(p, "scrypt-r");
+    auth_scrypt_params.p = (uint8_t)api->setting_uint(p, "scrypt-p");
+    auth_hasher_init(workers, (unsigned)api->setting_uint(p, "hash-queue"));
+    login_limiter = auth_limiter_new((unsigned)api->setting_uint(p, "login-limit"), (unsigned)api->setting_uint(p, "login-window"), 100000);
     if (register_limit != 0)
-        register_limiter = auth_limiter_new((unsigned)register_limit, (unsigned)register_window, 100000);
-    return 0;
+        register_limiter = auth_limiter_new(register_limit, (unsigned)api->setting_uint(p, "register-window"), 100000);
 }
 
 static const char schema_v1[] = "CREATE TABLE users ("
@@ -406,8 +407,7 @@ static int init(forum_plugin_t *p, const forum_api_t *a)
     auth_self = p;
     if (a->version < FORUM_API_VERSION || !FORUM_API_HAS(a, mono_ms))
         return -1;
-    if (read_settings(p) != 0)
-        return -1;
+    read_settings(p);
     return api->migration(p, 1, schema_v1) || api->route(p, "POST", "/api/auth/register", FORUM_ROUTE_PUBLIC, register_route) ||
            api->route(p, "POST", "/api/auth/login", FORUM_ROUTE_PUBLIC, login_route) ||
            api->route(p, "POST", "/api/auth/logout", 0, logout_route) || api->route(p, "GET", "/api/auth/me", 0, me_route) ||
@@ -426,6 +426,7 @@ FORUM_EXPORT const forum_plugin_desc_t forum_plugin = {
     .abi = FORUM_PLUGIN_ABI,
     .name = "auth",
     .version = PLUGIN_VERSION,
+    .settings = settings,
     .init = init,
     .fini = fini,
 };

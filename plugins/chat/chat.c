@@ -62,7 +62,7 @@ static int init(forum_plugin_t *p, const forum_api_t *a)
 {
     chat_api = a;
     chat_self = p;
-    if (a->version < FORUM_API_VERSION || !FORUM_API_HAS(a, publish_user_except))
+    if (a->version < FORUM_API_VERSION || !FORUM_API_HAS(a, ws_db_error))
         return -1;
     return a->migration(p, 1, schema_v1) || a->migration(p, 2, schema_v2) || chat_routes_init(p) || chat_live_init(p);
 }

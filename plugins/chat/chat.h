@@ -64,10 +64,35 @@ yajl_gen chat_frame_of(const chat_message_t *m, int64_t for_user);
 /* routes.c */
 int chat_routes_init(forum_plugin_t *p);
 
-/* live.c: frames, typing, replay */
+/* live.c: the WebSocket side wired together; the pieces the others share */
 int chat_live_init(forum_plugin_t *p);
 void chat_live_fini(void);
-/** Delivers a stored message to every connection of its sender and recipient (except those catching up). */
+/** Sends the JSON text in `g` to `ws`. */
+void chat_send_gen(forum_ws_t *ws, yajl_gen g);
+/** The member `key` of a frame, or NULL. */
+yajl_val chat_member(yajl_val frame, const char *key);
+/** The other user named by `key`: an existing user other than `me`; 0 after sending an error. */
+int64_t chat_frame_user(forum_ws_t *ws, yajl_val frame, const char *key, int64_t me, const char *ref);
+
+/* send.c: message.send */
+void chat_send_frame(forum_ws_t *ws, yajl_val frame);
+/** Delivers a stored message to every connection of its sender and recipient (but those catching up: their replay sends it). */
 void chat_deliver(const chat_message_t *m);
+/** Forgets a closing connection: its queued sends are still stored, but no answer goes to it. */
+void chat_send_forget(forum_ws_t *ws);
+void chat_send_fini(void);
+
+/* typing.c */
+void chat_typing_frame(forum_ws_t *ws, yajl_val frame);
+/** `from` sent a message to `to`: a typist is told to stop. */
+void chat_typing_sent(int64_t from, int64_t to);
+void chat_typing_offline(const forum_event_t *ev);
+void chat_typing_fini(void);
+
+/* replay.c: /ws?after=ID */
+/** Starts the replay when the connection asked for one (ws.open). */
+void chat_replay_open(const forum_event_t *ev);
+/** Continues the replay of a connection whose client has read what was sent (ws.drained). */
+void chat_replay_drained(const forum_event_t *ev);
 
 #endif

@@ -66,7 +66,7 @@ static int read_route(forum_req_t *req)
         return 0;
     }
     if (!chat_mark_read(api->req_user(req), other, YAJL_GET_INTEGER(up_to))) {
-        api->res_error(req, 500, "internal", "the read mark could not be stored", NULL);
+        api->res_db_error(req, "the read mark could not be stored");
         return 0;
     }
     api->res_empty(req, 204);

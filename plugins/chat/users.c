@@ -295,6 +295,6 @@ int chat_users_route(forum_req_t *req)
     api->res_json_end(req);
     return 0;
 Error:
-    api->res_error(req, 500, "internal", "the users list could not be read", NULL);
+    api->res_db_error(req, "the users list could not be read");
     return 0;
 }

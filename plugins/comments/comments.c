@@ -57,7 +57,7 @@ static int list_route(forum_req_t *req)
     yajl_gen g = api->res_json_begin(req, 200);
     yajl_gen_map_open(g);
     if (pu_write_page(api, g, s, "comments", limit, "next_after", write_comment) != 0) {
-        api->res_error(req, 500, "internal", "the comments could not be read", NULL);
+        api->res_db_error(req, "the comments could not be read");
         return 0;
     }
     yajl_gen_map_close(g);
@@ -65,29 +65,73 @@ static int list_route(forum_req_t *req)
     return 0;
 }
 
+/* The comment `author` stored with `client_id`: its id, 0 when none, -1 when the lookup failed. */
+static int64_t find_by_client_id(int64_t author, const char *client_id)
+{
+    forum_stmt_t *s = api->db_stmt("SELECT id FROM comments WHERE author_id = ? AND client_id = ?");
+    api->db_bind_int(s, 1, author);
+    api->db_bind_text(s, 2, client_id, strlen(client_id));
+    switch (api->db_step(s)) {
+    case FORUM_DB_ROW:
+        return api->db_col_int(s, 0);
+    case FORUM_DB_DONE:
+        return 0;
+    default:
+        return -1;
+    }
+}
+
+static void answer_comment(forum_req_t *req, int64_t id)
+{
+    yajl_gen g = api->res_json_begin(req, 201);
+    yajl_gen_map_open(g);
+    pu_str(g, "comment");
+    write_comment_by_id(g, id);
+    yajl_gen_map_close(g);
+    api->res_json_end(req);
+}
+
 static int create_route(forum_req_t *req)
 {
-    int64_t post = pu_parse_id(api->req_param(req, "id")), id;
-    const char *text;
+    int64_t post = pu_parse_id(api->req_param(req, "id")), me = api->req_user(req), id;
+    const char *text, *client_id;
     size_t len;
     char now[32];
     forum_stmt_t *s;
+    int ret;
 
     if (post == 0 || !post_exists(post)) {
         api->res_error(req, 404, "not_found", "no such post", NULL);
         return 0;
     }
-    if ((text = pu_text_member(api, req, api->req_body(req), "body", BODY_MAX, &len)) == NULL)
+    if ((text = pu_text_member(api, req, api->req_body(req), "body", BODY_MAX, &len)) == NULL ||
+        !pu_client_id(api, req, api->req_body(req), &client_id))
         return 0;
+    /* a retry: the comment its client_id names is the answer, whatever this body says; nothing is stored or published */
+    if (client_id != NULL && (id = find_by_client_id(me, client_id)) != 0) {
+        if (id < 0)
+            api->res_db_error(req, "the comment could not be stored");
+        else
+            answer_comment(req, id);
+        return 0;
+    }
     api->format_time(api->now_ms(), now);
     /* one statement: the comment and, through the trigger, the post's count commit together */
-    s = api->db_stmt("INSERT INTO comments (post_id, author_id, body, created_at) VALUES (?, ?, ?, ?)");
+    s = api->db_stmt("INSERT INTO comments (post_id, author_id, body, created_at, client_id) VALUES (?, ?, ?, ?, ?)");
     api->db_bind_int(s, 1, post);
-    api->db_bind_int(s, 2, api->req_user(req));
+    api->db_bind_int(s, 2, me);
     api->db_bind_text(s, 3, text, len);
     api->db_bind_text(s, 4, now, strlen(now));
-    if (api->db_step(s) != FORUM_DB_DONE) {
-        api->res_error(req, 500, "internal", "the comment could not be stored", NULL);
+    if (client_id != NULL)
+        api->db_bind_text(s, 5, client_id, strlen(client_id));
+    else
+        api->db_bind_null(s, 5);
+    if ((ret = api->db_step(s)) == FORUM_DB_CONSTRAINT && client_id != NULL && (id = find_by_client_id(me, client_id)) > 0) {
+        answer_comment(req, id); /* stored meanwhile by another connection */
+        return 0;
+    }
+    if (ret != FORUM_DB_DONE) {
+        api->res_db_error(req, "the comment could not be stored");
         return 0;
     }
     id = api->db_last_id();
@@ -101,12 +145,7 @@ static int create_route(forum_req_t *req)
     pu_publish_all(api, g);
     yajl_gen_free(g);
 
-    g = api->res_json_begin(req, 201);
-    yajl_gen_map_open(g);
-    pu_str(g, "comment");
-    write_comment_by_id(g, id);
-    yajl_gen_map_close(g);
-    api->res_json_end(req);
+    answer_comment(req, id);
     return 0;
 }
 
@@ -123,12 +162,16 @@ static const char schema_v1[] = "CREATE TABLE comments ("
                                 "  UPDATE posts SET comment_count = comment_count + 1 WHERE id = NEW.post_id;"
                                 "END;";
 
+/* client_id: a client's retry of POST /api/posts/:id/comments finds the comment it stored the first time */
+static const char schema_v2[] = "ALTER TABLE comments ADD COLUMN client_id TEXT;"
+                                "CREATE UNIQUE INDEX comments_client_id ON comments (author_id, client_id) WHERE client_id IS NOT NULL;";
+
 static int init(forum_plugin_t *p, const forum_api_t *a)
 {
     api = a;
-    if (a->version < FORUM_API_VERSION || !FORUM_API_HAS(a, text_trim))
+    if (a->version < FORUM_API_VERSION || !FORUM_API_HAS(a, ws_db_error))
         return -1;
-    return api->migration(p, 1, schema_v1) || api->route(p, "GET", "/api/posts/:id/comments", 0, list_route) ||
+    return api->migration(p, 1, schema_v1) || api->migration(p, 2, schema_v2) || api->route(p, "GET", "/api/posts/:id/comments", 0, list_route) ||
            api->route(p, "POST", "/api/posts/:id/comments", 0, create_route);
 }
 

@@ -164,7 +164,7 @@ static int list_route(forum_req_t *req)
     yajl_gen g = api->res_json_begin(req, 200);
     yajl_gen_map_open(g);
     if (pu_write_page(api, g, s, "posts", limit, "next_before", write_post) != 0) {
-        api->res_error(req, 500, "internal", "the posts could not be read", NULL); /* and nothing is cached */
+        api->res_db_error(req, "the posts could not be read"); /* and nothing is cached */
         return 0;
     }
     yajl_gen_map_close(g);
@@ -239,28 +239,60 @@ static int read_categories(forum_req_t *req, yajl_val body, int64_t *ids, size_t
     return 1;
 }
 
+/* 201 with post `id`: a new post, or the one a repeated client_id names */
+static void answer_post(forum_req_t *req, int64_t id)
+{
+    yajl_gen g = api->res_json_begin(req, 201);
+    yajl_gen_map_open(g);
+    pu_str(g, "post");
+    write_post_by_id(g, id);
+    yajl_gen_map_close(g);
+    api->res_json_end(req);
+}
+
 static int create_route(forum_req_t *req)
 {
     yajl_val body = api->req_body(req);
     size_t title_len, body_len, num_categories;
-    const char *title, *text;
+    const char *title, *text, *client_id;
     int64_t categories[MAX_CATEGORIES], id;
     char now[32];
     forum_stmt_t *s;
 
     if ((title = pu_text_member(api, req, body, "title", TITLE_MAX, &title_len)) == NULL ||
         (text = pu_text_member(api, req, body, "body", BODY_MAX, &body_len)) == NULL ||
-        !read_categories(req, body, categories, &num_categories))
+        !read_categories(req, body, categories, &num_categories) || !pu_client_id(api, req, body, &client_id))
         return 0;
 
     api->format_time(api->now_ms(), now);
     if (api->db_begin() != 0)
         goto Error;
-    s = api->db_stmt("INSERT INTO posts (author_id, title, body, created_at) VALUES (?, ?, ?, ?)");
+    if (client_id != NULL) {
+        /* a retry: the post its client_id names is the answer, whatever this body says; nothing is stored or published */
+        s = api->db_stmt("SELECT id FROM posts WHERE author_id = ? AND client_id = ?");
+        api->db_bind_int(s, 1, api->req_user(req));
+        api->db_bind_text(s, 2, client_id, strlen(client_id));
+        switch (api->db_step(s)) {
+        case FORUM_DB_ROW:
+            id = api->db_col_int(s, 0);
+            api->db_rollback();
+            answer_post(req, id);
+            return 0;
+        case FORUM_DB_DONE:
+            break;
+        default:
+            goto Rollback;
+        }
+    }
+    s = api->db_stmt("INSERT INTO posts (author_id, title, body, created_at, client_id) VALUES (?, ?, ?, ?, ?)");
     api->db_bind_int(s, 1, api->req_user(req));
     api->db_bind_text(s, 2, title, title_len);
     api->db_bind_text(s, 3, text, body_len);
     api->db_bind_text(s, 4, now, strlen(now));
+    if (client_id != NULL)
+        api->db_bind_text(s, 5, client_id, strlen(client_id));
+    else
+        api->db_bind_null(s, 5);
     if (api->db_step(s) != FORUM_DB_DONE)
         goto Rollback;
     id = api->db_last_id();
@@ -283,19 +315,13 @@ static int create_route(forum_req_t *req)
     yajl_gen_map_close(g);
     pu_publish_all(api, g);
     yajl_gen_free(g);
-
-    g = api->res_json_begin(req, 201);
-    yajl_gen_map_open(g);
-    pu_str(g, "post");
-    write_post_by_id(g, id);
-    yajl_gen_map_close(g);
-    api->res_json_end(req);
+    answer_post(req, id);
     return 0;
 
 Rollback:
     api->db_rollback();
 Error:
-    api->res_error(req, 500, "internal", "the post could not be stored", NULL);
+    api->res_db_error(req, "the post could not be stored");
     return 0;
 }
 
@@ -330,12 +356,16 @@ static const char schema_v1[] =
     "  UPDATE categories SET post_count = post_count + 1 WHERE id = NEW.category_id;"
     "END;";
 
+/* client_id: a client's retry of POST /api/posts finds the post it stored the first time */
+static const char schema_v2[] = "ALTER TABLE posts ADD COLUMN client_id TEXT;"
+                                "CREATE UNIQUE INDEX posts_client_id ON posts (author_id, client_id) WHERE client_id IS NOT NULL;";
+
 static int init(forum_plugin_t *p, const forum_api_t *a)
 {
     api = a;
-    if (a->version < FORUM_API_VERSION || !FORUM_API_HAS(a, text_trim))
+    if (a->version < FORUM_API_VERSION || !FORUM_API_HAS(a, ws_db_error))
         return -1;
-    return api->migration(p, 1, schema_v1) || api->route(p, "GET", "/api/categories", 0, categories_route) ||
+    return api->migration(p, 1, schema_v1) || api->migration(p, 2, schema_v2) || api->route(p, "GET", "/api/categories", 0, categories_route) ||
            api->route(p, "GET", "/api/posts", 0, list_route) || api->route(p, "POST", "/api/posts", 0, create_route) ||
            api->route(p, "GET", "/api/posts/:id", 0, get_route);
 }

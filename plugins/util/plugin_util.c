@@ -118,3 +118,27 @@ const char *pu_text_member(const forum_api_t *api, forum_req_t *req, yajl_val bo
     }
     return s;
 }
+
+int pu_client_id(const forum_api_t *api, forum_req_t *req, yajl_val body, const char **out)
+{
+    const char *path[] = {"client_id", NULL};
+    yajl_val v = body != NULL ? yajl_tree_get(body, path, yajl_t_any) : NULL;
+    size_t chars = 0;
+
+    *out = NULL;
+    if (v == NULL || YAJL_IS_NULL(v))
+        return 1;
+    if (!YAJL_IS_STRING(v)) {
+        api->res_error(req, 400, "bad_request", "must be a string", "client_id");
+        return 0;
+    }
+    /* opaque, as message.send's: taken as sent (not trimmed), counted in characters */
+    for (const char *p = v->u.string; *p != '\0'; ++p)
+        chars += ((unsigned char)*p & 0xC0) != 0x80;
+    if (chars == 0 || chars > PU_CLIENT_ID_MAX) {
+        api->res_error(req, 422, "validation", "must be 1 to 64 characters", "client_id");
+        return 0;
+    }
+    *out = v->u.string;
+    return 1;
+}

@@ -37,4 +37,12 @@ void pu_publish_all(const forum_api_t *api, yajl_gen g);
  */
 const char *pu_text_member(const forum_api_t *api, forum_req_t *req, yajl_val body, const char *name, size_t max, size_t *len);
 
+enum { PU_CLIENT_ID_MAX = 64 };
+
+/**
+ * The optional `client_id` of a body (a retry's key: 1..64 characters, taken as sent). Returns 1 with
+ * `*out` set (NULL when absent), or 0 after answering 400/422.
+ */
+int pu_client_id(const forum_api_t *api, forum_req_t *req, yajl_val body, const char **out);
+
 #endif

@@ -4,6 +4,7 @@
  * frames, events and publishing), so that the core is tested before any feature plugin exists.
  * It is built into build/t-plugins and never loaded by the shipped configuration.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -11,6 +12,9 @@
 
 #ifndef PROBE_VERSION
 #define PROBE_VERSION "1.0.0"
+#endif
+#ifndef PROBE_ANSWER_MAX
+#define PROBE_ANSWER_MAX 100 /* a variant narrows it, as a new version of a plugin may */
 #endif
 
 static const forum_api_t *api;
@@ -86,7 +90,13 @@ static int login(forum_req_t *req)
 
 static int logout(forum_req_t *req)
 {
-    api->session_end(req);
+    if (api->session_end(req) != 0) {
+        if (FORUM_API_HAS(api, res_db_error))
+            api->res_db_error(req, "the session could not be ended");
+        else
+            api->res_error(req, 500, "internal", "the session could not be ended", NULL);
+        return 0;
+    }
     api->res_empty(req, 204);
     return 0;
 }
@@ -190,6 +200,40 @@ static int add_item(forum_req_t *req)
     return 0;
 }
 
+/*
+ * POST /api/probe/storage-full {"full": bool}: caps the loop connection's database at the pages it has
+ * (PRAGMA max_page_count), so that every write needing one more page fails as a full disk would; false
+ * lifts the cap. The number in the statement is the database's own page count, never the client's.
+ */
+static int storage_full(forum_req_t *req)
+{
+    yajl_val full = member(api->req_body(req), "full");
+    char sql[64];
+    int64_t pages = 4294967294LL;
+    forum_stmt_t *s;
+    if (full != NULL && YAJL_IS_TRUE(full)) {
+        s = api->db_stmt("PRAGMA page_count");
+        if (s == NULL || api->db_step(s) != FORUM_DB_ROW) {
+            api->res_error(req, 500, "internal", "no page count", NULL);
+            return 0;
+        }
+        pages = api->db_col_int(s, 0);
+    }
+    snprintf(sql, sizeof(sql), "PRAGMA max_page_count = %lld", (long long)pages);
+    s = api->db_stmt(sql);
+    if (s == NULL || api->db_step(s) != FORUM_DB_ROW) {
+        api->res_error(req, 500, "internal", "max_page_count refused", NULL);
+        return 0;
+    }
+    yajl_gen g = api->res_json_begin(req, 200);
+    yajl_gen_map_open(g);
+    str(g, "max_page_count");
+    yajl_gen_integer(g, api->db_col_int(s, 0));
+    yajl_gen_map_close(g);
+    api->res_json_end(req);
+    return 0;
+}
+
 /* POST /api/probe/publish {"to": ID or absent, "text": "..."} */
 static int publish(forum_req_t *req)
 {
@@ -263,15 +307,73 @@ static void on_open(const forum_event_t *ev)
     yajl_gen_free(g);
 }
 
+/* GET /api/probe/settings: the declared settings as the typed getters give them */
+static int settings_route(forum_req_t *req)
+{
+    yajl_gen g = api->res_json_begin(req, 200);
+    yajl_gen_map_open(g);
+    str(g, "answer");
+    yajl_gen_integer(g, (long long)api->setting_uint(self, "answer"));
+    str(g, "fail-init");
+    yajl_gen_bool(g, api->setting_bool(self, "fail-init"));
+    yajl_gen_map_close(g);
+    api->res_json_end(req);
+    return 0;
+}
+
+static const forum_setting_decl_t settings[] = {
+    {.name = "fail-init", .type = FORUM_SETTING_BOOL, .def = 0},
+    {.name = "answer", .type = FORUM_SETTING_UINT, .min = 1, .max = PROBE_ANSWER_MAX, .def = 5},
+    {.name = NULL},
+};
+
+#ifdef PROBE_INIT_DEFER_MS
+/*
+ * The pin tests' variants: init defers a timer (and, with PROBE_INIT_FAILS, fails after it), so the
+ * generation is pinned by a timer before the host has decided whether to keep it.
+ */
+static void deferred_again(void *arg)
+{
+    (void)arg;
+}
+
+static void queued_in_init(void *arg, forum_req_t *req)
+{
+    (void)req;
+    api->log(FORUM_LOG_INFO, "probe %s: the job queued in init finished (slept %u ms)", PROBE_VERSION, ((nap_t *)arg)->ms);
+    free(arg);
+}
+
+static void deferred_in_init(void *arg)
+{
+    api->log(FORUM_LOG_INFO, "probe %s: the timer deferred in init fired (%s)", PROBE_VERSION, (const char *)arg);
+    free(arg);
+    /* a refused generation may finish what it queued, but not queue more */
+    api->log(FORUM_LOG_INFO, "probe %s: deferring again from the timer: %s", PROBE_VERSION,
+             api->defer(self, 1, deferred_again, NULL) == 0 ? "accepted" : "refused");
+}
+#endif
+
 static int init(forum_plugin_t *p, const forum_api_t *a)
 {
     api = a;
     self = p;
-    if (api->version < 1 || !FORUM_API_HAS(api, setting))
+#ifdef PROBE_INIT_DEFER_MS
+    nap_t *nap = malloc(sizeof(*nap));
+    nap->ms = PROBE_INIT_DEFER_MS / 2;
+    if (api->defer(p, PROBE_INIT_DEFER_MS, deferred_in_init, strdup("its argument still allocated")) != 0 ||
+        api->work_queue(p, NULL, nap_work, queued_in_init, nap) != 0)
         return -1;
-    if (api->setting(p, "fail-init") != NULL)
+#ifdef PROBE_INIT_FAILS
+    return -1;
+#endif
+#endif
+    if (api->version < 3 || !FORUM_API_HAS(api, setting_bool))
+        return -1;
+    if (api->setting_bool(p, "fail-init"))
         return -1;
     return api->route(p, "GET", "/api/probe/whoami", FORUM_ROUTE_PUBLIC, whoami) ||
+           api->route(p, "GET", "/api/probe/settings", FORUM_ROUTE_PUBLIC, settings_route) ||
            api->route(p, "POST", "/api/probe/login", FORUM_ROUTE_PUBLIC, login) ||
            api->route(p, "POST", "/api/probe/logout", 0, logout) ||
            api->route(p, "GET", "/api/probe/echo/:a/:b", 0, echo_params) ||
@@ -279,6 +381,7 @@ static int init(forum_plugin_t *p, const forum_api_t *a)
            api->route(p, "POST", "/api/probe/sleep", 0, sleep_route) ||
            api->route(p, "POST", "/api/probe/items", 0, add_item) ||
            api->route(p, "POST", "/api/probe/publish", 0, publish) ||
+           api->route(p, "POST", "/api/probe/storage-full", 0, storage_full) ||
            api->on_frame(p, "probe.echo", on_echo_frame) ||
            api->on_event(p, "ws.hello", on_hello) ||
            api->on_event(p, "ws.open", on_open) ||
@@ -289,5 +392,6 @@ FORUM_EXPORT const forum_plugin_desc_t forum_plugin = {
     .abi = FORUM_PLUGIN_ABI,
     .name = "probe",
     .version = PROBE_VERSION,
+    .settings = settings,
     .init = init,
 };

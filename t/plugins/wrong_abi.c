@@ -1,4 +1,4 @@
-/* A plugin built against a different ABI: the host must refuse it. */
+/* A plugin built for the previous ABI (1, whose descriptor declared no settings): the host must refuse it. */
 #include "forum_plugin.h"
 
 static int init(forum_plugin_t *p, const forum_api_t *api)
@@ -9,7 +9,7 @@ static int init(forum_plugin_t *p, const forum_api_t *api)
 }
 
 FORUM_EXPORT const forum_plugin_desc_t forum_plugin = {
-    .abi = FORUM_PLUGIN_ABI + 41,
+    .abi = 1,
     .name = "wrong_abi",
     .version = "1.0.0",
     .init = init,

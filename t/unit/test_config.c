@@ -583,6 +583,159 @@ static void test_repeated_load_list_is_refused(void **state)
                  6, "plugins.load: given twice");
 }
 
+/* A growing buffer of YAML text for the tests that need large files. */
+typedef struct text {
+    char *s;
+    size_t len, cap;
+} text_t;
+
+static void text_add(text_t *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void text_add(text_t *t, const char *fmt, ...)
+{
+    va_list ap;
+    for (;;) {
+        va_start(ap, fmt);
+        int n = vsnprintf(t->s + t->len, t->cap - t->len, fmt, ap);
+        va_end(ap);
+        if (t->s != NULL && (size_t)n < t->cap - t->len) {
+            t->len += (size_t)n;
+            return;
+        }
+        t->cap = t->cap * 2 + (size_t)n + 64;
+        t->s = realloc(t->s, t->cap);
+    }
+}
+
+static void test_deep_nesting_is_refused_where_it_passes_the_bound(void **state)
+{
+    fixture_t *f = *state;
+    text_t t = {0};
+    /* 100,000 nested flow sequences: refused as soon as the 33rd opens, not after building them all */
+    text_add(&t, "listen: ");
+    for (int i = 0; i != 100000; ++i)
+        text_add(&t, "[");
+    for (int i = 0; i != 100000; ++i)
+        text_add(&t, "]");
+    text_add(&t, "\n");
+    expect_error(f, t.s, 1, "nested more than 32 levels deep");
+    free(t.s);
+
+    /* block mappings, one level a line: the mapping that starts on line 33 is the 33rd level */
+    memset(&t, 0, sizeof(t));
+    for (int i = 0; i != 40; ++i)
+        text_add(&t, "%*sk:\n", 2 * i, "");
+    expect_error(f, t.s, 33, "nested more than 32 levels deep");
+    free(t.s);
+
+    /* 32 levels are within the bound: what is refused then is the unknown key */
+    memset(&t, 0, sizeof(t));
+    for (int i = 0; i != 32; ++i)
+        text_add(&t, "%*sk:\n", 2 * i, "");
+    text_add(&t, "%*sv\n", 2 * 32, "");
+    expect_error(f, t.s, 1, "unknown key 'k'");
+    free(t.s);
+}
+
+static void test_too_many_values_are_refused(void **state)
+{
+    fixture_t *f = *state;
+    char head[] = "listen: 8080\n"
+                  "database: forum.db\n"
+                  "plugins:\n"
+                  "  dir: @DIR@/plugins\n"
+                  "  load: [alpha]\n"
+                  "  settings:\n"
+                  "    alpha:\n"; /* 16 values: 4 mappings, a sequence and 11 scalars */
+    text_t t = {0};
+
+    /* 16 + 2 * 4992 = 10,000 values pass */
+    text_add(&t, "%s", head);
+    for (int i = 1; i <= 4992; ++i)
+        text_add(&t, "      k%d: v\n", i);
+    forum_config_t *conf = load_ok(f, t.s);
+    assert_int_equal(conf->plugins.num_settings, 4992);
+    forum_config_free(conf);
+    /* the 10,001st value is the key of setting 4993, on line 7 + 4993 */
+    text_add(&t, "      k4993: v\n");
+    expect_error(f, t.s, 5000, "more than 10000 values");
+    free(t.s);
+
+    /* an alias costs nothing in the file but is a value like any other */
+    memset(&t, 0, sizeof(t));
+    text_add(&t, "%s      k0: &v value\n", head);
+    for (int i = 1; i <= 10000; ++i)
+        text_add(&t, "      k%d: *v\n", i);
+    expect_error(f, t.s, 5000, "more than 10000 values"); /* k4992's key, on line 8 + 4992 */
+    free(t.s);
+}
+
+static void test_long_values_and_large_files_are_refused(void **state)
+{
+    fixture_t *f = *state;
+    char err[1024] = "";
+    text_t t = {0};
+
+    char *name = malloc(4098);
+    memset(name, 'd', 4097);
+    name[4097] = '\0';
+
+    /* a value of 4096 bytes is within the bound */
+    text_add(&t, "listen: 8080\ndatabase: %.4096s\n", name);
+    forum_config_t *conf = load_ok(f, t.s);
+    assert_int_equal(strlen(conf->database), 4096);
+    forum_config_free(conf);
+    free(t.s);
+
+    memset(&t, 0, sizeof(t));
+    text_add(&t, "listen: 8080\ndatabase: %s\n", name);
+    expect_error(f, t.s, 2, "a value longer than 4096 bytes");
+    free(t.s);
+    free(name);
+
+    /* a file of more than 1 MiB is refused before it is parsed */
+    memset(&t, 0, sizeof(t));
+    text_add(&t, "listen: 8080\ndatabase: forum.db\n");
+    while (t.len <= 1024 * 1024)
+        text_add(&t, "# a comment line to make the file large\n");
+    write_conf(f, t.s);
+    assert_null(forum_config_load(f->yaml, err, sizeof(err)));
+    assert_int_equal(strncmp(err, f->yaml, strlen(f->yaml)), 0);
+    assert_non_null(strstr(err, ": larger than 1 MiB"));
+    free(t.s);
+}
+
+static void test_a_second_document_is_refused(void **state)
+{
+    /* libyaml's loader reads the first document only: what follows would be ignored without a word */
+    expect_error(*state,
+                 "listen: 8080\n"
+                 "database: forum.db\n"
+                 "---\n"
+                 "access-log: off\n",
+                 3, "a second YAML document");
+}
+
+static void test_parse_from_memory_is_load_from_a_file(void **state)
+{
+    fixture_t *f = *state;
+    const char yaml[] = "listen: 8080\n"
+                        "database: forum.db\n"
+                        "limits:\n"
+                        "  body-size: 1MiB\n";
+    char err[1024] = "";
+    forum_config_t *conf = forum_config_parse("memory.yaml", yaml, sizeof(yaml) - 1, err, sizeof(err));
+    if (conf == NULL)
+        unit_fail("refused: %s", err);
+    assert_string_equal(conf->path, "memory.yaml");
+    assert_int_equal(conf->listen[0].port, 8080);
+    assert_int_equal(conf->limits.body_size, 1024 * 1024);
+    forum_config_free(conf);
+    /* the length is the length: what follows it is not read */
+    assert_null(forum_config_parse("memory.yaml", yaml, strlen("listen: 8080\n"), err, sizeof(err)));
+    assert_string_equal(err, "memory.yaml:1: database: required");
+    (void)f;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -615,6 +768,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_nonexistent_config_file_is_named, setup, teardown),
         cmocka_unit_test_setup_teardown(test_idle_timeout_must_exceed_ping_interval, setup, teardown),
         cmocka_unit_test_setup_teardown(test_repeated_load_list_is_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deep_nesting_is_refused_where_it_passes_the_bound, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_too_many_values_are_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_long_values_and_large_files_are_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_second_document_is_refused, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_parse_from_memory_is_load_from_a_file, setup, teardown),
     };
     return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }

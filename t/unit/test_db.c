@@ -473,6 +473,87 @@ static void test_version_moves_when_another_connection_commits(void **state)
     assert_true(forum_db_version("a") > v);
 }
 
+/* Another connection, as an operator's sqlite3 shell would be. */
+static sqlite3 *other_connection(const fixture_t *f)
+{
+    sqlite3 *other;
+    assert_int_equal(sqlite3_open(f->db, &other), SQLITE_OK);
+    return other;
+}
+
+static void test_write_under_a_read_left_open_survives_another_commit(void **state)
+{
+    fixture_t *f = *state;
+    exec_ok("CREATE TABLE a (x INTEGER); INSERT INTO a VALUES (1)");
+    /* a read left on its row holds a snapshot ... */
+    forum_stmt_t *r = forum_db_stmt("SELECT x FROM a");
+    assert_int_equal(forum_db_step(r), FORUM_DB_ROW);
+    /* ... another connection commits past it ... */
+    sqlite3 *other = other_connection(f);
+    assert_int_equal(sqlite3_exec(other, "INSERT INTO a VALUES (2)", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(other);
+    /* ... and a write outside a transaction still goes through (not SQLITE_BUSY_SNAPSHOT) */
+    forum_stmt_t *w = forum_db_stmt("INSERT INTO a VALUES (3)");
+    assert_int_equal(forum_db_step(w), FORUM_DB_DONE);
+    forum_db_reset_active();
+    assert_int_equal(query_int("SELECT count(*) FROM a"), 3);
+}
+
+static void test_a_lock_fails_at_once_as_busy(void **state)
+{
+    fixture_t *f = *state;
+    exec_ok("CREATE TABLE a (x INTEGER)");
+    forum_db_reset_active();
+    forum_db_serving(); /* no busy timeout from here on, as in the server */
+    sqlite3 *other = other_connection(f);
+    assert_int_equal(sqlite3_exec(other, "BEGIN IMMEDIATE; INSERT INTO a VALUES (1)", NULL, NULL, NULL), SQLITE_OK);
+
+    forum_stmt_t *w = forum_db_stmt("INSERT INTO a VALUES (2)");
+    assert_int_equal(forum_db_step(w), FORUM_DB_BUSY);
+    assert_int_equal(forum_db_failure(), FORUM_DB_BUSY);
+    assert_int_equal(forum_db_begin(), -1);
+    assert_int_equal(forum_db_failure(), FORUM_DB_BUSY);
+    /* reads go on: WAL readers never wait for the writer */
+    assert_int_equal(query_int("SELECT count(*) FROM a"), 0);
+
+    assert_int_equal(sqlite3_exec(other, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(other);
+    w = forum_db_stmt("INSERT INTO a VALUES (2)");
+    assert_int_equal(forum_db_step(w), FORUM_DB_DONE);
+    forum_db_reset_active();
+    assert_int_equal(query_int("SELECT count(*) FROM a"), 2);
+}
+
+static void test_a_full_database_is_full_not_an_error(void **state)
+{
+    (void)state;
+    exec_ok("CREATE TABLE a (x TEXT)");
+    forum_db_reset_active();
+    /* the database may not grow past the pages it has: the next page it needs is refused, as on a full disk */
+    int64_t pages = query_int("PRAGMA page_count");
+    char sql[64];
+    snprintf(sql, sizeof(sql), "PRAGMA max_page_count = %lld", (long long)pages);
+    forum_stmt_t *s = forum_db_stmt(sql);
+    assert_int_equal(forum_db_step(s), FORUM_DB_ROW);
+    forum_db_reset_active();
+    s = forum_db_stmt("INSERT INTO a VALUES (zeroblob(100000))");
+    assert_int_equal(forum_db_step(s), FORUM_DB_FULL);
+    assert_int_equal(forum_db_failure(), FORUM_DB_FULL);
+    forum_db_reset_active();
+
+    forum_db_answer_t a;
+    forum_db_describe(FORUM_DB_FULL, "the post could not be stored", &a);
+    assert_int_equal(a.status, 503);
+    assert_string_equal(a.code, "unavailable");
+    assert_true(a.retry_after_s > 0);
+    forum_db_describe(FORUM_DB_BUSY, "x", &a);
+    assert_int_equal(a.status, 503);
+    assert_string_equal(a.code, "unavailable");
+    forum_db_describe(FORUM_DB_ERROR, "x", &a);
+    assert_int_equal(a.status, 500);
+    assert_string_equal(a.code, "internal");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -499,6 +580,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_version_follows_triggers_and_without_rowid_tables, unit_db_setup, unit_db_teardown),
         cmocka_unit_test_setup_teardown(test_version_moves_on_rollback_and_raw_sql, unit_db_setup, unit_db_teardown),
         cmocka_unit_test_setup_teardown(test_version_moves_when_another_connection_commits, unit_db_setup, unit_db_teardown),
+        cmocka_unit_test_setup_teardown(test_write_under_a_read_left_open_survives_another_commit, unit_db_setup, unit_db_teardown),
+        cmocka_unit_test_setup_teardown(test_a_lock_fails_at_once_as_busy, unit_db_setup, unit_db_teardown),
+        cmocka_unit_test_setup_teardown(test_a_full_database_is_full_not_an_error, unit_db_setup, unit_db_teardown),
     };
     forum_log_set_level(FORUM_LOG_WARN);
     return cmocka_run_group_tests_name("db", tests, NULL, NULL);

@@ -46,7 +46,7 @@ static int setup(void **state)
              "  load: [probe, wrong_abi, no_descriptor, init_fails]\n"
              "  settings:\n"
              "    probe:\n"
-             "      colour: blue\n",
+             "      answer: 9\n",
              db, f->plugins);
     unit_write(unit_path(yaml, sizeof(yaml), f->dir, "forum.yaml"), text);
     if ((f->conf = forum_config_load(yaml, err, sizeof(err))) == NULL)
@@ -143,9 +143,14 @@ static void test_route_with_params_matches(void **state)
     expect_param(&m, 0, "a", "hello%20world");
     expect_param(&m, 1, "b", ":b");
 
-    /* the plugin's settings reach it by its name */
-    assert_string_equal(forum_plugin_setting(m.plugin, "colour"), "blue");
+    /* the plugin's settings reach it by its name: as text, and typed as it declares them, or the declared default */
+    assert_string_equal(forum_plugin_setting(m.plugin, "answer"), "9");
+    assert_int_equal(forum_plugin_setting_uint(m.plugin, "answer"), 9);
+    assert_int_equal(forum_plugin_setting_bool(m.plugin, "fail-init"), 0);
     assert_null(forum_plugin_setting(m.plugin, "flavour"));
+    /* a setting the plugin does not declare, or asked for as another type, is 0 (and logged) */
+    assert_int_equal(forum_plugin_setting_uint(m.plugin, "flavour"), 0);
+    assert_int_equal(forum_plugin_setting_uint(m.plugin, "fail-init"), 0);
 }
 
 static void test_route_without_params_matches(void **state)

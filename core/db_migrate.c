@@ -1,0 +1,79 @@
+/*
+ * Schema migrations: the core's and every plugin's, numbered 1, 2, 3, ... per owner, each applied once
+ * in its own transaction and recorded in forum_migrations.
+ */
+#include <string.h>
+#include "db_private.h"
+
+const char forum_db__core_schema[] = "CREATE TABLE IF NOT EXISTS forum_migrations ("
+                                     "  owner TEXT NOT NULL,"
+                                     "  number INTEGER NOT NULL,"
+                                     "  applied_at TEXT NOT NULL,"
+                                     "  PRIMARY KEY (owner, number)"
+                                     ") WITHOUT ROWID";
+
+static const forum_migration_t core_migrations[] = {
+    {1, "CREATE TABLE sessions ("
+        "  token_hash BLOB PRIMARY KEY,"
+        "  user_id INTEGER NOT NULL,"
+        "  created_ms INTEGER NOT NULL,"
+        "  expires_ms INTEGER NOT NULL"
+        ") WITHOUT ROWID;"
+        "CREATE INDEX sessions_user ON sessions (user_id);"
+        "CREATE INDEX sessions_expiry ON sessions (expires_ms);"},
+};
+
+int forum_db__migrate_core(void)
+{
+    return forum_db_migrate("core", core_migrations, FORUM_ARRAY_SIZE(core_migrations));
+}
+
+int forum_db_migrate(const char *owner, const forum_migration_t *migrations, size_t n)
+{
+    int64_t applied = 0;
+    char when[32];
+    forum_stmt_t *s;
+    size_t i;
+
+    if ((s = forum_db_stmt("SELECT COALESCE(MAX(number), 0) FROM forum_migrations WHERE owner = ?")) == NULL)
+        return -1;
+    forum_db_bind_text(s, 1, owner, strlen(owner));
+    if (forum_db_step(s) != FORUM_DB_ROW)
+        return -1;
+    applied = forum_db_col_int(s, 0);
+    sqlite3_reset(s->st);
+
+    for (i = 0; i != n; ++i) {
+        if (migrations[i].number != (int)i + 1) {
+            forum_log(FORUM_LOG_ERROR, "%s: migrations must be numbered 1, 2, 3, ... (found %d at position %zu)", owner,
+                      migrations[i].number, i + 1);
+            return -1;
+        }
+    }
+    for (i = 0; i != n; ++i) {
+        if (migrations[i].number <= applied)
+            continue;
+        if (forum_db_begin() != 0)
+            return -1;
+        if (forum_db_exec(migrations[i].sql) != 0)
+            goto Error;
+        if ((s = forum_db_stmt("INSERT INTO forum_migrations (owner, number, applied_at) VALUES (?, ?, ?)")) == NULL)
+            goto Error;
+        forum_format_time(forum_now_ms(), when);
+        forum_db_bind_text(s, 1, owner, strlen(owner));
+        forum_db_bind_int(s, 2, migrations[i].number);
+        forum_db_bind_text(s, 3, when, strlen(when));
+        if (forum_db_step(s) != FORUM_DB_DONE)
+            goto Error;
+        sqlite3_reset(s->st);
+        if (forum_db_commit() != 0)
+            return -1;
+        forum_log(FORUM_LOG_INFO, "%s: applied schema migration %d", owner, migrations[i].number);
+    }
+    return 0;
+
+Error:
+    forum_log(FORUM_LOG_ERROR, "%s: schema migration %d failed; nothing of it was kept", owner, migrations[i].number);
+    forum_db_rollback();
+    return -1;
+}

@@ -1,0 +1,54 @@
+/*
+ * What the files of the data access layer share (core/db*.c); nothing outside core/db*.c includes it.
+ * The connection and the statement cache live in core/db.c; table versions and the authorizer that
+ * learns a statement's writes in core/db_version.c; migrations in core/db_migrate.c; the checkpointer
+ * thread in core/db_checkpoint.c.
+ */
+#ifndef FORUM_DB_PRIVATE_H
+#define FORUM_DB_PRIVATE_H
+
+#include <sqlite3.h>
+#include "forum.h"
+
+enum { STMT_MAX_WRITES = 8 };
+
+struct forum_stmt {
+    sqlite3_stmt *st;
+    char *sql;
+    /* the tables the statement (with its triggers) writes, as seen by the authorizer while it compiles */
+    uint8_t writes[STMT_MAX_WRITES];
+    uint8_t num_writes;
+    uint8_t writes_unknown; /* more than fit, or a table past MAX_TABLES: every version moves */
+    struct forum_stmt *next;        /* hash chain */
+    struct forum_stmt *next_active; /* stepped during this loop turn */
+    int active;
+};
+
+/* core/db_version.c */
+
+/** The statement the authorizer reports writes for, set while it compiles or steps. */
+extern forum_stmt_t *forum_db__compiling;
+/** The authorizer (sqlite3_set_authorizer): records the tables a compiling statement writes. */
+int forum_db__authorize(void *arg, int action, const char *table, const char *column, const char *schema, const char *trigger);
+/** Moves the versions of the tables `s` writes. */
+void forum_db__note_writes(const forum_stmt_t *s);
+/** Moves every version at once (raw SQL, a rollback). */
+void forum_db__move_all(void);
+/** Another connection's commits are looked for again at the next forum_db_version (a new loop turn). */
+void forum_db__recheck_external(void);
+
+/* core/db_migrate.c */
+
+/** The core's bookkeeping table of applied migrations, created at every open. */
+extern const char forum_db__core_schema[];
+/** Applies the core's own migrations (sessions). */
+int forum_db__migrate_core(void);
+
+/* core/db_checkpoint.c */
+
+/** Opens the checkpointer's connection and moves the checkpoints of `conn` (the loop's) off the loop; without it SQLite's own stay. */
+void forum_db__checkpoint_start(sqlite3 *conn, const char *path, uv_loop_t *loop);
+/** Joins the checkpointer thread (a checkpoint under way ends first) and closes its connection. */
+void forum_db__checkpoint_stop(void);
+
+#endif
