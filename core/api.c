@@ -71,4 +71,7 @@ const forum_api_t forum_api = {
 
     /* --- one validator for text fields (version 3) --- */
     .text_field = forum_text_field,
+
+    /* --- monotonic time (version 3) --- */
+    .mono_ms = forum_mono_ms,
 };

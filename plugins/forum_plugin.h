@@ -342,6 +342,10 @@ struct forum_api {
      * the field `name`: 400 (`obj` is not an object, the member is not a string) or 422 (missing, length, characters).
      */
     int (*text_field)(yajl_val obj, const char *name, size_t min_chars, size_t max_chars, int flags, forum_text_t *out);
+
+    /* --- monotonic time (version 3) --- */
+    /** Milliseconds on a clock that never jumps (not the wall clock): for rates, intervals and timeouts. */
+    int64_t (*mono_ms)(void);
 };
 
 /** The descriptor every plugin exports as `forum_plugin`. */

@@ -1,4 +1,4 @@
-# Private messages (plugin chat): the users list and its order, presence, delivery to every tab of
+# Private messages (plugin chat): the users list, its order and its pages, presence, delivery to every tab of
 # both users, offline delivery, idempotent client_id, history pages, read state, typing, resume
 # after a disconnect and after a restart, and every bad frame.
 use strict;
@@ -48,7 +48,14 @@ sub users_of { [map { $_->{nickname} } @{ api($_[0], 'GET', '/api/users')->{json
 
 subtest 'the users list before any message: everyone else by nickname, case-insensitive' => sub {
     is_deeply users_of('alice'), [qw(Bob carol dave zed)], 'alice sees the others A to Z, herself left out';
-    my $u = api('alice', 'GET', '/api/users')->{json}{users}[0];
+    my $page = api('alice', 'GET', '/api/users')->{json};
+    is_deeply [sort keys %$page], [qw(next users)], 'a page: users and next';
+    is $page->{next}, undef, 'next is null: everyone fits the default limit';
+    my $two = api('alice', 'GET', '/api/users?limit=2')->{json};
+    is_deeply [map { $_->{nickname} } @{ $two->{users} }], [qw(Bob carol)], 'limit=2: the first two';
+    my $rest = api('alice', 'GET', "/api/users?limit=2&after=$two->{next}")->{json};
+    is_deeply [map { $_->{nickname} } @{ $rest->{users} }], [qw(dave zed)], 'after=next: the two after them';
+    my $u = $page->{users}[0];
     is_deeply [sort keys %$u], [sort qw(id nickname online last_message_at last_message_id unread)], 'each with its fields';
     is $u->{last_message_at}, undef, 'no last message yet';
     is $u->{unread}, 0, 'nothing unread';

@@ -11,7 +11,8 @@
  *   - posts with one to three distinct categories, inserted through post_categories so that its
  *     trigger keeps categories.post_count; no comments, so posts.comment_count stays 0;
  *   - messages between pairs of the seeded users (user 2i with user 2i+1), two message_index rows
- *     each, and the two conversations rows of each pair (last message, unread = messages received);
+ *     each with what each side had sent so far, and the two conversations rows of each pair (last
+ *     message, unread = received = messages received);
  *   - sessions exactly as core/session.c makes them: 32 random bytes, the table keeps their SHA-256,
  *     the cookie is the lower-case hex of the raw bytes. One `sid=HEX` line per session in FILE.
  * Prints one JSON line: what was inserted and how long it took.
@@ -300,7 +301,9 @@ int main(int argc, char **argv)
             return 1;
         }
         pair_state_t *pairs = calloc((size_t)pairs_used, sizeof(*pairs));
-        sqlite3_stmt *msg = prepare("INSERT INTO messages (sender_id, recipient_id, body, client_id, created_at) VALUES (?, ?, ?, ?, ?)");
+        /* lo_sent and hi_sent: what each side of the pair had sent up to this message (the chat plugin's counters) */
+        sqlite3_stmt *msg = prepare("INSERT INTO messages (sender_id, recipient_id, body, client_id, created_at, lo_sent, hi_sent) "
+                                    "VALUES (?, ?, ?, ?, ?, ?, ?)");
         sqlite3_stmt *idx = prepare("INSERT INTO message_index (user_id, message_id) VALUES (?, ?)");
         char body[128], cid[32];
         for (long long i = 0; i != num_messages; ++i) {
@@ -317,6 +320,9 @@ int main(int argc, char **argv)
             sqlite3_bind_text(msg, 3, body, -1, SQLITE_STATIC);
             sqlite3_bind_text(msg, 4, cid, -1, SQLITE_STATIC);
             sqlite3_bind_text(msg, 5, when, -1, SQLITE_STATIC);
+            pairs[p].received[side == 0 ? 1 : 0]++;
+            sqlite3_bind_int64(msg, 6, pairs[p].received[1]); /* a (the lower id) sent what b received */
+            sqlite3_bind_int64(msg, 7, pairs[p].received[0]);
             step_done(msg, "insert message");
             int64_t id = sqlite3_last_insert_rowid(db);
             sqlite3_bind_int64(idx, 1, from);
@@ -327,15 +333,14 @@ int main(int argc, char **argv)
             step_done(idx, "insert message_index");
             pairs[p].last_id = id;
             pairs[p].last_ms = ms;
-            pairs[p].received[side == 0 ? 1 : 0]++;
         }
         sqlite3_finalize(msg);
         sqlite3_finalize(idx);
         /* the same upsert the chat plugin runs per message, once per side of each pair */
-        sqlite3_stmt *conv = prepare("INSERT INTO conversations (user_id, other_id, last_message_id, last_message_at, unread) "
-                                     "VALUES (?, ?, ?, ?, ?) ON CONFLICT (user_id, other_id) DO UPDATE SET "
+        sqlite3_stmt *conv = prepare("INSERT INTO conversations (user_id, other_id, last_message_id, last_message_at, unread, received) "
+                                     "VALUES (?, ?, ?, ?, ?5, ?5) ON CONFLICT (user_id, other_id) DO UPDATE SET "
                                      "last_message_id = excluded.last_message_id, last_message_at = excluded.last_message_at, "
-                                     "unread = unread + excluded.unread");
+                                     "unread = unread + excluded.unread, received = received + excluded.received");
         for (long long p = 0; p != pairs_used; ++p) {
             if (pairs[p].last_id == 0)
                 continue;

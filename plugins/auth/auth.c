@@ -190,13 +190,13 @@ static int register_route(forum_req_t *req)
     char key[96];
 
     if (register_limiter != NULL) {
+        /* every registration attempt counts, whatever becomes of it */
         snprintf(key, sizeof(key), "addr:%s", api->req_peer(req));
-        unsigned wait = auth_limiter_wait(register_limiter, key, api->now_ms());
+        unsigned wait = auth_limiter_reserve(register_limiter, key, api->mono_ms());
         if (wait != 0) {
             answer_limited(req, wait);
             goto Error;
         }
-        auth_limiter_spend(register_limiter, key, api->now_ms());
     }
     if (auth_validate_registration(api->req_body(req), &job->reg, &err) != 0) {
         answer_error(req, &err);
@@ -229,6 +229,7 @@ typedef struct login_job {
     char login[255];
     char password[4 * 1024 + 1];
     char peer_key[96];
+    char acct_key[300];
     int matched;
 } login_job_t;
 
@@ -246,50 +247,61 @@ static void login_work(auth_hash_job_t *job)
     }
 }
 
+/* Gives back the attempts a login reserved: its outcome is not a failed guess. */
+static void refund_attempts(const login_job_t *self)
+{
+    int64_t now = api->mono_ms();
+    auth_limiter_refund(login_limiter, self->peer_key, now);
+    auth_limiter_refund(login_limiter, self->acct_key, now);
+}
+
 static void login_done(auth_hash_job_t *job, forum_req_t *req)
 {
     login_job_t *self = (login_job_t *)job;
-    char acct_key[300];
 
     if (!job->ran) {
+        refund_attempts(self);
         answer_busy(req);
     } else if (self->matched) {
+        refund_attempts(self);
         /* a client that left gets no session */
         if (api->req_alive(req) && api->session_start(req, self->user_id) == 0)
             answer_user(req, 200, self->user_id);
         else if (api->req_alive(req))
             api->res_db_error(req, "no session could be started");
     } else {
-        int64_t now = api->now_ms();
-        snprintf(acct_key, sizeof(acct_key), "acct:%s", self->login);
-        auth_limiter_spend(login_limiter, self->peer_key, now);
-        auth_limiter_spend(login_limiter, acct_key, now);
+        /* the attempt was spent when it was reserved */
         api->res_error(req, 401, "unauthorized", "wrong login or password", NULL);
     }
     memset(self->password, 0, sizeof(self->password));
     free(self);
 }
 
+/*
+ * An attempt is charged to the client's address and to the account before its hash is queued, so that
+ * guesses in flight count at once: past the limit the answer is 429 without hashing. A success or a
+ * hash that never ran gives both back; a wrong password keeps them spent.
+ */
 static int login_route(forum_req_t *req)
 {
     login_job_t *job = calloc(1, sizeof(*job));
     auth_error_t err;
-    char acct_key[300];
     unsigned wait;
     forum_stmt_t *s;
-    int64_t now = api->now_ms();
+    int64_t now = api->mono_ms();
 
     if (auth_validate_login(api->req_body(req), job->login, sizeof(job->login), job->password, sizeof(job->password), &err) != 0) {
         answer_error(req, &err);
         goto Error;
     }
     snprintf(job->peer_key, sizeof(job->peer_key), "addr:%s", api->req_peer(req));
-    snprintf(acct_key, sizeof(acct_key), "acct:%s", job->login);
-    wait = auth_limiter_wait(login_limiter, job->peer_key, now);
-    unsigned acct_wait = auth_limiter_wait(login_limiter, acct_key, now);
-    if (acct_wait > wait)
-        wait = acct_wait;
-    if (wait != 0) {
+    snprintf(job->acct_key, sizeof(job->acct_key), "acct:%s", job->login);
+    if ((wait = auth_limiter_reserve(login_limiter, job->peer_key, now)) != 0) {
+        answer_limited(req, wait);
+        goto Error;
+    }
+    if ((wait = auth_limiter_reserve(login_limiter, job->acct_key, now)) != 0) {
+        auth_limiter_refund(login_limiter, job->peer_key, now);
         answer_limited(req, wait);
         goto Error;
     }
@@ -304,6 +316,7 @@ static int login_route(forum_req_t *req)
     job->super.work = login_work;
     job->super.done = login_done;
     if (auth_hasher_submit(&job->super) != 0) {
+        refund_attempts(job);
         answer_busy(req);
         goto Error;
     }
@@ -392,7 +405,7 @@ static int init(forum_plugin_t *p, const forum_api_t *a)
 {
     auth_api = a;
     auth_self = p;
-    if (a->version < FORUM_API_VERSION || !FORUM_API_HAS(a, text_field))
+    if (a->version < FORUM_API_VERSION || !FORUM_API_HAS(a, mono_ms))
         return -1;
     read_settings(p);
     return api->migration(p, 1, schema_v1) || api->route(p, "POST", "/api/auth/register", FORUM_ROUTE_PUBLIC, register_route) ||

@@ -32,16 +32,21 @@ int auth_validate_registration(yajl_val body, auth_registration_t *out, auth_err
 /** A trimmed, lower-cased login (nickname or email) and the password from a login body; 0, or -1 with `err`. */
 int auth_validate_login(yajl_val body, char *login, size_t login_size, char *password, size_t password_size, auth_error_t *err);
 
-/* limiter.c: token buckets keyed by text ("addr:...", "acct:...") */
+/* limiter.c: token buckets keyed by text ("addr:...", "acct:..."), in a fixed-size table */
 
 typedef struct auth_limiter auth_limiter_t;
-/** `burst` attempts, refilled evenly over `window_s` seconds; at most `max_keys` tracked at once. */
+/** `burst` attempts, refilled evenly over `window_s` seconds; at most `max_keys` tracked at once (the least recently used goes). */
 auth_limiter_t *auth_limiter_new(unsigned burst, unsigned window_s, size_t max_keys);
 void auth_limiter_free(auth_limiter_t *l);
-/** Seconds until `key` may try again (0: now). */
-unsigned auth_limiter_wait(auth_limiter_t *l, const char *key, int64_t now_ms);
-/** Spends one attempt of `key`. */
-void auth_limiter_spend(auth_limiter_t *l, const char *key, int64_t now_ms);
+/**
+ * Takes one attempt of `key` now: 0 when it had one, else the seconds until it will (nothing taken).
+ * `now_ms` is on a clock that does not jump (api->mono_ms); a step back is clamped.
+ */
+unsigned auth_limiter_reserve(auth_limiter_t *l, const char *key, int64_t now_ms);
+/** Gives back an attempt reserved earlier whose outcome does not count (a success, work never run). */
+void auth_limiter_refund(auth_limiter_t *l, const char *key, int64_t now_ms);
+/** The number of keys tracked (never more than `max_keys`). */
+size_t auth_limiter_keys(const auth_limiter_t *l);
 
 /* hasher.c: scrypt on the thread pool, a bounded number at once, the rest in a bounded queue */
 

@@ -39,13 +39,32 @@ static const char schema_v1[] =
     "  PRIMARY KEY (user_id, other_id)"
     ") WITHOUT ROWID;";
 
+/*
+ * Bounded work per request. The users list walks conversations by their newest message and the other
+ * accounts by nickname (both indexed). Unread counts are kept exact without counting messages: each
+ * message records how many messages each side of its pair had sent up to it (lo_sent for the lower
+ * user id, hi_sent for the higher), each conversation how many it received, so a read mark at any id
+ * costs one index seek (received minus what the other side had sent up to the mark).
+ */
+static const char schema_v2[] =
+    "ALTER TABLE messages ADD COLUMN lo_sent INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE messages ADD COLUMN hi_sent INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE conversations ADD COLUMN received INTEGER NOT NULL DEFAULT 0;"
+    "UPDATE messages SET lo_sent = w.lo, hi_sent = w.hi FROM ("
+    "  SELECT id, SUM(sender_id = user_lo) OVER pair AS lo, SUM(sender_id = user_hi) OVER pair AS hi FROM messages"
+    "  WINDOW pair AS (PARTITION BY user_lo, user_hi ORDER BY id)) AS w WHERE messages.id = w.id;"
+    "UPDATE conversations SET received = (SELECT COUNT(*) FROM messages m WHERE m.user_lo = MIN(user_id, other_id)"
+    "  AND m.user_hi = MAX(user_id, other_id) AND m.sender_id = other_id),"
+    "  read_up_to = MIN(read_up_to, last_message_id);"
+    "CREATE INDEX conversations_recent ON conversations (user_id, last_message_id);";
+
 static int init(forum_plugin_t *p, const forum_api_t *a)
 {
     chat_api = a;
     chat_self = p;
-    if (a->version < FORUM_API_VERSION || !FORUM_API_HAS(a, text_field))
+    if (a->version < FORUM_API_VERSION || !FORUM_API_HAS(a, mono_ms))
         return -1;
-    return a->migration(p, 1, schema_v1) || chat_routes_init(p) || chat_live_init(p);
+    return a->migration(p, 1, schema_v1) || a->migration(p, 2, schema_v2) || chat_routes_init(p) || chat_live_init(p);
 }
 
 static void fini(forum_plugin_t *p)

@@ -41,6 +41,20 @@ void chat_write_fields(yajl_gen g, const chat_message_t *m, int64_t for_user);
 int64_t chat_last_message_id(int64_t user);
 /** Marks messages from `other` to `user` read up to `up_to`. */
 int chat_mark_read(int64_t user, int64_t other, int64_t up_to);
+/**
+ * The conversations of `user` whose last message id is below `before_id`, newest first, at most `limit`:
+ * rows (other_id, nickname, last_message_at, unread, last_message_id). Step it; NULL when it does not compile.
+ */
+forum_stmt_t *chat_conversations_page(int64_t user, int64_t before_id, int64_t limit);
+/**
+ * Every account whose nickname (case-insensitive) is after `from` (or from `from` on, when `inclusive`) and
+ * below `below` (no upper bound when NULL), by nickname, at most `limit`: rows (id, nickname, has a
+ * conversation with `user`). `user` itself is among them.
+ */
+forum_stmt_t *chat_nicknames_page(int64_t user, const char *from, int inclusive, const char *below, int64_t limit);
+
+/* users.c: GET /api/users, paged by a cursor, with a nickname prefix search */
+int chat_users_route(forum_req_t *req);
 
 /** Builds {"type":"message","message":...} for `for_user` into a new generator (caller frees). */
 yajl_gen chat_message_frame(int64_t id, int64_t for_user);

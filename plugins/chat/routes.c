@@ -1,42 +1,7 @@
-/* HTTP: GET /api/users, GET /api/messages/:user_id, POST /api/messages/:user_id/read. */
+/* HTTP: GET /api/messages/:user_id, POST /api/messages/:user_id/read, and the route of GET /api/users (users.c). */
 #include "chat.h"
 
 #define api chat_api
-
-/* Everyone but you: those you exchanged messages with, newest conversation first, then the rest by nickname. */
-static int users_route(forum_req_t *req)
-{
-    int64_t me = api->req_user(req);
-    forum_stmt_t *s = api->db_stmt("SELECT u.id, u.nickname, c.last_message_at, COALESCE(c.unread, 0), c.last_message_id FROM users u "
-                                   "LEFT JOIN conversations c ON c.user_id = ?1 AND c.other_id = u.id WHERE u.id <> ?1 "
-                                   "ORDER BY c.last_message_id IS NULL, c.last_message_id DESC, u.nickname COLLATE NOCASE, u.id");
-    api->db_bind_int(s, 1, me);
-    yajl_gen g = api->res_json_begin(req, 200);
-    yajl_gen_map_open(g);
-    pu_str(g, "users");
-    yajl_gen_array_open(g);
-    while (api->db_step(s) == FORUM_DB_ROW) {
-        int64_t id = api->db_col_int(s, 0);
-        yajl_gen_map_open(g);
-        pu_key_int(g, "id", id);
-        pu_key_str(g, "nickname", api->db_col_text(s, 1));
-        pu_str(g, "online");
-        yajl_gen_bool(g, api->user_online(id));
-        pu_key_str(g, "last_message_at", api->db_col_text(s, 2));
-        pu_key_int(g, "unread", api->db_col_int(s, 3));
-        /* the order's own key: ties of last_message_at (same millisecond) are broken by it */
-        pu_str(g, "last_message_id");
-        if (api->db_col_is_null(s, 4))
-            yajl_gen_null(g);
-        else
-            yajl_gen_integer(g, api->db_col_int(s, 4));
-        yajl_gen_map_close(g);
-    }
-    yajl_gen_array_close(g);
-    yajl_gen_map_close(g);
-    api->res_json_end(req);
-    return 0;
-}
 
 /* The other user of a conversation route; 0 after answering 404. */
 static int64_t other_user(forum_req_t *req)
@@ -110,6 +75,6 @@ static int read_route(forum_req_t *req)
 
 int chat_routes_init(forum_plugin_t *p)
 {
-    return api->route(p, "GET", "/api/users", 0, users_route) || api->route(p, "GET", "/api/messages/:user_id", 0, history_route) ||
+    return api->route(p, "GET", "/api/users", 0, chat_users_route) || api->route(p, "GET", "/api/messages/:user_id", 0, history_route) ||
            api->route(p, "POST", "/api/messages/:user_id/read", 0, read_route);
 }

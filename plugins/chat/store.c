@@ -2,7 +2,9 @@
  * The message store. Three tables:
  *   messages       one row per message; (sender_id, client_id) unique for idempotent sends
  *   message_index  two rows per message, one per participant: replay for a user is one range scan
- *   conversations  two rows per pair of users: last message, unread count and read mark per side
+ *   conversations  two rows per pair of users: last message, unread count and read mark per side, and
+ *                  how many messages that side received (with messages.lo_sent/hi_sent: exact unread
+ *                  counts after a read mark without counting messages)
  */
 #include <string.h>
 #include "chat.h"
@@ -51,9 +53,10 @@ static int index_and_converse(int64_t user, int64_t other, int64_t id, const cha
     api->db_bind_int(s, 2, id);
     if (!step_done(s))
         return 0;
-    s = api->db_stmt("INSERT INTO conversations (user_id, other_id, last_message_id, last_message_at, unread) VALUES (?, ?, ?, ?, ?) "
-                     "ON CONFLICT (user_id, other_id) DO UPDATE SET last_message_id = excluded.last_message_id, "
-                     "last_message_at = excluded.last_message_at, unread = unread + excluded.unread");
+    s = api->db_stmt("INSERT INTO conversations (user_id, other_id, last_message_id, last_message_at, unread, received) "
+                     "VALUES (?1, ?2, ?3, ?4, ?5, ?5) ON CONFLICT (user_id, other_id) DO UPDATE SET "
+                     "last_message_id = excluded.last_message_id, last_message_at = excluded.last_message_at, "
+                     "unread = unread + excluded.unread, received = received + excluded.received");
     api->db_bind_int(s, 1, user);
     api->db_bind_int(s, 2, other);
     api->db_bind_int(s, 3, id);
@@ -62,19 +65,39 @@ static int index_and_converse(int64_t user, int64_t other, int64_t id, const cha
     return step_done(s);
 }
 
+/* How many messages `from` and `to` have each sent the other so far; false when the read failed. */
+static int sent_so_far(int64_t from, int64_t to, int64_t *by_from, int64_t *by_to)
+{
+    forum_stmt_t *s = api->db_stmt("SELECT COALESCE((SELECT received FROM conversations WHERE user_id = ?1 AND other_id = ?2), 0), "
+                                   "COALESCE((SELECT received FROM conversations WHERE user_id = ?2 AND other_id = ?1), 0)");
+    api->db_bind_int(s, 1, to);
+    api->db_bind_int(s, 2, from);
+    if (s == NULL || api->db_step(s) != FORUM_DB_ROW)
+        return 0;
+    *by_from = api->db_col_int(s, 0);
+    *by_to = api->db_col_int(s, 1);
+    return step_done(s);
+}
+
 int64_t chat_store_row(int64_t from, int64_t to, const char *body, size_t body_len, const char *client_id, const char *created_at,
                        int *repeat)
 {
-    /* a client_id this sender used before stores nothing: the message it named is the answer */
-    forum_stmt_t *s = api->db_stmt("INSERT INTO messages (sender_id, recipient_id, body, client_id, created_at) VALUES (?, ?, ?, ?, ?) "
-                                   "ON CONFLICT (sender_id, client_id) DO NOTHING RETURNING id");
     chat_message_t existing;
-    int64_t id;
+    int64_t id, by_from, by_to;
+
+    if (!sent_so_far(from, to, &by_from, &by_to))
+        return 0;
+    ++by_from;
+    /* a client_id this sender used before stores nothing: the message it named is the answer */
+    forum_stmt_t *s = api->db_stmt("INSERT INTO messages (sender_id, recipient_id, body, client_id, created_at, lo_sent, hi_sent) "
+                                   "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sender_id, client_id) DO NOTHING RETURNING id");
     api->db_bind_int(s, 1, from);
     api->db_bind_int(s, 2, to);
     api->db_bind_text(s, 3, body, body_len);
     api->db_bind_text(s, 4, client_id, strlen(client_id));
     api->db_bind_text(s, 5, created_at, strlen(created_at));
+    api->db_bind_int(s, 6, from < to ? by_from : by_to);
+    api->db_bind_int(s, 7, from < to ? by_to : by_from);
     switch (api->db_step(s)) {
     case FORUM_DB_ROW:
         id = api->db_col_int(s, 0);
@@ -163,13 +186,57 @@ int64_t chat_last_message_id(int64_t user)
 
 int chat_mark_read(int64_t user, int64_t other, int64_t up_to)
 {
-    /* the mark only moves forward; unread is what came from `other` after it */
-    forum_stmt_t *s = api->db_stmt("UPDATE conversations SET read_up_to = MAX(read_up_to, ?1), unread = ("
-                                   "  SELECT COUNT(*) FROM messages m WHERE m.user_lo = MIN(?2, ?3) AND m.user_hi = MAX(?2, ?3)"
-                                   "  AND m.id > MAX(conversations.read_up_to, ?1) AND m.sender_id = ?3)"
+    /*
+     * The mark only moves forward and never past the conversation's last message (so every later message
+     * counts as unread). Unread is what `other` sent after it: all it sent (received) minus what it had
+     * sent up to the mark, read from the newest message of the pair at or below the mark (one seek).
+     */
+    forum_stmt_t *s = api->db_stmt("UPDATE conversations SET read_up_to = MAX(read_up_to, MIN(?1, last_message_id)), "
+                                   "unread = received - COALESCE(("
+                                   "  SELECT CASE WHEN ?3 < ?2 THEN m.lo_sent ELSE m.hi_sent END FROM messages m"
+                                   "  WHERE m.user_lo = MIN(?2, ?3) AND m.user_hi = MAX(?2, ?3)"
+                                   "  AND m.id <= MAX(conversations.read_up_to, MIN(?1, conversations.last_message_id))"
+                                   "  ORDER BY m.id DESC LIMIT 1), 0)"
                                    " WHERE user_id = ?2 AND other_id = ?3");
     api->db_bind_int(s, 1, up_to);
     api->db_bind_int(s, 2, user);
     api->db_bind_int(s, 3, other);
     return step_done(s);
+}
+
+forum_stmt_t *chat_conversations_page(int64_t user, int64_t before_id, int64_t limit)
+{
+    forum_stmt_t *s = api->db_stmt("SELECT c.other_id, u.nickname, c.last_message_at, c.unread, c.last_message_id "
+                                   "FROM conversations c JOIN users u ON u.id = c.other_id "
+                                   "WHERE c.user_id = ?1 AND c.last_message_id < ?2 ORDER BY c.last_message_id DESC LIMIT ?3");
+    if (s == NULL)
+        return NULL;
+    api->db_bind_int(s, 1, user);
+    api->db_bind_int(s, 2, before_id);
+    api->db_bind_int(s, 3, limit);
+    return s;
+}
+
+forum_stmt_t *chat_nicknames_page(int64_t user, const char *from, int inclusive, const char *below, int64_t limit)
+{
+    /* the nickname column is COLLATE NOCASE: these bounds are a range of its unique index */
+    static const char *const sql[2][2] = {
+        {"SELECT u.id, u.nickname, EXISTS (SELECT 1 FROM conversations c WHERE c.user_id = ?1 AND c.other_id = u.id) "
+         "FROM users u WHERE u.nickname > ?2 ORDER BY u.nickname LIMIT ?4",
+         "SELECT u.id, u.nickname, EXISTS (SELECT 1 FROM conversations c WHERE c.user_id = ?1 AND c.other_id = u.id) "
+         "FROM users u WHERE u.nickname > ?2 AND u.nickname < ?3 ORDER BY u.nickname LIMIT ?4"},
+        {"SELECT u.id, u.nickname, EXISTS (SELECT 1 FROM conversations c WHERE c.user_id = ?1 AND c.other_id = u.id) "
+         "FROM users u WHERE u.nickname >= ?2 ORDER BY u.nickname LIMIT ?4",
+         "SELECT u.id, u.nickname, EXISTS (SELECT 1 FROM conversations c WHERE c.user_id = ?1 AND c.other_id = u.id) "
+         "FROM users u WHERE u.nickname >= ?2 AND u.nickname < ?3 ORDER BY u.nickname LIMIT ?4"},
+    };
+    forum_stmt_t *s = api->db_stmt(sql[inclusive != 0][below != NULL]);
+    if (s == NULL)
+        return NULL;
+    api->db_bind_int(s, 1, user);
+    api->db_bind_text(s, 2, from, strlen(from));
+    if (below != NULL)
+        api->db_bind_text(s, 3, below, strlen(below));
+    api->db_bind_int(s, 4, limit);
+    return s;
 }

@@ -169,7 +169,7 @@ static const char schema_v2[] = "ALTER TABLE comments ADD COLUMN client_id TEXT;
 static int init(forum_plugin_t *p, const forum_api_t *a)
 {
     api = a;
-    if (a->version < FORUM_API_VERSION || !FORUM_API_HAS(a, text_field))
+    if (a->version < FORUM_API_VERSION || !FORUM_API_HAS(a, mono_ms))
         return -1;
     return api->migration(p, 1, schema_v1) || api->migration(p, 2, schema_v2) || api->route(p, "GET", "/api/posts/:id/comments", 0, list_route) ||
            api->route(p, "POST", "/api/posts/:id/comments", 0, create_route);

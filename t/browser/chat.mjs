@@ -3,7 +3,8 @@
  * wrote (anna and Bert, until they do, over their own WebSockets). The members list and its order,
  * live reordering, a message arriving with its sender and date, the unread badge and the notice,
  * typing both ways, history loaded ten at a time while scrolling up, and messages sent while the
- * connection is down (and while its acknowledgement is lost) arriving exactly once. TAP on stdout.
+ * connection is down (and while its acknowledgement is lost) arriving exactly once; the search by
+ * nickname, and the next page of members loaded when the list is scrolled to its end. TAP on stdout.
  *
  *   node t/browser/chat.mjs https://127.0.0.1:PORT
  *
@@ -165,6 +166,35 @@ async function usersList(b, users) {
     const others = [await userState(b, anna.id), await userState(b, bert.id)];
     check(zackState && others.every((s) => s.online === 'false'), 'zack (signed in) is marked online, anna and Bert offline',
           JSON.stringify({ zackState, others }));
+}
+
+async function search(b) {
+    const box = b.getByRole('searchbox', { name: 'Search members by nickname' });
+    check(await box.isVisible(), 'a search field with an accessible name sits above the members list');
+    const shows = async (text, expected) => {
+        await box.fill(text);
+        const names = await until(async () => {
+            const now = await listNames(b);
+            return JSON.stringify(now) === JSON.stringify(expected) && now;
+        });
+        return names || await listNames(b);
+    };
+    let got = await shows('aNn', [ANNA]);
+    check(JSON.stringify(got) === JSON.stringify([ANNA]), 'typing "aNn" keeps anna: nicknames that start with it, whatever the case',
+          `list: ${got}`);
+    got = await shows('b', [BERT]);
+    check(JSON.stringify(got) === JSON.stringify([BERT]), '"b" keeps Bert (bob is the reader)', `list: ${got}`);
+    got = await shows('_', []);
+    const status = await b.locator('.chat-users-status').textContent();
+    check(got.length === 0 && status.includes('“_”'), '"_" is an underscore, not any character: nobody, and the list says so',
+          `list: ${got}; status: ${status}`);
+    await box.press('Escape');
+    got = await until(async () => {
+        const now = await listNames(b);
+        return now.length === 3 && now;
+    });
+    check(JSON.stringify(got) === JSON.stringify([ANNA, BERT, ZACK]) && await box.inputValue() === '',
+          'Escape clears the search and brings everyone back', `list: ${got}`);
 }
 
 async function firstMessage(a, b, users) {
@@ -455,6 +485,49 @@ async function offline(a, b, users, net) {
           'the server holds each of them once');
 }
 
+/** Past one page of members: the list loads the next page when its end is scrolled into view. */
+async function pages(b, e, users) {
+    const extra = [];
+    for (let i = 0; i < 60; ++i)
+        extra.push(await register(e, users.base, nick(`m${String(i).padStart(2, '0')}`)));
+    const all = [];
+    for (let after = null; ;) {
+        const res = await b.context().request.get(`${users.base}/api/users?limit=200${after ? `&after=${after}` : ''}`);
+        const json = await res.json();
+        all.push(...json.users.map((u) => u.nickname));
+        if (!(after = json.next))
+            break;
+    }
+    const seen = new Set();
+    const urls = [];
+    const onRequest = (req) => {
+        if (new URL(req.url()).pathname === '/api/users')
+            urls.push(req.url());
+    };
+    b.on('request', onRequest);
+    await b.reload();
+    const firstPage = await until(async () => {
+        const n = (await listNames(b)).length;
+        return n >= 50 && n;
+    });
+    check(firstPage === 50 && await b.locator('.chat-more').isVisible(),
+          'with 64 other members the list shows the first 50 and a "More members" button', `shown: ${firstPage}`);
+    await b.locator('.chat-users').evaluate((el) => {
+        el.scrollTop = el.scrollHeight;
+    });
+    const shown = await until(async () => {
+        const names = await listNames(b);
+        return names.length === all.length && names;
+    });
+    (shown || []).forEach((n) => seen.add(n));
+    check(JSON.stringify(shown) === JSON.stringify(all) && seen.size === all.length,
+          'scrolling to the end loads the rest: everyone once, in the server\'s order', `shown ${shown?.length} of ${all.length}`);
+    check(await b.locator('.chat-more').isHidden(), 'and the button goes once everything is loaded');
+    check(urls.some((u) => u.includes('after=')), 'the next page was asked for with the server\'s cursor', urls.join(' '));
+    b.off('request', onRequest);
+    return extra;
+}
+
 async function run(base, browser) {
     const a = await newPage(browser, DESKTOP);
     const b = await newPage(browser, DESKTOP);
@@ -538,11 +611,14 @@ async function run(base, browser) {
     check(shown, 'signed in, the chat column is on the page beside the forum');
 
     await usersList(b, users);
+    await search(b);
     await firstMessage(a, b, users);
     await typing(a, b, users, aNet);
     await reorderAndNotices(a, b, d, e, users);
     await history(b, c, users, hist);
     await offline(a, b, users, net);
+
+    await pages(b, e, users);
 
     await b.getByRole('button', { name: 'Log out' }).click();
     await b.waitForSelector('#login-form');

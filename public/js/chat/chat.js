@@ -8,6 +8,10 @@
  * rather than the new hello's, which is only reached once the replay has arrived. Every hello
  * refetches GET /api/users (presence, unread and user.created frames may have been missed), and
  * sends again each message not yet acknowledged, with its client_id, which the server stores once.
+ *
+ * GET /api/users comes in pages: the first is fetched again as large as the list already loaded
+ * (so a refetch keeps what the reader scrolled to), later ones follow the server's cursor when the
+ * list's end comes into view. A search asks for the first page of its own list.
  */
 import { replace } from '../dom.js';
 import { api, sentence } from '../api.js';
@@ -19,6 +23,9 @@ import { createNotices } from './notices.js';
 
 // the sidebar layout in chat.css starts at this width; below it the chat is a panel that opens
 const WIDE = '(min-width: 64rem)';
+// members per page of GET /api/users, and the most a refetch of the first page asks for (API.md's limit)
+const PAGE = 50;
+const PAGE_MAX = 200;
 
 /**
  * mountChat({aside, socket, user, onAuthLost}) fills aside for user ({id, nickname}) and listens
@@ -33,8 +40,21 @@ export function mountChat({ aside, socket, user, onAuthLost }) {
     // those the answer does not include yet
     let arrivedDuringFetch = null;
     let fetchRun = 0;
+    let moreRun = null; // the fetchRun a next-page request belongs to, while one is on its way
+    let searchText = '';
 
-    const sidebar = createSidebar({ store, onOpen: (id) => open(id), onExpand: () => viewingChanged() });
+    const sidebar = createSidebar({
+        store,
+        onOpen: (id) => open(id),
+        onExpand: () => viewingChanged(),
+        onSearch: (text) => {
+            if (text === searchText)
+                return;
+            searchText = text;
+            loadUsers({ fresh: true });
+        },
+        onMore: () => loadMore(),
+    });
     const notices = createNotices((id) => open(id));
     const typingOut = createTypingSender((frame) => socket.send(frame));
     const typingIn = createTypingWatch((userId, active) => {
@@ -131,21 +151,35 @@ export function mountChat({ aside, socket, user, onAuthLost }) {
             sidebar.focusUser(peerId);
     }
 
-    async function loadUsers() {
+    function usersPath(limit, after) {
+        const params = new URLSearchParams({ limit: String(limit) });
+        if (searchText)
+            params.set('q', searchText);
+        if (after)
+            params.set('after', after);
+        return `/api/users?${params}`;
+    }
+
+    /** The first page again (as many members as are loaded, for a refetch; one page for a new search). */
+    async function loadUsers({ fresh = false } = {}) {
         const run = ++fetchRun;
+        moreRun = null;
         arrivedDuringFetch ??= [];
-        sidebar.setStatus(store.sorted().length ? '' : 'Loading members…');
-        const res = await api('GET', '/api/users');
+        const loaded = fresh ? 0 : store.sorted().length;
+        if (fresh || !loaded)
+            sidebar.setStatus(searchText ? 'Searching…' : 'Loading members…');
+        const res = await api('GET', usersPath(Math.min(Math.max(loaded, PAGE), PAGE_MAX)));
         if (gone || run !== fetchRun)
-            return; // a newer hello asked again; its answer counts
+            return; // a newer hello or search asked again; its answer counts
         const arrived = arrivedDuringFetch;
         arrivedDuringFetch = null;
         if (res.status === 200 && Array.isArray(res.json?.users)) {
-            store.setUsers(res.json.users);
+            sidebar.setStatus('');
+            store.setUsers(res.json.users, { next: res.json.next ?? null, q: searchText });
             for (const { message, unread, unknown } of arrived) {
                 const other = store.user(message.from === user.id ? message.to : message.from);
                 // the answer counts every message stored before it was made; later ones count again
-                if (other && (other.lastAt === null || message.created_at > other.lastAt))
+                if (other && (other.lastId === null || message.id > other.lastId))
                     store.conversationMoved(message, { unread });
                 if (other && unknown && unread && message.from !== user.id)
                     notices.show(other, message.body);
@@ -158,6 +192,27 @@ export function mountChat({ aside, socket, user, onAuthLost }) {
             return;
         }
         sidebar.setStatus('The members list could not be loaded.', { kind: 'error', retry: () => loadUsers() });
+    }
+
+    /** The page after those loaded, once at a time; dropped when the first page is asked again meanwhile. */
+    async function loadMore() {
+        const cursor = store.nextCursor();
+        if (cursor === null || moreRun !== null || arrivedDuringFetch)
+            return;
+        const run = moreRun = fetchRun;
+        const res = await api('GET', usersPath(PAGE, cursor));
+        if (gone || run !== fetchRun || moreRun !== run)
+            return;
+        moreRun = null;
+        if (res.status === 200 && Array.isArray(res.json?.users)) {
+            store.appendUsers(res.json.users, res.json.next ?? null);
+            return;
+        }
+        if (res.status === 401) {
+            onAuthLost();
+            return;
+        }
+        sidebar.setStatus('More members could not be loaded.', { kind: 'error', retry: () => { sidebar.setStatus(''); loadMore(); } });
     }
 
     function onHello(frame) {
@@ -246,6 +301,7 @@ export function mountChat({ aside, socket, user, onAuthLost }) {
             notices.clear();
             conversation?.destroy();
             conversation = null;
+            sidebar.destroy();
             replace(aside);
             aside.hidden = true;
             aside.removeAttribute('aria-labelledby');

@@ -3,6 +3,10 @@
  * closes the panel), the members list and a slot for the open conversation. The list follows the
  * store: presence marks, unread badges and the order. Its items are kept and moved, never rebuilt,
  * so a focused member keeps the focus while the list reorders.
+ *
+ * The list is loaded a page at a time: at its end a "More members" button asks for the next page,
+ * and does so by itself whenever it scrolls into view. Above the list, a search field narrows it to
+ * the nicknames that start with what is typed (the server does the search, a page at a time too).
  */
 import { h, replace } from '../dom.js';
 
@@ -16,18 +20,55 @@ function setBadge(el, count, what) {
     el.hidden = count === 0;
 }
 
+// how long typing must pause before the search goes to the server
+const SEARCH_DELAY_MS = 250;
+
 /**
- * createSidebar({store, onOpen, onExpand}): onOpen(userId) when a member is chosen; onExpand(open)
- * when the narrow-screen panel opens or closes. Returns {node, slot, update, setCurrent, setTyping,
- * setExpanded, expanded, setStatus, focusUser}.
+ * createSidebar({store, onOpen, onExpand, onSearch, onMore}): onOpen(userId) when a member is chosen;
+ * onExpand(open) when the narrow-screen panel opens or closes; onSearch(text) when the search text
+ * changes ('' for everyone); onMore() when the next page is wanted (the list's end is in view).
+ * Returns {node, slot, update, setCurrent, setTyping, setExpanded, expanded, setStatus, focusUser}.
  */
-export function createSidebar({ store, onOpen, onExpand }) {
+export function createSidebar({ store, onOpen, onExpand, onSearch, onMore }) {
     const items = new Map(); // userId → {li, button, name, state, typing, badge}
     let current = null;
     let isExpanded = false;
+    let endInView = false;
+    let searchTimer = null;
 
     const list = h('ul', { class: 'chat-user-list', 'aria-labelledby': 'chat-users-title' });
-    const status = h('p', { class: 'chat-users-status muted' }, 'Loading members…');
+    const status = h('p', { class: 'chat-users-status muted', role: 'status' }, 'Loading members…');
+    const more = h('button', { type: 'button', class: 'button button-quiet chat-more', hidden: true, onclick: () => onMore() },
+        'More members');
+    const search = h('input', {
+        type: 'search',
+        class: 'chat-search-input',
+        id: 'chat-search',
+        autocomplete: 'off',
+        autocapitalize: 'none',
+        spellcheck: 'false',
+        maxlength: 32,
+        placeholder: 'Search by nickname',
+        oninput: () => {
+            clearTimeout(searchTimer);
+            searchTimer = setTimeout(() => onSearch(search.value.trim()), SEARCH_DELAY_MS);
+        },
+        onkeydown: (event) => {
+            if (event.key === 'Enter') {
+                clearTimeout(searchTimer);
+                onSearch(search.value.trim());
+                event.preventDefault();
+            } else if (event.key === 'Escape' && search.value !== '') {
+                search.value = '';
+                clearTimeout(searchTimer);
+                onSearch('');
+                event.preventDefault(); // the panel stays open: this Escape cleared the search
+            }
+        },
+    });
+    const searchForm = h('div', { class: 'chat-search', role: 'search' },
+        h('label', { class: 'chat-sr-only', for: 'chat-search' }, 'Search members by nickname'),
+        search);
     const totalBadge = badge(0, 'unread');
     const toggle = h('button', {
         type: 'button',
@@ -40,14 +81,23 @@ export function createSidebar({ store, onOpen, onExpand }) {
     const panel = h('div', { class: 'chat-panel', id: 'chat-panel' },
         h('section', { class: 'chat-users', 'aria-labelledby': 'chat-users-title' },
             h('h3', { class: 'chat-sr-only', id: 'chat-users-title' }, 'Members'),
+            searchForm,
             status,
-            list),
+            list,
+            more),
         slot);
     const node = h('div', { class: 'chat', 'data-expanded': 'false' },
         h('div', { class: 'chat-bar' },
             h('h2', { class: 'chat-title', id: 'chat-title' }, 'Messages'),
             toggle),
         panel);
+    // the end of the list scrolled into view: the next page, if there is one
+    const watchEnd = new IntersectionObserver((entries) => {
+        endInView = entries.some((e) => e.isIntersecting);
+        if (endInView && store.nextCursor() !== null)
+            onMore();
+    });
+    watchEnd.observe(more);
     node.addEventListener('keydown', (event) => {
         if (event.key === 'Escape' && isExpanded && !event.defaultPrevented) {
             setExpanded(false, { focus: true });
@@ -94,10 +144,19 @@ export function createSidebar({ store, onOpen, onExpand }) {
         // moving a node drops its focus; give it back
         if (focused && focused !== document.activeElement && list.contains(focused))
             focused.focus();
-        if (users.length === 0)
-            setStatus('No other members yet.');
-        else if (status.dataset.kind !== 'error')
-            setStatus('');
+        const hasMore = store.nextCursor() !== null;
+        more.hidden = !hasMore;
+        if (status.dataset.kind !== 'error') { // an error stays until its retry
+            if (users.length === 0 && hasMore)
+                setStatus(store.query() ? 'Searching…' : 'Loading members…');
+            else if (users.length === 0)
+                setStatus(store.query() ? `No member's nickname starts with “${store.query()}”.` : 'No other members yet.');
+            else
+                setStatus('');
+        }
+        // a page that did not fill the view: the next one at once
+        if (hasMore && endInView)
+            onMore();
         setBadge(totalBadge, store.totalUnread(), 'unread');
         setCurrent(current);
     }
@@ -143,6 +202,10 @@ export function createSidebar({ store, onOpen, onExpand }) {
         },
         focusUser(userId) {
             items.get(userId)?.button.focus();
+        },
+        destroy() {
+            watchEnd.disconnect();
+            clearTimeout(searchTimer);
         },
     };
 }

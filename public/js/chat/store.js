@@ -5,14 +5,20 @@
  *
  * The order is the server's (GET /api/users): members you exchanged messages with, the newest
  * conversation first, then everyone else by nickname A→Z without regard to case. The server sorts
- * conversations by their last message id; the list gives only its time, so equal times keep the
- * order they had (Array.prototype.sort is stable) unless both ids are known from live messages.
+ * conversations by their last message id, which each row carries.
+ *
+ * The list comes in pages, and may be narrowed to the nicknames that start with a search text: the
+ * store holds the pages loaded so far for one search ('' for everyone) and the cursor of the next.
+ * A member who appears meanwhile (user.created) is placed only where the loaded pages reach; past
+ * them, a later page brings them.
  */
 
-/** Nicknames are ASCII, so lower-casing compares them as SQLite's NOCASE does. */
+/** SQLite's NOCASE: ASCII letters fold, every other character compares as it is. */
+const fold = (s) => s.replace(/[A-Z]+/g, (m) => m.toLowerCase());
+
 function byNickname(a, b) {
-    const x = a.nickname.toLowerCase();
-    const y = b.nickname.toLowerCase();
+    const x = fold(a.nickname);
+    const y = fold(b.nickname);
     if (x !== y)
         return x < y ? -1 : 1;
     return a.id - b.id;
@@ -20,9 +26,11 @@ function byNickname(a, b) {
 
 function serverOrder(a, b) {
     if (a.lastAt && b.lastAt) {
+        if (a.lastId !== null && b.lastId !== null && a.lastId !== b.lastId)
+            return b.lastId - a.lastId;
         if (a.lastAt !== b.lastAt)
             return a.lastAt < b.lastAt ? 1 : -1; // ISO-8601 UTC strings sort as times
-        return a.lastId !== null && b.lastId !== null ? b.lastId - a.lastId : 0;
+        return 0;
     }
     if (a.lastAt || b.lastAt)
         return a.lastAt ? -1 : 1;
@@ -48,6 +56,8 @@ export function newClientId() {
 export function createChatStore(me) {
     const users = new Map(); // id → {id, nickname, online, lastAt, lastId, unread}
     let order = [];
+    let query = '';          // the search the loaded pages answer ('' for everyone)
+    let next = null;         // the cursor of the next page, null once every page is loaded
     let pending = [];        // {clientId, to, body, failed: null or the server's reason}, oldest first
     let lastId = null;       // null until the first hello
     const listeners = new Set();
@@ -55,6 +65,24 @@ export function createChatStore(me) {
 
     const resort = () => {
         order = [...order].sort(serverOrder);
+    };
+
+    /** Rows of GET /api/users not known yet, appended in their order. */
+    const addRows = (list) => {
+        for (const r of list) {
+            if (r.id === me.id || users.has(r.id))
+                continue;
+            const u = {
+                id: r.id,
+                nickname: r.nickname,
+                online: Boolean(r.online),
+                lastAt: r.last_message_at ?? null,
+                lastId: r.last_message_id ?? null,
+                unread: r.unread ?? 0,
+            };
+            users.set(u.id, u);
+            order.push(u);
+        }
     };
 
     return {
@@ -67,27 +95,40 @@ export function createChatStore(me) {
 
         // --- members ---
 
-        /** The list from GET /api/users, in its order; it replaces what the page knew. */
-        setUsers(list) {
+        /** The first page of GET /api/users for `q`, with its cursor; it replaces what the page knew. */
+        setUsers(list, { next: cursor = null, q = '' } = {}) {
             users.clear();
-            order = list.filter((u) => u.id !== me.id).map((u) => ({
-                id: u.id,
-                nickname: u.nickname,
-                online: Boolean(u.online),
-                lastAt: u.last_message_at ?? null,
-                lastId: null,
-                unread: u.unread ?? 0,
-            }));
-            for (const u of order)
-                users.set(u.id, u);
+            order = [];
+            query = q;
+            next = cursor;
+            addRows(list);
             emit('users');
         },
 
+        /** A further page (its users after those loaded), with the cursor of the one after it. */
+        appendUsers(list, cursor) {
+            next = cursor ?? null;
+            addRows(list);
+            resort();
+            emit('users');
+        },
+
+        query: () => query,
+        /** The cursor of the next page, or null when everything is loaded. */
+        nextCursor: () => next,
+        matches: (nickname) => fold(nickname).startsWith(fold(query)),
+
         /** A member who registered (user.created): no messages yet, so placed by nickname. */
         addUser({ id, nickname }) {
-            if (id === me.id || users.has(id))
+            if (id === me.id || users.has(id) || typeof nickname !== 'string' || !fold(nickname).startsWith(fold(query)))
                 return;
             const u = { id, nickname, online: false, lastAt: null, lastId: null, unread: 0 };
+            if (next !== null) {
+                // past the loaded pages: the page that holds them brings them
+                const last = order.findLast((o) => o.lastAt === null);
+                if (!last || byNickname(u, last) > 0)
+                    return;
+            }
             users.set(id, u);
             order.push(u);
             resort();
