@@ -5,7 +5,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include "chat.h"
 
 #define api chat_api
@@ -62,13 +61,6 @@ static queued_send_t sends[SEND_BATCH_MAX];
 static size_t num_sends;
 static int flush_scheduled;
 static unsigned retry_ms; /* the backoff while the database is unavailable; 0 when not retrying */
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* True when the last database failure will pass by itself (a lock, a full disk): try again later. */
 static int unavailable(void)
@@ -168,7 +160,7 @@ static void store_and_deliver(void)
         return;
     }
     /* the database is unavailable: what waited too long is given back to its sender; the rest waits */
-    int64_t now = mono_ms();
+    int64_t now = api->mono_ms();
     for (n = 0; n != num_sends && now - sends[n].queued_ms >= UNAVAILABLE_AFTER_MS; ++n)
         if (sends[n].ws != NULL)
             api->ws_db_error(sends[n].ws, "the message could not be stored", sends[n].m.client_id);
@@ -207,7 +199,7 @@ static void queue_send(forum_ws_t *ws, int64_t from, int64_t to, const char *bod
     q->m.created_at = q->created_at;
     q->body_len = body_len;
     q->ws = ws;
-    q->queued_ms = mono_ms();
+    q->queued_ms = api->mono_ms();
     api->format_time(api->now_ms(), q->created_at);
     schedule(0);
     if (!flush_scheduled)

@@ -81,7 +81,7 @@ static void relay_typing(int64_t from, int64_t to, int active)
  */
 static void typing_update(int64_t from, int64_t to, int active, int force)
 {
-    int64_t now = api->now_ms();
+    int64_t now = api->mono_ms(); /* intervals never on the wall clock, which can step back */
     typing_t *t = typing_find(from, to);
     if (!force && t->relayed_ms != 0 && t->active == active && now - t->relayed_ms < TYPING_REFRESH_MS)
         return;
