@@ -69,6 +69,11 @@ int forum_db_failure(void)
     return last_failure;
 }
 
+void forum_db_fail_other(void)
+{
+    last_failure = FORUM_DB_ERROR;
+}
+
 /*
  * Callers pass string constants, so the text's address finds its statement without hashing the text;
  * the text is still compared, so a reused address can only cost a miss.

@@ -85,6 +85,8 @@ void forum_db_reset_active(void);
 void forum_db_serving(void);
 /** What the last failed call met: FORUM_DB_BUSY (a lock), FORUM_DB_FULL (a full disk) or FORUM_DB_ERROR. */
 int forum_db_failure(void);
+/** Records a failure that is not the database's (no randomness, no memory), so that it is answered as a 500. */
+void forum_db_fail_other(void);
 void forum_db_close(void);
 forum_stmt_t *forum_db_stmt(const char *sql);
 int forum_db_bind_int(forum_stmt_t *s, int idx, int64_t v);

@@ -169,10 +169,17 @@ yajl_gen forum_json_gen(void)
 
 void forum_json_str(yajl_gen g, const char *s)
 {
-    if (s == NULL)
+    size_t len;
+    if (s == NULL) {
         yajl_gen_null(g);
-    else
-        yajl_gen_string(g, (const unsigned char *)s, strlen(s));
+    } else if (forum_utf8_valid(s, len = strlen(s))) {
+        yajl_gen_string(g, (const unsigned char *)s, len);
+    } else {
+        /* the generator would drop the string and leave the document broken: repair it instead */
+        char *fixed = forum_utf8_repair(s, len, &len);
+        yajl_gen_string(g, (const unsigned char *)fixed, len);
+        free(fixed);
+    }
 }
 
 void forum_json_error_members(yajl_gen g, const char *code, const char *message, const char *field)

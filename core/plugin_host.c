@@ -310,6 +310,11 @@ static int drop_refused(forum_plugin_t *p)
     return -1;
 }
 
+/* A swap whose migration met another process's lock is tried again after this long. */
+enum { MIGRATION_RETRY_MS = 1000 };
+
+static void on_debounced(uv_timer_t *timer);
+
 int forum_plugins_load(const char *name)
 {
     slot_t *slot = find_slot(name);
@@ -344,7 +349,14 @@ int forum_plugins_load(const char *name)
     p->initializing = 0;
     p->owes_fini = 1;
     if (forum_db_migrate(name, p->migrations.entries, p->migrations.size) != 0) {
-        refuse(name, file, "its schema migration failed");
+        if (forum_db_failure() == FORUM_DB_BUSY && slot->watching) {
+            /* another process's lock passes: the same file is tried again, not refused until it changes */
+            memset(&slot->refused, 0, sizeof(slot->refused));
+            uv_timer_start(&slot->debounce, on_debounced, MIGRATION_RETRY_MS, 0);
+            refuse(name, file, "its schema migration met a lock held by another process: trying again in %u ms", MIGRATION_RETRY_MS);
+        } else {
+            refuse(name, file, "its schema migration failed");
+        }
         return drop_refused(p);
     }
 

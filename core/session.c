@@ -37,8 +37,10 @@ int forum_session_create(int64_t user_id, int64_t lifetime_ms, char *token, foru
     forum_stmt_t *s;
     int64_t now = forum_now_ms();
 
-    if (RAND_bytes(raw, sizeof(raw)) != 1)
+    if (RAND_bytes(raw, sizeof(raw)) != 1) {
+        forum_db_fail_other();
         return -1;
+    }
     for (size_t i = 0; i != TOKEN_BYTES; ++i) {
         token[2 * i] = digits[raw[i] >> 4];
         token[2 * i + 1] = digits[raw[i] & 15];

@@ -26,6 +26,7 @@ void begin_close(forum_ws_t *ws, int code, const char *reason, int after_queued)
     if (ws->closing_since_ms != 0)
         return;
     ws->closing_since_ms = forum_mono_ms();
+    ws->drain_wanted = 0; /* nothing more goes out: a paced sender is not woken for a closing connection */
     if (!after_queued)
         discard_unsent(ws);
     queue_close(ws, (unsigned)code, reason);

@@ -17,6 +17,7 @@ struct forum_req {
     forum_route_fn fn;    /* the route, run again when its write met a brief lock */
     int64_t retry_since;  /* monotonic ms of the first retry, 0 before */
     unsigned retry_ms;
+    int in_route;         /* the route's own call is running (not a completion after work_queue) */
     size_t num_params;
     struct {
         const char *name; /* points into the route, which the pinned generation keeps */
@@ -158,7 +159,9 @@ void forum_res_header(forum_req_t *req, const char *name, const char *value)
  * A route whose write met another connection's lock runs again a little later instead of answering
  * 503, for as long as RETRY_WINDOW_MS: an operator's short write costs the client a pause, not an error,
  * and the loop waits for nothing meanwhile. It is the client's own retry, made for it: res_db_error's
- * contract (nothing was written) is what makes it safe.
+ * contract (nothing was written) is what makes it safe. Only a failure inside the route's own call is
+ * retried: a completion after work_queue answers 503 at once, since running its route again would redo
+ * what came before it (a password hash, a rate limiter's charge).
  */
 enum { RETRY_FIRST_MS = 5, RETRY_MAX_MS = 100, RETRY_WINDOW_MS = 1000 };
 
@@ -177,15 +180,18 @@ static void retry_run(uv_timer_t *timer)
     retry_t *r = timer->data;
     forum_req_t *req = r->req;
     uv_close((uv_handle_t *)timer, retry_closed);
-    if (forum_req_alive(req))
+    if (forum_req_alive(req)) {
+        req->in_route = 1;
         req->fn(req);
+        req->in_route = 0;
+    }
     forum_req_release(req);
 }
 
 int forum_req_retry(forum_req_t *req)
 {
     int64_t now = forum_mono_ms();
-    if (!forum_req_alive(req) || req->fn == NULL || forum_server.loop == NULL)
+    if (!forum_req_alive(req) || !req->in_route || req->fn == NULL || forum_server.loop == NULL)
         return 0;
     if (req->retry_since == 0)
         req->retry_since = now;
@@ -193,6 +199,8 @@ int forum_req_retry(forum_req_t *req)
         return 0;
     req->retry_ms = req->retry_ms == 0 ? RETRY_FIRST_MS : req->retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : req->retry_ms * 2;
     retry_t *r = malloc(sizeof(*r));
+    if (r == NULL)
+        return 0;
     r->req = req;
     uv_timer_init(forum_server.loop, &r->timer);
     r->timer.data = r;
@@ -351,7 +359,9 @@ static int on_req(h2o_handler_t *self, h2o_req_t *h)
 
     /* hold a reference across the call: answering may dispose the HTTP request at once */
     forum_req_hold(req);
+    req->in_route = 1;
     m.fn(req);
+    req->in_route = 0;
     forum_req_release(req);
     return 0;
 }

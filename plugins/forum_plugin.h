@@ -217,7 +217,10 @@ struct forum_api {
     /** Binds `len` bytes of strict UTF-8 text; anything else (a NUL, bytes that are not UTF-8) is bound as NULL and gives -1. */
     int (*db_bind_text)(forum_stmt_t *s, int idx, const char *v, size_t len);
     int (*db_bind_null)(forum_stmt_t *s, int idx);
-    /** FORUM_DB_ROW, FORUM_DB_DONE, FORUM_DB_CONSTRAINT (a UNIQUE/CHECK/FK violation), or FORUM_DB_ERROR (logged). */
+    /**
+     * FORUM_DB_ROW, FORUM_DB_DONE, FORUM_DB_CONSTRAINT (a UNIQUE/CHECK/FK violation), FORUM_DB_BUSY (a lock held
+     * elsewhere), FORUM_DB_FULL (no space), or FORUM_DB_ERROR (logged). Test for success, not for ERROR.
+     */
     int (*db_step)(forum_stmt_t *s);
     int64_t (*db_col_int)(forum_stmt_t *s, int col);
     const char *(*db_col_text)(forum_stmt_t *s, int col);
@@ -327,7 +330,9 @@ struct forum_api {
     /**
      * Answers `req` for the last failed database call: 503 "unavailable" with Retry-After for a lock or a full
      * disk (nothing was written: the client may retry), 500 "internal" for anything else. `what` says what
-     * failed ("the comment could not be stored").
+     * failed ("the comment could not be stored"). Called from the route's own call (not from a work_queue
+     * completion) after a lock, it may instead run the route again from the start a little later, for up to a
+     * second: a route must have written nothing, and changed nothing it would change twice, before it fails.
      */
     void (*res_db_error)(forum_req_t *req, const char *what);
     /** The same as an `error` frame to one connection, with `ref` (a client_id, or the frame's type). */
