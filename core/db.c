@@ -349,6 +349,7 @@ int forum_db_step(forum_stmt_t *s)
             wrote();
         return FORUM_DB_DONE;
     case SQLITE_CONSTRAINT:
+        last_failure = FORUM_DB_ERROR; /* not a lock that passes: whoever asks db_failure next must not retry it */
         return FORUM_DB_CONSTRAINT;
     default:
         return fail(rc, s->sql);
