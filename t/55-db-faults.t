@@ -84,7 +84,8 @@ sub locked {
 }
 
 sub hold_lock {
-    my $fh = sqlite_shell($db, 'BEGIN IMMEDIATE;');
+    # the shell waits for the lock (a write of the server's, or locked()'s own probe, may hold it a moment)
+    my $fh = sqlite_shell($db, '.timeout 10000', 'BEGIN IMMEDIATE;');
     die 'the lock was not taken' unless wait_until(\&locked, 10);
     return $fh;
 }
@@ -207,7 +208,7 @@ subtest 'a full disk answers 503 "unavailable"' => sub {
 };
 
 subtest 'a paced operator write loop from another process: no comment or read mark fails with 500' => sub {
-    system("sqlite3 '$db' 'CREATE TABLE IF NOT EXISTS operator_log (at TEXT)' >/dev/null 2>&1");
+    system("sqlite3 -cmd '.timeout 5000' '$db' 'CREATE TABLE IF NOT EXISTS operator_log (at TEXT)' >/dev/null 2>&1");
     my $pid = fork // die "fork: $!";
     if ($pid == 0) {
         my $end = time + 6;
@@ -236,7 +237,7 @@ subtest 'a paced operator write loop from another process: no comment or read ma
         Mojo::IOLoop->one_tick while $pending;
     }
     waitpid $pid, 0;
-    my $operator = `sqlite3 '$db' 'SELECT count(*) FROM operator_log'`;
+    my $operator = `sqlite3 -cmd '.timeout 5000' '$db' 'SELECT count(*) FROM operator_log'`;
     chomp $operator;
     cmp_ok $operator, '>', 10, "the operator wrote meanwhile ($operator rows)";
     is $status{500} // 0, 0, 'no 500 among ' . join(', ', map { "$status{$_} x $_" } sort keys %status);
