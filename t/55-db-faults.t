@@ -308,7 +308,8 @@ subtest 'an operator\'s open read transaction: reported once, no checkpoint stor
     release($reader, 'COMMIT;');
     ok wait_until(sub { (-s "$sdb-wal" // 0) < 1024 * 1024 }, 40), 'the WAL is truncated once the reader is gone ('
         . (-s "$sdb-wal" // 0) . ' bytes)';
-    like $s->log, qr/WAL truncated/, 'and that is logged';
+    # the file shrinks inside the checkpoint call, a moment before the line is written
+    ok wait_until(sub { $s->log =~ /WAL truncated/ }, 10), 'and that is logged';
     send_msg($a, 'frank', 'after');
     ok scalar(gather($f, 'message', 1, 10, 0)), 'messages go on';
     $a->close;
