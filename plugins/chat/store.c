@@ -224,11 +224,15 @@ forum_stmt_t *chat_nicknames_page(int64_t user, const char *from, int inclusive,
      * long to be a cursor's position (only an operator can store one) is left out: a position cut short
      * would list its account again, page after page.
      */
-#define NICKNAMES_FROM "SELECT u.id, u.nickname, EXISTS (SELECT 1 FROM conversations c WHERE c.user_id = ?1 AND c.other_id = u.id) FROM users u "
+#define NICKNAMES_FROM                                                                                                 \
+    "SELECT u.id, u.nickname, EXISTS (SELECT 1 FROM conversations c WHERE c.user_id = ?1 AND c.other_id = u.id) "    \
+    "FROM users u "
 #define NICKNAMES_TO " AND length(CAST(u.nickname AS BLOB)) <= ?5 ORDER BY u.nickname LIMIT ?4"
     static const char *const sql[2][2] = {
-        {NICKNAMES_FROM "WHERE u.nickname > ?2" NICKNAMES_TO, NICKNAMES_FROM "WHERE u.nickname > ?2 AND u.nickname < ?3" NICKNAMES_TO},
-        {NICKNAMES_FROM "WHERE u.nickname >= ?2" NICKNAMES_TO, NICKNAMES_FROM "WHERE u.nickname >= ?2 AND u.nickname < ?3" NICKNAMES_TO},
+        {NICKNAMES_FROM "WHERE u.nickname > ?2" NICKNAMES_TO,
+         NICKNAMES_FROM "WHERE u.nickname > ?2 AND u.nickname < ?3" NICKNAMES_TO},
+        {NICKNAMES_FROM "WHERE u.nickname >= ?2" NICKNAMES_TO,
+         NICKNAMES_FROM "WHERE u.nickname >= ?2 AND u.nickname < ?3" NICKNAMES_TO},
     };
 #undef NICKNAMES_FROM
 #undef NICKNAMES_TO
