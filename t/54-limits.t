@@ -39,7 +39,7 @@ sub login_from {
 
 subtest 'logins: a burst in flight is charged before it is hashed' => sub {
     # one hashing thread at the default cost: a burst waits in the queue, where the old code did not count it
-    my $server = spawn_forumd(settings => "auth:\n  hash-workers: 1\n  hash-queue: 100\n  login-limit: 10\n  login-window: 60");
+    my $server = spawn_forumd(settings => "auth:\n  hash-workers: 1\n  hash-queue: 100\n  login-limit: 10\n  login-window: 3600");
     my $reg = { nickname => 'target', email => 'target@example.org', password => 'password1', first_name => 'T', last_name => 'T',
                 age => 30, gender => 'other' };
     is curl_json('curl -s', 'POST', $server->url . '/api/auth/register', json => $reg)->{status}, 201, 'an account';
@@ -170,8 +170,7 @@ subtest 'the users list is paged: every user exactly once, in the order of API.m
     my ($users, $sizes) = all_pages('myself', 'limit=2');
     is_deeply names($users), \@expected, 'pages of 2 cover everyone exactly once, in the same order';
     ok !(grep { $_ > 2 } @$sizes), 'no page holds more than its limit';
-    is scalar @$sizes, (scalar(@expected) + 1) / 2, 'full pages, the last one saying there is no more'
-        if @expected % 2;
+    is scalar @$sizes, int((@expected + 1) / 2), 'full pages, the last one saying there is no more';
     ($users) = all_pages('myself', 'limit=1');
     is_deeply names($users), \@expected, 'and pages of 1';
     my $first = api('myself', 'GET', '/api/users')->{json};
@@ -222,7 +221,8 @@ subtest 'non-ASCII nicknames (written by an operator) match byte for byte, ASCII
 subtest 'a bad cursor or limit is a 400' => sub {
     my $b64 = sub { my $s = MIME::Base64::encode_base64url($_[0]); $s };
     require MIME::Base64;
-    for my $bad ('zzz', '!!', 'MTox=', 'Mw', $b64->('3:x'), $b64->('1:abc'), $b64->('1:0'), $b64->('1:-5'), $b64->('1'), $b64->("2:a\0b")) {
+    for my $bad ('zzz', '!!', 'MTox=', 'Mw', $b64->('3:x'), $b64->('1:abc'), $b64->('1:0'), $b64->('1:-5'), $b64->('1'), $b64->("2:a\0b"),
+                 $b64->("2:\xff"), $b64->("2:a\xd0"), $b64->("2:\xed\xa0\x80"), $b64->("2:\xc0\xaf")) {
         my $res = api('myself', 'GET', "/api/users?after=$bad");
         is $res->{status}, 400, "after=$bad: 400";
         is $res->{json}{error}{field}, 'after', '  naming after';
@@ -255,6 +255,32 @@ subtest 'a page examines a bounded number of rows: many skipped conversations gi
     is $users->[0]{nickname}, 'zz1500', 'the newest conversation first';
 };
 
+subtest 'q ending in a character whose next code point is longer or far (п, ÿ, ¿, DEL, U+10FFFF) finds its nicknames' => sub {
+    require Encode;
+    my $db = $server->{db};
+    my $log_at = length $server->log;
+    my @bytes = ("\xd0\xbf\xd1\x91\xd1\x82\xd1\x80", "\xd1\x80\xd0\xbe\xd0\xbc", "\xc3\xbfann", "\xc2\xbfqu\xc3\xa9", "\x7fdel",
+                 "~\xf4\x8f\xbf\xbfx", "long" . ("\xc3\xa9" x 600), 'longz');
+    my $n = 0;
+    system('sqlite3', $db, 'INSERT INTO users (nickname, email, password_hash, first_name, last_name, age, gender, created_at) VALUES '
+                           . join(',', map { ++$n; "('$_', 'utf$n\@example.org', 'x', 'U', 'T', 20, 'other', '2026-01-01T00:00:00.000Z')" }
+                                  @bytes)) == 0
+        or die 'sqlite3 failed';
+    my ($pyotr, $rom, $yann, $que, $del, $max, $long) = map { Encode::decode('utf8', $_) } @bytes; # lax: U+10FFFF is a noncharacter
+    my $q = sub { names((all_pages('myself', "limit=1&q=$_[0]"))[0]) };
+    is_deeply $q->('%D0%BF'), [$pyotr], 'п (D0 BF) finds пётр, not ром (р is the next character)';
+    is_deeply $q->('%D0%9F'), [], 'П is another letter (only ASCII folds)';
+    is_deeply $q->('%C3%BF'), [$yann], 'ÿ (C3 BF) finds ÿann';
+    is_deeply $q->('%C2%BF'), [$que], '¿ (C2 BF) finds ¿qué';
+    is_deeply $q->('%7F'), [$del], 'DEL finds the nickname that starts with it';
+    is_deeply $q->('~%F4%8F%BF%BF'), [$max], 'U+10FFFF, which has no next code point, carries to the character before';
+    is_deeply $q->('%F4%8F%BF%BF'), [], 'U+10FFFF alone: no upper bound, and no match';
+    is_deeply $q->('long'), ['longz'], 'a nickname too long for a cursor is left out of the list; the one after it is not';
+    my $log = substr $server->log, $log_at;
+    unlike $log, qr/forumd\[\d+\] error:/, 'and no error in the log';
+    system('sqlite3', $db, "DELETE FROM users WHERE email LIKE 'utf%\@example.org'") == 0 or die 'sqlite3 failed';
+};
+
 subtest 'every users-list and read-mark query walks an index' => sub {
     my $plan = sub {
         my $sql = shift;
@@ -270,7 +296,7 @@ subtest 'every users-list and read-mark query walks an index' => sub {
     unlike $conv, qr/TEMP B-TREE|SCAN/, 'without sorting or scanning';
     for my $where ("u.nickname > 'a'", "u.nickname > 'a' AND u.nickname < 'b'", "u.nickname >= 'a'", "u.nickname >= 'a' AND u.nickname < 'b'") {
         my $others = $plan->('SELECT u.id, u.nickname, EXISTS (SELECT 1 FROM conversations c WHERE c.user_id = 1 AND c.other_id = u.id) '
-                             . "FROM users u WHERE $where ORDER BY u.nickname LIMIT 51");
+                             . "FROM users u WHERE $where AND length(CAST(u.nickname AS BLOB)) <= 1024 ORDER BY u.nickname LIMIT 51");
         like $others, qr/SEARCH u USING (?:COVERING )?INDEX sqlite_autoindex_users_1 \(nickname[<>]/, "others ($where) walk the nickname index";
         like $others, qr/SEARCH c USING PRIMARY KEY \(user_id=\? AND other_id=\?\)/, '  and look their conversation up';
         unlike $others, qr/TEMP B-TREE|SCAN/, '  without sorting or scanning';

@@ -50,7 +50,7 @@ package RawWS {
         setsockopt($sock, SOL_SOCKET, SO_RCVBUF, pack('i', 16384)) or die "SO_RCVBUF: $!";
         $sock->connect(pack_sockaddr_in($port, inet_aton('127.0.0.1'))) or die "connect: $!";
         $sock->blocking(0);
-        my $self = bless { sock => $sock, buf => '', ids => [], other => [], closed => undef }, $class;
+        my $self = bless { sock => $sock, buf => '', ids => [], client_ids => {}, other => [], closed => undef }, $class;
         my $req = "GET $path HTTP/1.1\r\nHost: 127.0.0.1:$port\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             . "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nCookie: $cookie\r\n\r\n";
         syswrite($sock, $req) == length $req or die "write: $!";
@@ -101,7 +101,9 @@ package RawWS {
                 $self->{closed} //= [$code, $reason];
             } elsif ($opcode == 1) {
                 if ($payload =~ /\A\{"type":"message","message":\{"id":(\d+),/) {
-                    push @{ $self->{ids} }, $1 + 0;
+                    my $id = $1 + 0;
+                    push @{ $self->{ids} }, $id;
+                    $self->{client_ids}{$id} = $1 if $payload =~ /"client_id":"([^"]*)"/;
                 } else {
                     my ($type) = $payload =~ /"type":"([^"]*)"/;
                     push @{ $self->{other} }, $type // '?';
@@ -109,6 +111,22 @@ package RawWS {
             }
         }
         substr($$buf, 0, $off) = '';
+    }
+
+    # Sends a text frame, masked as a client must.
+    sub send_text {
+        my ($self, $text) = @_;
+        my $len = length $text;
+        my $head = pack('C', 0x81) . ($len < 126 ? pack('C', 0x80 | $len) : pack('Cn', 0x80 | 126, $len));
+        my $mask = pack('N', int rand 0xffffffff);
+        my $frame = $head . $mask . ($text ^ substr($mask x (int($len / 4) + 1), 0, $len));
+        my $sel = IO::Select->new($self->{sock});
+        while (length $frame) {
+            $sel->can_write(5) or die 'cannot write';
+            my $n = syswrite($self->{sock}, $frame);
+            die "write: $!" if !defined $n && !$!{EAGAIN};
+            substr($frame, 0, $n) = '' if $n;
+        }
     }
 
     # Reads until `cond` holds, the connection ends, or nothing arrives for `idle` seconds.
@@ -215,6 +233,36 @@ subtest 'a client that stops reading in mid-replay is waited for, not closed as 
     is scalar @got, $MESSAGES, 'it got every message';
     is $twice, 0, 'once';
     is $backwards, 0, 'in order';
+    is $server->stop, 0, 'forumd exits 0';
+};
+
+subtest 'a message sent again (its client_id) in mid-replay comes in its turn, once' => sub {
+    # the client's unacknowledged message is the newest; it reconnects far behind it and sends it again
+    my $server = spawn_forumd(db => fresh_db('repeat'), limits => { 'ws-send-queue' => '64KiB' });
+    my $w = ws_connect('ws://127.0.0.1:' . $server->port . '/ws', cookie => $cookie[0]);
+    $w->wait_for('hello');
+    my $send = { type => 'message.send', to => $writer, body => 'sent twice', client_id => 'unacknowledged' };
+    $w->send($send);
+    my $newest = $w->wait_for('message', 10)->{message}{id};
+    $w->close;
+
+    my $a = RawWS->connect($server->port, '/ws?after=0', $cookie[0]);
+    is $a->{status}, 101, 'upgraded';
+    $a->read_until(sub { @{ $a->{ids} } >= 1000 });
+    ok @{ $a->{ids} } < $MESSAGES, 'the client has read the start of its replay, and stops reading';
+    $a->send_text(json_encode($send));
+    sleep 1; # the server takes the frame while its replay waits for the client
+    $a->read_until(sub { @{ $a->{ids} } >= $MESSAGES + 1 }, 15);
+    $a->read_until(sub { 0 }, 1); # and nothing more comes
+    my @got = @{ $a->{ids} };
+    my ($twice, $backwards) = order_report(@got);
+    is(($a->{closed} // [])->[1], undef, 'it stayed connected');
+    is $twice, 0, 'no message twice';
+    is $backwards, 0, 'in increasing id order';
+    is scalar @got, $MESSAGES + 1, 'every message';
+    is $got[-1], $newest, 'the message sent again last, in its turn';
+    is $a->{client_ids}{$newest}, 'unacknowledged', 'with its client_id, the acknowledgement the client waits for';
+    is scalar(grep { $_ eq 'error' } @{ $a->{other} }), 0, 'and no error';
     is $server->stop, 0, 'forumd exits 0';
 };
 

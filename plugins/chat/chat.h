@@ -8,7 +8,11 @@
 extern const forum_api_t *chat_api;
 extern forum_plugin_t *chat_self;
 
-enum { CHAT_BODY_MAX = 4000, CHAT_CLIENT_ID_MAX = 64 };
+enum {
+    CHAT_BODY_MAX = 4000,
+    CHAT_CLIENT_ID_MAX = 64,
+    CHAT_LISTED_NICKNAME_MAX = 1024, /* bytes: a longer nickname (never one of the API's) is not listed by nickname */
+};
 
 /* store.c: messages, per-user index, conversations (SQL only) */
 
@@ -49,7 +53,8 @@ forum_stmt_t *chat_conversations_page(int64_t user, int64_t before_id, int64_t l
 /**
  * Every account whose nickname (case-insensitive) is after `from` (or from `from` on, when `inclusive`) and
  * below `below` (no upper bound when NULL), by nickname, at most `limit`: rows (id, nickname, has a
- * conversation with `user`). `user` itself is among them.
+ * conversation with `user`). `user` itself is among them; nicknames over CHAT_LISTED_NICKNAME_MAX bytes are not.
+ * NULL when it does not compile or a bound is not text.
  */
 forum_stmt_t *chat_nicknames_page(int64_t user, const char *from, int inclusive, const char *below, int64_t limit);
 

@@ -120,7 +120,15 @@ static void answer_settled(queued_send_t *q)
     } else if (!q->repeat) {
         chat_deliver(&q->m);
     } else if (q->ws != NULL) {
-        /* a repeat: nothing new was stored; the sender gets the stored message again */
+        /*
+         * A repeat: nothing new was stored; the sender gets the stored message again. Not now, though, when
+         * its connection is still catching up and the replay has not reached the message: sent now it would
+         * come before the messages the replay still has to send, and a client that moves its resume point to
+         * it would skip them on its next reconnect. The replay sends it in its turn, with its client_id.
+         */
+        int64_t replay_at = api->ws_replay_get(q->ws);
+        if (replay_at >= 0 && q->m.id > replay_at)
+            return;
         yajl_gen g = chat_message_frame(q->m.id, q->m.from);
         chat_send_gen(q->ws, g);
         yajl_gen_free(g);

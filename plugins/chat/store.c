@@ -219,24 +219,28 @@ forum_stmt_t *chat_conversations_page(int64_t user, int64_t before_id, int64_t l
 
 forum_stmt_t *chat_nicknames_page(int64_t user, const char *from, int inclusive, const char *below, int64_t limit)
 {
-    /* the nickname column is COLLATE NOCASE: these bounds are a range of its unique index */
+    /*
+     * The nickname column is COLLATE NOCASE: these bounds are a range of its unique index. A nickname too
+     * long to be a cursor's position (only an operator can store one) is left out: a position cut short
+     * would list its account again, page after page.
+     */
+#define NICKNAMES_FROM                                                                                                 \
+    "SELECT u.id, u.nickname, EXISTS (SELECT 1 FROM conversations c WHERE c.user_id = ?1 AND c.other_id = u.id) "    \
+    "FROM users u "
+#define NICKNAMES_TO " AND length(CAST(u.nickname AS BLOB)) <= ?5 ORDER BY u.nickname LIMIT ?4"
     static const char *const sql[2][2] = {
-        {"SELECT u.id, u.nickname, EXISTS (SELECT 1 FROM conversations c WHERE c.user_id = ?1 AND c.other_id = u.id) "
-         "FROM users u WHERE u.nickname > ?2 ORDER BY u.nickname LIMIT ?4",
-         "SELECT u.id, u.nickname, EXISTS (SELECT 1 FROM conversations c WHERE c.user_id = ?1 AND c.other_id = u.id) "
-         "FROM users u WHERE u.nickname > ?2 AND u.nickname < ?3 ORDER BY u.nickname LIMIT ?4"},
-        {"SELECT u.id, u.nickname, EXISTS (SELECT 1 FROM conversations c WHERE c.user_id = ?1 AND c.other_id = u.id) "
-         "FROM users u WHERE u.nickname >= ?2 ORDER BY u.nickname LIMIT ?4",
-         "SELECT u.id, u.nickname, EXISTS (SELECT 1 FROM conversations c WHERE c.user_id = ?1 AND c.other_id = u.id) "
-         "FROM users u WHERE u.nickname >= ?2 AND u.nickname < ?3 ORDER BY u.nickname LIMIT ?4"},
+        {NICKNAMES_FROM "WHERE u.nickname > ?2" NICKNAMES_TO,
+         NICKNAMES_FROM "WHERE u.nickname > ?2 AND u.nickname < ?3" NICKNAMES_TO},
+        {NICKNAMES_FROM "WHERE u.nickname >= ?2" NICKNAMES_TO,
+         NICKNAMES_FROM "WHERE u.nickname >= ?2 AND u.nickname < ?3" NICKNAMES_TO},
     };
+#undef NICKNAMES_FROM
+#undef NICKNAMES_TO
     forum_stmt_t *s = api->db_stmt(sql[inclusive != 0][below != NULL]);
-    if (s == NULL)
+    /* a bound that cannot be bound (not text) would read as NULL and silently match nothing */
+    if (s == NULL || api->db_bind_int(s, 1, user) != 0 || api->db_bind_text(s, 2, from, strlen(from)) != 0 ||
+        (below != NULL && api->db_bind_text(s, 3, below, strlen(below)) != 0) || api->db_bind_int(s, 4, limit) != 0 ||
+        api->db_bind_int(s, 5, CHAT_LISTED_NICKNAME_MAX) != 0)
         return NULL;
-    api->db_bind_int(s, 1, user);
-    api->db_bind_text(s, 2, from, strlen(from));
-    if (below != NULL)
-        api->db_bind_text(s, 3, below, strlen(below));
-    api->db_bind_int(s, 4, limit);
     return s;
 }

@@ -22,7 +22,7 @@ enum {
     USERS_LIMIT_DEFAULT = 50,
     USERS_LIMIT_MAX = 200,
     USERS_SCAN_ROWS = 1000, /* index entries a page may examine beyond the rows it returns */
-    NICKNAME_MAX = 1024,    /* bytes of a nickname in a cursor (the API allows 32 ASCII characters; an operator may store more) */
+    NICKNAME_MAX = CHAT_LISTED_NICKNAME_MAX, /* bytes of a nickname in a cursor (longer ones are not in part 2) */
     PREFIX_MAX = 256,       /* bytes of q */
 };
 
@@ -34,9 +34,52 @@ typedef struct position {
 
 typedef struct prefix {
     char low[PREFIX_MAX + 1];  /* the prefix, ASCII letters folded as NOCASE folds them; "" matches all */
-    char high[PREFIX_MAX + 1]; /* the least NOCASE key above every nickname with the prefix */
+    char high[PREFIX_MAX + 2]; /* the least NOCASE key above every nickname with the prefix (a last character may grow a byte) */
     int has_high;
 } prefix_t;
+
+/* --- UTF-8, strictly (shortest form, no surrogates, nothing above U+10FFFF), as the core's gate reads it --- */
+
+/* The code point at `p` (of `len` bytes) into `*cp`; its length in bytes, or 0 when it is not UTF-8. */
+static size_t utf8_next(const unsigned char *p, size_t len, uint32_t *cp)
+{
+    static const uint32_t least[5] = {0, 0, 0x80, 0x800, 0x10000};
+    size_t n = p[0] < 0x80 ? 1 : (p[0] & 0xe0) == 0xc0 ? 2 : (p[0] & 0xf0) == 0xe0 ? 3 : (p[0] & 0xf8) == 0xf0 ? 4 : 0;
+    if (n == 0 || n > len)
+        return 0;
+    *cp = n == 1 ? p[0] : p[0] & (0x7f >> n);
+    for (size_t i = 1; i != n; ++i) {
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+        *cp = *cp << 6 | (p[i] & 0x3f);
+    }
+    if (*cp < least[n] || *cp > 0x10ffff || (*cp >= 0xd800 && *cp <= 0xdfff))
+        return 0;
+    return n;
+}
+
+static int utf8_valid(const unsigned char *p, size_t len)
+{
+    uint32_t cp;
+    for (size_t n; len != 0; p += n, len -= n)
+        if ((n = utf8_next(p, len, &cp)) == 0)
+            return 0;
+    return 1;
+}
+
+/* Writes `cp` at `out`; the bytes written. */
+static size_t utf8_put(uint32_t cp, char *out)
+{
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        return 1;
+    }
+    size_t n = cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
+    for (size_t i = n - 1; i != 0; --i, cp >>= 6)
+        out[i] = (char)(0x80 | (cp & 0x3f));
+    out[0] = (char)((0xf00 >> n) | cp); /* 0xc0, 0xe0 or 0xf0 and what is left of cp */
+    return n;
+}
 
 /* --- the cursor --- */
 
@@ -105,7 +148,8 @@ static int read_cursor(const char *cursor, position_t *pos)
         pos->before_id = id;
         return id != 0;
     }
-    if (text[0] == '2' && len - 2 <= NICKNAME_MAX) {
+    /* a nickname is text: bytes that are not UTF-8 were never a cursor of this server (nor can they be bound) */
+    if (text[0] == '2' && len - 2 <= NICKNAME_MAX && utf8_valid(text + 2, (size_t)len - 2)) {
         pos->part = 2;
         memcpy(pos->nickname, text + 2, (size_t)len - 1);
         return 1;
@@ -138,29 +182,39 @@ static int has_prefix(const char *nickname, const prefix_t *p)
 }
 
 /*
- * A prefix as a range of the NOCASE index: [low, high). `high` is `low` with its last byte raised by
- * one; a byte that would land on an upper-case letter goes past them (to '['), because NOCASE folds
- * them and no folded key holds one. `_`, `%` and every other byte are themselves: no LIKE, no escaping.
+ * A prefix as a range of the NOCASE index: [low, high). `high` is `low` with its last character raised by
+ * one code point: UTF-8 orders bytes as it orders code points, so every key with the prefix is below it
+ * and every key from it on is not. The bound is text, as every bound a statement takes must be: a
+ * surrogate is skipped, and U+10FFFF, which has no next, is dropped and the character before it raised
+ * instead (no upper bound when nothing is left). A character that would land on an upper-case letter
+ * goes past them (to '['), because NOCASE folds them and no folded key holds one. `_`, `%` and every
+ * other character are themselves: no LIKE, no escaping. False when `q` is too long or not UTF-8.
  */
 static int make_prefix(const char *q, prefix_t *p)
 {
     size_t len = strlen(q);
-    if (len > PREFIX_MAX)
+    if (len > PREFIX_MAX || !utf8_valid((const unsigned char *)q, len))
         return 0;
     for (size_t i = 0; i != len; ++i)
         p->low[i] = (char)fold((unsigned char)q[i]);
     p->low[len] = '\0';
-    memcpy(p->high, p->low, len + 1);
     p->has_high = 0;
-    while (len != 0 && !p->has_high) {
-        unsigned char c = (unsigned char)p->high[len - 1];
-        if (c == 0xff) {
-            p->high[--len] = '\0';
-            continue;
-        }
-        ++c;
-        p->high[len - 1] = (char)(c >= 'A' && c <= 'Z' ? '[' : c);
+    while (len != 0) {
+        size_t start = len - 1;
+        uint32_t cp;
+        while (start != 0 && ((unsigned char)p->low[start] & 0xc0) == 0x80)
+            --start;
+        utf8_next((const unsigned char *)p->low + start, len - start, &cp); /* valid: checked above */
+        len = start;
+        if (cp == 0x10ffff)
+            continue; /* no next code point: carry to the character before */
+        cp = cp + 1 == 0xd800 ? 0xe000 : cp + 1;
+        if (cp >= 'A' && cp <= 'Z')
+            cp = '[';
+        memcpy(p->high, p->low, start);
+        p->high[start + utf8_put(cp, p->high + start)] = '\0';
         p->has_high = 1;
+        break;
     }
     return 1;
 }
@@ -252,6 +306,7 @@ static int walk_others(page_t *page)
             write_user(page->g, id, nickname, NULL, 0, 0);
             ++page->written;
         }
+        /* whole: the statement leaves out nicknames longer than the position holds, so none is cut mid-character */
         snprintf(page->pos.nickname, sizeof(page->pos.nickname), "%s", nickname);
     }
     if (ret != FORUM_DB_DONE)
