@@ -202,7 +202,7 @@ subtest 'q keeps the nicknames that start with it, case-insensitive; _ and % are
 
 subtest 'non-ASCII nicknames (written by an operator) match byte for byte, ASCII letters folded' => sub {
     my $db = $server->{db};
-    system('sqlite3', $db, "INSERT INTO users (nickname, email, password_hash, first_name, last_name, age, gender, created_at) VALUES "
+    system('sqlite3', '-cmd', '.timeout 5000', $db, "INSERT INTO users (nickname, email, password_hash, first_name, last_name, age, gender, created_at) VALUES "
                            . "('\x{c3}\x{89}lodie', 'e1\@example.org', 'x', 'E', 'L', 20, 'other', '2026-01-01T00:00:00.000Z'),"
                            . "('\x{c3}\x{a9}lan', 'e2\@example.org', 'x', 'E', 'L', 20, 'other', '2026-01-01T00:00:00.000Z'),"
                            . "('100%real', 'e3\@example.org', 'x', 'E', 'L', 20, 'other', '2026-01-01T00:00:00.000Z')") == 0
@@ -243,7 +243,7 @@ subtest 'a page examines a bounded number of rows: many skipped conversations gi
         . "INSERT INTO conversations (user_id, other_id, last_message_id, last_message_at) "
         . "SELECT $id{myself}, id, 1000000000 + id, '2030-01-01T00:00:00.000Z' FROM users WHERE nickname LIKE 'zz%';"
         . "COMMIT;";
-    system('sqlite3', $db, $sql) == 0 or die 'sqlite3 failed';
+    system('sqlite3', '-cmd', '.timeout 5000', $db, $sql) == 0 or die 'sqlite3 failed';
     my $res = api('myself', 'GET', '/api/users?q=Alp&limit=5');
     is scalar @{ $res->{json}{users} }, 0, 'the first page of q=Alp is empty: its budget went on skipping';
     ok defined $res->{json}{next}, 'and gives a cursor to go on';
@@ -262,7 +262,7 @@ subtest 'q ending in a character whose next code point is longer or far (п, ÿ,
     my @bytes = ("\xd0\xbf\xd1\x91\xd1\x82\xd1\x80", "\xd1\x80\xd0\xbe\xd0\xbc", "\xc3\xbfann", "\xc2\xbfqu\xc3\xa9", "\x7fdel",
                  "~\xf4\x8f\xbf\xbfx", "long" . ("\xc3\xa9" x 600), 'longz');
     my $n = 0;
-    system('sqlite3', $db, 'INSERT INTO users (nickname, email, password_hash, first_name, last_name, age, gender, created_at) VALUES '
+    system('sqlite3', '-cmd', '.timeout 5000', $db, 'INSERT INTO users (nickname, email, password_hash, first_name, last_name, age, gender, created_at) VALUES '
                            . join(',', map { ++$n; "('$_', 'utf$n\@example.org', 'x', 'U', 'T', 20, 'other', '2026-01-01T00:00:00.000Z')" }
                                   @bytes)) == 0
         or die 'sqlite3 failed';
@@ -278,7 +278,7 @@ subtest 'q ending in a character whose next code point is longer or far (п, ÿ,
     is_deeply $q->('long'), ['longz'], 'a nickname too long for a cursor is left out of the list; the one after it is not';
     my $log = substr $server->log, $log_at;
     unlike $log, qr/forumd\[\d+\] error:/, 'and no error in the log';
-    system('sqlite3', $db, "DELETE FROM users WHERE email LIKE 'utf%\@example.org'") == 0 or die 'sqlite3 failed';
+    system('sqlite3', '-cmd', '.timeout 5000', $db, "DELETE FROM users WHERE email LIKE 'utf%\@example.org'") == 0 or die 'sqlite3 failed';
 };
 
 subtest 'every users-list and read-mark query walks an index' => sub {
@@ -365,7 +365,7 @@ subtest 'the counters are rebuilt from the messages by the migration' => sub {
     $_->close for $p, $q;
     is $server->stop, 0, 'forumd stops';
     # the database as the first chat schema left it
-    system('sqlite3', $server->{db}, 'DROP INDEX conversations_recent; ALTER TABLE messages DROP COLUMN lo_sent; '
+    system('sqlite3', '-cmd', '.timeout 5000', $server->{db}, 'DROP INDEX conversations_recent; ALTER TABLE messages DROP COLUMN lo_sent; '
                                      . 'ALTER TABLE messages DROP COLUMN hi_sent; ALTER TABLE conversations DROP COLUMN received; '
                                      . "DELETE FROM forum_migrations WHERE owner = 'chat' AND number = 2") == 0
         or die 'sqlite3 failed';
