@@ -137,6 +137,7 @@ void forum_res_empty(forum_req_t *req, int status)
         return;
     req->h2o->res.status = status;
     req->h2o->res.reason = status == 204 ? "No Content" : "OK";
+    req->h2o->res.content_length = 0; /* keeps the connection open (a 204's header goes in common.c) */
     h2o_send_inline(req->h2o, "", 0);
 }
 
