@@ -158,7 +158,16 @@ int forum_session_delete(const uint8_t *hash);
 int forum_session_purge(void);
 /** Extracts the `sid` cookie's value from a Cookie header; returns its length (0 if absent). */
 size_t forum_session_cookie(const char *header, size_t len, const char **value);
-/** The request's live session, looked up from its `sid` cookie; 0 when found, -1 when none, -2 when a lookup failed. */
+/* How much of a request's cookies is read for a session: the first sid values, in the first Cookie headers, in
+ * their first bytes. A browser sends one sid (two while an old one lingers), in one header or, over HTTP/2, one
+ * header per cookie (up to 180 of them); the bounds keep an attacker's thousands of values from each costing a
+ * hash and a database lookup, and the scan itself short. */
+#define FORUM_SESSION_SIDS_MAX 4
+#define FORUM_SESSION_COOKIE_HEADERS_MAX 256
+#define FORUM_SESSION_COOKIE_BYTES_MAX 65536
+/** Collects up to `max` `sid` values of the Cookie headers, in order, within the bounds above; returns how many. */
+size_t forum_session_sids(const h2o_headers_t *headers, h2o_iovec_t *sids, size_t max);
+/** The request's live session, looked up from its first `sid` cookies; 0 when found, -1 when none, -2 when a lookup failed. */
 int forum_session_of_request(h2o_req_t *req, forum_session_t *out);
 
 /* core/hub.c */
