@@ -18,6 +18,7 @@ static const char *reason_of(int status)
     case 413: return "Payload Too Large";
     case 415: return "Unsupported Media Type";
     case 422: return "Unprocessable Entity";
+    case 426: return "Upgrade Required";
     case 429: return "Too Many Requests";
     case 503: return "Service Unavailable";
     default: return status < 400 ? "OK" : "Internal Server Error";
