@@ -37,10 +37,6 @@ static void add_security_headers(h2o_filter_t *self, h2o_req_t *req, h2o_ostream
     h2o_add_header_by_str(&req->pool, h, H2O_STRLIT("cross-origin-opener-policy"), 0, NULL, H2O_STRLIT("same-origin"));
     if (req->scheme == &H2O_URL_SCHEME_HTTPS)
         h2o_add_header_by_str(&req->pool, h, H2O_STRLIT("strict-transport-security"), 0, NULL, H2O_STRLIT("max-age=31536000"));
-    /* A 204 is framed by its status and must carry no Content-Length (RFC 9110 8.6). Its length of 0 got it past
-     * h2o's chunked filter, which runs before this one and closes the connection after any unframed non-200. */
-    if (req->res.status == 204)
-        req->res.content_length = SIZE_MAX;
     h2o_setup_next_ostream(req, slot);
 }
 
