@@ -367,8 +367,8 @@ void forum_common_register(h2o_pathconf_t *pathconf, int access_log);
 /** 1 when an HTTP/1.x request head (`len` bytes from its request line) frames ambiguously: Content-Length with
  *  Transfer-Encoding, two different Content-Length values, two Host headers, or an obsolete folded line. */
 int forum_http1_head_ambiguous(const char *head, size_t len);
-/** Answers 400 for a request no route may see: an empty path, a NUL in the path, or ambiguous framing (which also
- *  closes the HTTP/1.x connection); returns 1 when it did. */
+/** Answers 400 for a request no route may see: an empty path, or ambiguous framing (which also closes the HTTP/1.x
+ *  connection); returns 1 when it did. */
 int forum_request_refused(h2o_req_t *req);
 
 /* handlers/api.c: the request object plugins see */

@@ -3,7 +3,7 @@
  * route sees them: behind a proxy, the bytes one of them takes for a body the other takes for a second request
  * (RFC 9112 6.3, 11.2). h2o 2.2 keeps only the Content-Length, Transfer-Encoding and Host it used and drops the
  * others while parsing, so an HTTP/1.x request's head is read again from the connection's input buffer, where it
- * still begins while the request is being handled. Targets no route can serve (an empty path, a NUL) end here too.
+ * still begins while the request is being handled. An empty HTTP/2 :path ends here too.
  */
 #include <string.h>
 #include "../core/forum.h"
@@ -86,11 +86,6 @@ int forum_request_refused(h2o_req_t *req)
     if (req->input.path.len == 0) {
         /* an HTTP/2 :path may be empty, and h2o would serve it as "/" (RFC 9113 8.3.1 makes it malformed) */
         forum_send_error(req, 400, "bad_request", "the request has no path", NULL);
-        return 1;
-    }
-    if (memchr(req->path_normalized.base, '\0', req->path_normalized.len) != NULL) {
-        /* a %00 names no file: h2o's file handler would open the directory before it and redirect to it, forever */
-        forum_send_error(req, 400, "bad_request", "the path contains a NUL", NULL);
         return 1;
     }
     if ((head = http1_head(req)).base != NULL && forum_http1_head_ambiguous(head.base, head.len)) {
