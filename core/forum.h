@@ -158,7 +158,16 @@ int forum_session_delete(const uint8_t *hash);
 int forum_session_purge(void);
 /** Extracts the `sid` cookie's value from a Cookie header; returns its length (0 if absent). */
 size_t forum_session_cookie(const char *header, size_t len, const char **value);
-/** The request's live session, looked up from its `sid` cookie; 0 when found, -1 when none, -2 when a lookup failed. */
+/* How much of a request's cookies is read for a session: the first sid values, in the first Cookie headers, in
+ * their first bytes. A browser sends one sid (two while an old one lingers), in one header or, over HTTP/2, one
+ * header per cookie (up to 180 of them); the bounds keep an attacker's thousands of values from each costing a
+ * hash and a database lookup, and the scan itself short. */
+#define FORUM_SESSION_SIDS_MAX 4
+#define FORUM_SESSION_COOKIE_HEADERS_MAX 256
+#define FORUM_SESSION_COOKIE_BYTES_MAX 65536
+/** Collects up to `max` `sid` values of the Cookie headers, in order, within the bounds above; returns how many. */
+size_t forum_session_sids(const h2o_headers_t *headers, h2o_iovec_t *sids, size_t max);
+/** The request's live session, looked up from its first `sid` cookies; 0 when found, -1 when none, -2 when a lookup failed. */
 int forum_session_of_request(h2o_req_t *req, forum_session_t *out);
 
 /* core/hub.c */
@@ -352,6 +361,15 @@ void forum_status_handler_register(h2o_pathconf_t *pathconf);
 void forum_files_register(h2o_pathconf_t *pathconf, const char *dir);
 /** Adds the security headers to every response of the pathconf, counts its requests in flight, and logs them. */
 void forum_common_register(h2o_pathconf_t *pathconf, int access_log);
+
+/* handlers/framing.c */
+
+/** 1 when an HTTP/1.x request head (`len` bytes from its request line) frames ambiguously: Content-Length with
+ *  Transfer-Encoding, two different Content-Length values, two Host headers, or an obsolete folded line. */
+int forum_http1_head_ambiguous(const char *head, size_t len);
+/** Answers 400 for a request no route may see: an empty path, or ambiguous framing (which also closes the HTTP/1.x
+ *  connection); returns 1 when it did. */
+int forum_request_refused(h2o_req_t *req);
 
 /* handlers/api.c: the request object plugins see */
 

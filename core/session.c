@@ -124,22 +124,42 @@ size_t forum_session_cookie(const char *header, size_t len, const char **value)
     return 0;
 }
 
+size_t forum_session_sids(const h2o_headers_t *headers, h2o_iovec_t *sids, size_t max)
+{
+    size_t n = 0, cookies = 0, bytes = 0;
+    ssize_t i = -1;
+    /* The scan is bounded as well as the values: an HTTP/2 client can repeat one 4 KB cookie header thousands of
+     * times for the price of a byte each (HPACK), and every value costs a hash and a database lookup. */
+    while (n != max && cookies != FORUM_SESSION_COOKIE_HEADERS_MAX &&
+           (i = h2o_find_header(headers, H2O_TOKEN_COOKIE, i)) != -1) {
+        const h2o_iovec_t *header = &headers->entries[i].value;
+        size_t room = FORUM_SESSION_COOKIE_BYTES_MAX - bytes, len = header->len < room ? header->len : room;
+        const char *p = header->base, *end = p + len, *v;
+        size_t vlen;
+        ++cookies;
+        bytes += len;
+        while (n != max && p < end && (vlen = forum_session_cookie(p, (size_t)(end - p), &v)) != 0) {
+            sids[n++] = h2o_iovec_init(v, vlen);
+            p = v + vlen;
+        }
+        if (bytes == FORUM_SESSION_COOKIE_BYTES_MAX)
+            break;
+    }
+    return n;
+}
+
 int forum_session_of_request(h2o_req_t *req, forum_session_t *out)
 {
-    ssize_t i = -1;
+    h2o_iovec_t sids[FORUM_SESSION_SIDS_MAX];
+    size_t n = forum_session_sids(&req->headers, sids, FORUM_SESSION_SIDS_MAX);
     int ret = -1;
-    /* every sid the browser sends is tried: a stale or planted one must not hide the live one */
-    while ((i = h2o_find_header(&req->headers, H2O_TOKEN_COOKIE, i)) != -1) {
-        const char *p = req->headers.entries[i].value.base, *end = p + req->headers.entries[i].value.len, *v;
-        size_t len;
-        while (p < end && (len = forum_session_cookie(p, (size_t)(end - p), &v)) != 0) {
-            int found = forum_session_find(v, len, out);
-            if (found == 0)
-                return 0;
-            if (found == -2)
-                ret = -2;
-            p = v + len;
-        }
+    /* the first few sids are all tried: a stale or planted one must not hide the live one behind it */
+    for (size_t i = 0; i != n; ++i) {
+        int found = forum_session_find(sids[i].base, sids[i].len, out);
+        if (found == 0)
+            return 0;
+        if (found == -2)
+            ret = -2;
     }
     return ret;
 }

@@ -137,6 +137,10 @@ void forum_res_empty(forum_req_t *req, int status)
         return;
     req->h2o->res.status = status;
     req->h2o->res.reason = status == 204 ? "No Content" : "OK";
+    /* a 204 is framed by its status and carries no Content-Length (RFC 9110 8.6); any other empty answer needs its
+     * length of 0, or h2o closes the connection after it */
+    if (status != 204)
+        req->h2o->res.content_length = 0;
     h2o_send_inline(req->h2o, "", 0);
 }
 

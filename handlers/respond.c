@@ -18,6 +18,7 @@ static const char *reason_of(int status)
     case 413: return "Payload Too Large";
     case 415: return "Unsupported Media Type";
     case 422: return "Unprocessable Entity";
+    case 426: return "Upgrade Required";
     case 429: return "Too Many Requests";
     case 503: return "Service Unavailable";
     default: return status < 400 ? "OK" : "Internal Server Error";
@@ -37,6 +38,9 @@ void forum_send_json_bytes(h2o_req_t *req, int status, const char *json, size_t 
     }
     req->res.status = status;
     req->res.reason = reason_of(status);
+    /* framed by its length: without one, h2o sends a 200 chunked and anything else with Connection: close,
+     * which drops every request pipelined behind an error */
+    req->res.content_length = len;
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, H2O_STRLIT("application/json; charset=utf-8"));
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL, H2O_STRLIT("no-store"));
     h2o_send_inline(req, json, len);

@@ -20,6 +20,14 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         forum_send_error(req, 400, "bad_request", "expected a WebSocket handshake", NULL);
         return 0;
     }
+    ssize_t version = h2o_find_header_by_str(&req->headers, H2O_STRLIT("sec-websocket-version"), -1);
+    if (version == -1 || !h2o_memis(req->headers.entries[version].value.base, req->headers.entries[version].value.len,
+                                    H2O_STRLIT("13"))) {
+        /* the only version h2o speaks; RFC 6455 4.4: 426 and the version the server does speak */
+        h2o_add_header_by_str(&req->pool, &req->res.headers, H2O_STRLIT("sec-websocket-version"), 0, NULL, H2O_STRLIT("13"));
+        forum_send_error(req, 426, "upgrade_required", "WebSocket version 13 only", NULL);
+        return 0;
+    }
     if (!forum_same_origin(req)) {
         forum_send_error(req, 403, "forbidden", "cross-origin WebSocket refused", NULL);
         return 0;

@@ -298,6 +298,88 @@ static void test_purge_returns_how_many_went(void **state)
     forum_db_reset_active();
 }
 
+/* A request whose headers are the given Cookie values, from `pool`. */
+static void cookie_request(h2o_req_t *req, h2o_mem_pool_t *pool, const char **cookies, size_t n)
+{
+    memset(req, 0, sizeof(*req));
+    for (size_t i = 0; i != n; ++i)
+        h2o_add_header(pool, &req->headers, H2O_TOKEN_COOKIE, NULL, cookies[i], strlen(cookies[i]));
+}
+
+static void test_sids_are_collected_in_order_up_to_max(void **state)
+{
+    (void)state;
+    h2o_mem_pool_t pool;
+    h2o_req_t req;
+    h2o_iovec_t sids[8];
+    const char *cookies[] = {"a=1; sid=one; sid=two", "theme=dark", "sid=three; sid=four; sid=five"};
+    h2o_mem_init_pool(&pool);
+    cookie_request(&req, &pool, cookies, 3);
+    assert_int_equal(forum_session_sids(&req.headers, sids, 8), 5);
+    assert_true(h2o_memis(sids[0].base, sids[0].len, H2O_STRLIT("one")));
+    assert_true(h2o_memis(sids[2].base, sids[2].len, H2O_STRLIT("three")));
+    assert_true(h2o_memis(sids[4].base, sids[4].len, H2O_STRLIT("five")));
+    assert_int_equal(forum_session_sids(&req.headers, sids, 2), 2);
+    assert_true(h2o_memis(sids[1].base, sids[1].len, H2O_STRLIT("two")));
+    h2o_mem_clear_pool(&pool);
+}
+
+/* The HTTP/2 "cookie bomb": thousands of Cookie headers of thousands of sids yield no more than the bound. */
+static void test_sids_of_a_cookie_bomb_are_bounded(void **state)
+{
+    (void)state;
+    h2o_mem_pool_t pool;
+    h2o_req_t req;
+    static h2o_iovec_t sids[100000];
+    char *bomb = malloc(58 * 70 + 1), *p = bomb;
+    for (int i = 0; i != 58; ++i)
+        p += sprintf(p, "sid=%064d; ", i);
+    const char **cookies = malloc(16000 * sizeof(*cookies));
+    for (int i = 0; i != 16000; ++i)
+        cookies[i] = bomb;
+    h2o_mem_init_pool(&pool);
+    cookie_request(&req, &pool, cookies, 16000);
+    /* even when the caller would take them all, the scan stops at its byte and header bounds */
+    size_t n = forum_session_sids(&req.headers, sids, FORUM_ARRAY_SIZE(sids));
+    assert_true(n > 0 && n <= FORUM_SESSION_COOKIE_BYTES_MAX / 70 + 1);
+    assert_int_equal(forum_session_sids(&req.headers, sids, FORUM_SESSION_SIDS_MAX), FORUM_SESSION_SIDS_MAX);
+    h2o_mem_clear_pool(&pool);
+    free(cookies);
+    free(bomb);
+}
+
+/* A live sid among the first few is found behind stale ones; one after the bound is not looked up. */
+static void test_request_session_looks_at_the_first_sids_only(void **state)
+{
+    (void)state;
+    h2o_mem_pool_t pool;
+    h2o_req_t req;
+    forum_session_t s;
+    char token[65], stale[FORUM_SESSION_SIDS_MAX][80], live_cookie[80];
+    const char *cookies[FORUM_SESSION_SIDS_MAX + 1];
+    create(7, HOUR_MS, token, &s);
+    for (int i = 0; i != FORUM_SESSION_SIDS_MAX; ++i) {
+        snprintf(stale[i], sizeof(stale[i]), "sid=%064d", i);
+        cookies[i] = stale[i];
+    }
+    snprintf(live_cookie, sizeof(live_cookie), "sid=%s", token);
+    h2o_mem_init_pool(&pool);
+
+    cookies[FORUM_SESSION_SIDS_MAX - 1] = live_cookie; /* the last one looked at */
+    cookie_request(&req, &pool, cookies, FORUM_SESSION_SIDS_MAX);
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(forum_session_of_request(&req, &s), 0);
+    forum_db_reset_active();
+    assert_int_equal(s.user_id, 7);
+
+    cookies[FORUM_SESSION_SIDS_MAX - 1] = stale[FORUM_SESSION_SIDS_MAX - 1];
+    cookies[FORUM_SESSION_SIDS_MAX] = live_cookie; /* one past the bound */
+    cookie_request(&req, &pool, cookies, FORUM_SESSION_SIDS_MAX + 1);
+    assert_int_equal(forum_session_of_request(&req, &s), -1);
+    forum_db_reset_active();
+    h2o_mem_clear_pool(&pool);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -311,6 +393,9 @@ int main(void)
         cmocka_unit_test(test_cookie_trims_white_space),
         cmocka_unit_test(test_cookie_without_sid_gives_0),
         cmocka_unit_test(test_cookie_reads_only_len_bytes),
+        cmocka_unit_test(test_sids_are_collected_in_order_up_to_max),
+        cmocka_unit_test(test_sids_of_a_cookie_bomb_are_bounded),
+        cmocka_unit_test_setup_teardown(test_request_session_looks_at_the_first_sids_only, unit_db_setup, unit_db_teardown),
         cmocka_unit_test_setup_teardown(test_purge_removes_expired_rows, unit_db_setup, unit_db_teardown),
         cmocka_unit_test_setup_teardown(test_purge_works_in_bounded_batches, unit_db_setup, unit_db_teardown),
         cmocka_unit_test_setup_teardown(test_purge_returns_how_many_went, unit_db_setup, unit_db_teardown),
