@@ -1,5 +1,6 @@
 # The browser suite behind a real proxy: HAProxy terminates TLS (HTTP/2 and HTTP/1.1 by ALPN) and
-# passes WebSockets to forumd's plain port, forumd trusts it (trusted-proxies), and the accounts,
+# passes WebSockets to forumd's plain port (Chromium opens them over HTTP/2 to HAProxy, RFC 8441; HAProxy
+# upgrades HTTP/1.1 to forumd), forumd trusts it (trusted-proxies), and the accounts,
 # feed and chat flows of t/61-63 run in Chromium against HAProxy's address. Without trusted-proxies
 # every POST and /ws would be refused there: the page's https origin is not forumd's http one.
 use strict;
