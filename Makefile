@@ -9,11 +9,11 @@ FUZZ_BUILD ?= build-fuzz
 FUZZ_TIME  ?= 60
 FUZZ       ?=
 
-# Debian 12 packages the build, the server and the test suite need
+# Debian 12 packages the build, the server and the test suite need (haproxy: the proxy in front of forumd in t/45, t/64)
 DEBS := build-essential cmake pkg-config openssl \
         libh2o-dev libwslay-dev libssl-dev libuv1-dev libsqlite3-dev libyajl-dev libscrypt-dev libyaml-dev \
         libcmocka-dev sqlite3 curl nghttp2-client wrk perl libmojolicious-perl libtest-tcp-perl libio-socket-ssl-perl libserver-starter-perl \
-        chromium
+        chromium haproxy
 # and those only make fuzz needs: clang and its libFuzzer runtime (-fsanitize=fuzzer)
 FUZZ_DEBS := clang-14 libclang-rt-14-dev
 

@@ -374,6 +374,26 @@ static int parse_status(parse_ctx_t *pc, yaml_node_t *node, forum_config_t *conf
     return 0;
 }
 
+/* trusted-proxies: one address or block, or a list of them; an empty list trusts no one, like no key */
+static int parse_trusted_proxies(parse_ctx_t *pc, yaml_node_t *node, forum_config_t *conf)
+{
+    size_t n = 1;
+    if (node->type == YAML_SEQUENCE_NODE)
+        n = (size_t)(node->data.sequence.items.top - node->data.sequence.items.start);
+    else if (node->type != YAML_SCALAR_NODE)
+        return fail(pc, node, "trusted-proxies: expected an address, a CIDR block or a list of them");
+    conf->trusted_proxies = calloc(n != 0 ? n : 1, sizeof(*conf->trusted_proxies));
+    for (size_t i = 0; i != n; ++i) {
+        yaml_node_t *e = node->type == YAML_SEQUENCE_NODE ? yaml_document_get_node(pc->doc, node->data.sequence.items.start[i]) : node;
+        const char *s = scalar(e);
+        if (s == NULL || forum_cidr_parse(s, conf->trusted_proxies + i) != 0)
+            return fail(pc, e, "trusted-proxies: '%s' is not an IP address or CIDR block (like 127.0.0.1/8 or ::1)",
+                        s != NULL ? s : "?");
+        conf->num_trusted_proxies = i + 1;
+    }
+    return 0;
+}
+
 static int check_dir(parse_ctx_t *pc, yaml_node_t *node, const char *key, const char *dir)
 {
     struct stat st;
@@ -415,6 +435,8 @@ static int parse_root(parse_ctx_t *pc, yaml_node_t *root, forum_config_t *conf)
             ret = parse_status(pc, v, conf);
         } else if (strcmp(key, "access-log") == 0) {
             ret = get_bool(pc, v, "access-log", &conf->access_log);
+        } else if (strcmp(key, "trusted-proxies") == 0) {
+            ret = conf->trusted_proxies != NULL ? fail(pc, k, "trusted-proxies: given twice") : parse_trusted_proxies(pc, v, conf);
         } else {
             return fail(pc, k, "unknown key '%s'", key);
         }
@@ -637,6 +659,7 @@ void forum_config_free(forum_config_t *conf)
     free(conf->plugins.dir);
     free(conf->database);
     free(conf->public_dir);
+    free(conf->trusted_proxies);
     free(conf->path);
     free(conf);
 }

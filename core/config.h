@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "ipaddr.h"
 
 typedef struct forum_listen_conf {
     char *host; /* NULL: every address */
@@ -50,6 +51,9 @@ typedef struct forum_config {
         int allow_remote; /* GET /_status answers every peer, not only loopback */
     } status;
     int access_log;
+    /* peers whose X-Forwarded-* headers are believed (handlers/forwarded.c); none by default */
+    forum_cidr_t *trusted_proxies;
+    size_t num_trusted_proxies;
 } forum_config_t;
 
 /**

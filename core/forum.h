@@ -393,6 +393,20 @@ int forum_req_session_end(forum_req_t *req);
 /** Runs the request's route again shortly (its write met a lock); 0 when it may not (gone, or locked too long): answer it. */
 int forum_req_retry(forum_req_t *req);
 
+/* handlers/forwarded.c: the client behind a trusted proxy */
+
+typedef struct forum_client {
+    int has_addr;      /* false when the socket has no IP peer */
+    uint8_t addr[16];  /* the client's address (IPv4 as ::ffff:a.b.c.d) */
+    char text[64];     /* addr as text, or "unknown" */
+    int via_proxy;     /* the socket's peer is in trusted-proxies, so its X-Forwarded-* headers were read */
+    const h2o_url_scheme_t *scheme; /* what the client used: X-Forwarded-Proto from a trusted proxy, else the socket's */
+    h2o_iovec_t authority;          /* likewise X-Forwarded-Host, else the request's own */
+} forum_client_t;
+
+/** The request's client: its socket peer, or what a trusted proxy (trusted-proxies) forwarded for it. */
+void forum_client_of(h2o_req_t *req, forum_client_t *c);
+
 /* handlers/respond.c */
 
 /** Answers with API.md's error body. */

@@ -6,6 +6,7 @@
  * A forum_req_t outlives its HTTP request when a plugin answers later (work_queue): the request's
  * pool holds one reference and drops it when h2o disposes the request; every job holds another.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "../core/forum.h"
@@ -216,8 +217,11 @@ int forum_req_retry(forum_req_t *req)
 static void set_cookie(forum_req_t *req, const char *token, unsigned max_age)
 {
     char buf[256];
+    forum_client_t client;
+    /* Secure when the browser used https, also when a trusted proxy terminated it */
+    forum_client_of(req->h2o, &client);
     snprintf(buf, sizeof(buf), "sid=%s; Path=/; Max-Age=%u; HttpOnly; SameSite=Lax%s", token, max_age,
-             req->h2o->scheme == &H2O_URL_SCHEME_HTTPS ? "; Secure" : "");
+             client.scheme == &H2O_URL_SCHEME_HTTPS ? "; Secure" : "");
     forum_res_header(req, "set-cookie", buf);
 }
 
@@ -264,12 +268,12 @@ static int is_safe_method(h2o_iovec_t m)
     return h2o_memis(m.base, m.len, H2O_STRLIT("GET")) || h2o_memis(m.base, m.len, H2O_STRLIT("HEAD"));
 }
 
+/* The client's address, not a trusted proxy's: the limiters count clients */
 static void fill_peer(forum_req_t *req, h2o_req_t *h)
 {
-    struct sockaddr_storage ss;
-    socklen_t len = h->conn->callbacks->get_peername(h->conn, (struct sockaddr *)&ss);
-    if (len == 0 || h2o_socket_getnumerichost((struct sockaddr *)&ss, len, req->peer) == SIZE_MAX)
-        strcpy(req->peer, "unknown");
+    forum_client_t client;
+    forum_client_of(h, &client);
+    snprintf(req->peer, sizeof(req->peer), "%s", client.text);
 }
 
 static int on_req(h2o_handler_t *self, h2o_req_t *h)

@@ -3,6 +3,8 @@
  * it (graceful shutdown waits for the count to reach zero), a filter that adds the security
  * headers to every response, and the access log.
  */
+#include <stdio.h>
+#include <sys/uio.h>
 #include <unistd.h>
 #include "../core/forum.h"
 
@@ -40,14 +42,21 @@ static void add_security_headers(h2o_filter_t *self, h2o_req_t *req, h2o_ostream
     h2o_setup_next_ostream(req, slot);
 }
 
-/* One line per request on stderr, written with one write(2) on the server's own descriptor. */
+/*
+ * One line per request on stderr, written with one writev(2) on the server's own descriptor. The line
+ * starts with the client's address (forwarded by a trusted proxy, else the peer's), which h2o's %h
+ * cannot know, so it is written ahead of h2o's part.
+ */
 static void log_access(h2o_logger_t *self, h2o_req_t *req)
 {
-    char buf[4096], *line;
+    char buf[4096], *line, addr[80];
     size_t len = sizeof(buf); /* in: the buffer's size; out: the line's length */
+    forum_client_t client;
     (void)self;
+    forum_client_of(req, &client);
     line = h2o_log_request(logconf, req, &len, buf);
-    if (write(2, line, len) < 0) {
+    struct iovec iov[2] = {{addr, (size_t)snprintf(addr, sizeof(addr), "%s ", client.text)}, {line, len}};
+    if (writev(2, iov, 2) < 0) {
         /* nothing sensible to do when stderr is gone */
     }
     if (line != buf)
@@ -62,7 +71,7 @@ void forum_common_register(h2o_pathconf_t *pathconf, int access_log)
     filter->on_setup_ostream = add_security_headers;
     if (access_log) {
         char err[256];
-        if (logconf == NULL && (logconf = h2o_logconf_compile("%h %t \"%r\" %s %b %{duration}x %H", H2O_LOGCONF_ESCAPE_APACHE, err)) == NULL)
+        if (logconf == NULL && (logconf = h2o_logconf_compile("%t \"%r\" %s %b %{duration}x %H", H2O_LOGCONF_ESCAPE_APACHE, err)) == NULL)
             forum_log(FORUM_LOG_ERROR, "access log: %s", err);
         if (logconf != NULL)
             h2o_create_logger(pathconf, sizeof(h2o_logger_t))->log_access = log_access;

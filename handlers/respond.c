@@ -74,12 +74,16 @@ int forum_same_origin(h2o_req_t *req)
     if (i == -1)
         return 1;
     h2o_iovec_t origin = req->headers.entries[i].value;
-    const h2o_url_scheme_t *scheme = req->scheme;
+    /* behind a trusted proxy the browser's origin is the proxy's scheme and host, not the hop to forumd */
+    forum_client_t client;
+    forum_client_of(req, &client);
+    const h2o_url_scheme_t *scheme = client.scheme;
+    h2o_iovec_t authority = client.authority;
     size_t slen = scheme->name.len;
     /* Origin is scheme "://" host [":" port], compared case-insensitively with the request's own */
-    return origin.len == slen + 3 + req->authority.len && h2o_lcstris(origin.base, slen, scheme->name.base, slen) &&
+    return origin.len == slen + 3 + authority.len && h2o_lcstris(origin.base, slen, scheme->name.base, slen) &&
            memcmp(origin.base + slen, "://", 3) == 0 &&
-           h2o_lcstris(origin.base + slen + 3, req->authority.len, req->authority.base, req->authority.len);
+           h2o_lcstris(origin.base + slen + 3, authority.len, authority.base, authority.len);
 }
 
 static int hexval(char c)

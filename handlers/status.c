@@ -1,23 +1,13 @@
 /* GET /_status: version, uptime, connections and plugin generations; loopback peers only unless configured. */
-#include <netinet/in.h>
 #include <string.h>
 #include "../core/forum.h"
 
+/* the client's address: behind a local trusted proxy every peer is loopback, the client need not be */
 static int is_loopback(h2o_req_t *req)
 {
-    struct sockaddr_storage ss;
-    socklen_t len = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
-    if (len == 0)
-        return 0;
-    if (ss.ss_family == AF_INET)
-        return (ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr) >> 24) == 127;
-    if (ss.ss_family == AF_INET6) {
-        const struct in6_addr *a = &((struct sockaddr_in6 *)&ss)->sin6_addr;
-        if (IN6_IS_ADDR_LOOPBACK(a))
-            return 1;
-        return IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127;
-    }
-    return 0;
+    forum_client_t client;
+    forum_client_of(req, &client);
+    return client.has_addr && forum_ip_is_loopback(client.addr);
 }
 
 static int on_req(h2o_handler_t *self, h2o_req_t *req)

@@ -18,7 +18,7 @@ use Time::HiRes qw(sleep time);
 use Exporter 'import';
 
 our @EXPORT = qw(root_dir build_dir forumd_bin spawn_forumd run_with_curl curl_json json_decode json_encode
-                 mojo_ua probe_login tls_files slurp ws_connect cookie_of);
+                 mojo_ua probe_login tls_files slurp ws_connect cookie_of spawn_haproxy);
 
 my $JSON = JSON::PP->new->utf8->canonical->allow_nonref;
 sub json_decode { $JSON->decode($_[0]) }
@@ -130,6 +130,77 @@ YAML
         sleep 0.05;
     }
     die "forumd did not start:\n" . slurp($log) if !$opts{expect_fail} && !$self->{pid};
+    return $self;
+}
+
+# spawn_haproxy($server, %opts) starts HAProxy (Debian package haproxy) on a free loopback port in front
+# of $server's plain port: TLS with the test certificate, HTTP/2 and HTTP/1.1 by ALPN, WebSockets
+# passed through, X-Forwarded-For and X-Forwarded-Proto set. Returns a guard (->url, ->port, ->log,
+# ->cfg, ->stop) that stops it by PID when it goes; undef when haproxy is not installed.
+sub spawn_haproxy {
+    my ($server, %opts) = @_;
+    my $bin = $opts{bin} // '/usr/sbin/haproxy';
+    return undef unless -x $bin;
+    my $dir = tempdir(CLEANUP => 1);
+    # HAProxy takes the certificate and its key in one PEM file
+    my ($cert, $key) = tls_files();
+    my $pem = "$dir/site.pem";
+    open my $out, '>', $pem or die "$pem: $!";
+    print $out slurp($cert), slurp($key);
+    close $out;
+    my $port = empty_port();
+    my $backend = $server->port;
+    my $cfg = <<"CFG";
+global
+    log stderr format raw local0 info
+
+defaults
+    mode http
+    log global
+    option httplog
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+    # a WebSocket, once upgraded, is a tunnel: it may stay quiet (forumd pings every 30 s)
+    timeout tunnel 1h
+    timeout http-request 10s
+
+frontend forum
+    bind 127.0.0.1:$port ssl crt $pem alpn h2,http/1.1
+    # what the browser used; a client's own X-Forwarded-Proto or X-Forwarded-Host would otherwise pass
+    http-request set-header X-Forwarded-Proto https
+    http-request del-header X-Forwarded-Host
+    # appends the client's address to X-Forwarded-For (forumd reads it from the right)
+    option forwardfor
+    default_backend forumd
+
+backend forumd
+    server forumd 127.0.0.1:$backend
+CFG
+    $cfg .= $opts{extra} if $opts{extra};
+    open my $fh, '>', "$dir/haproxy.cfg" or die $!;
+    print $fh $cfg;
+    close $fh;
+    my $log = "$dir/haproxy.log";
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        open STDOUT, '>>', $log or die $!;
+        open STDERR, '>>', $log or die $!;
+        exec $bin, '-f', "$dir/haproxy.cfg", '-db';
+        die "exec: $!";
+    }
+    my $self = bless { pid => $pid, owner => $$, port => $port, dir => $dir, log => $log, cfg => "$dir/haproxy.cfg" },
+        'haproxy::Guard';
+    my $deadline = time + 20;
+    while (time < $deadline) {
+        if (waitpid($pid, WNOHANG) == $pid) {
+            delete $self->{pid};
+            die "haproxy did not start:\n" . slurp($log);
+        }
+        last if _port_open($port);
+        sleep 0.05;
+    }
+    die "haproxy did not open port $port:\n" . slurp($log) unless _port_open($port);
     return $self;
 }
 
@@ -379,6 +450,36 @@ sub DESTROY {
     my $self = shift;
     local $?;
     # a forked child of the test holds a copy of the guard: only the process that started forumd stops it
+    $self->stop if $self->{pid} && $self->{owner} == $$;
+}
+
+package haproxy::Guard;
+
+use POSIX qw(:sys_wait_h);
+use Time::HiRes qw(sleep time);
+
+sub port { $_[0]{port} }
+sub url { "https://127.0.0.1:$_[0]{port}" }
+sub log { t::Util::slurp($_[0]{log}) }
+sub cfg { t::Util::slurp($_[0]{cfg}) }
+
+# Stops HAProxy by PID (SIGTERM: it closes its listeners and ends at once) and reaps it.
+sub stop {
+    my $self = shift;
+    my $pid = delete $self->{pid} or return;
+    kill 'TERM', $pid;
+    my $deadline = time + 10;
+    while (time < $deadline) {
+        return if waitpid($pid, WNOHANG) == $pid;
+        sleep 0.02;
+    }
+    kill 'KILL', $pid;
+    waitpid($pid, 0);
+}
+
+sub DESTROY {
+    my $self = shift;
+    local $?;
     $self->stop if $self->{pid} && $self->{owner} == $$;
 }
 
