@@ -37,7 +37,9 @@ static void add_security_headers(h2o_filter_t *self, h2o_req_t *req, h2o_ostream
     h2o_add_header_by_str(&req->pool, h, H2O_STRLIT("referrer-policy"), 0, NULL, H2O_STRLIT("same-origin"));
     h2o_add_header_by_str(&req->pool, h, H2O_STRLIT("x-frame-options"), 0, NULL, H2O_STRLIT("DENY"));
     h2o_add_header_by_str(&req->pool, h, H2O_STRLIT("cross-origin-opener-policy"), 0, NULL, H2O_STRLIT("same-origin"));
-    if (req->scheme == &H2O_URL_SCHEME_HTTPS)
+    forum_client_t client;
+    forum_client_of(req, &client); /* behind a TLS-terminating proxy the client used https all the same */
+    if (client.scheme == &H2O_URL_SCHEME_HTTPS)
         h2o_add_header_by_str(&req->pool, h, H2O_STRLIT("strict-transport-security"), 0, NULL, H2O_STRLIT("max-age=31536000"));
     h2o_setup_next_ostream(req, slot);
 }

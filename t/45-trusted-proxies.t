@@ -70,6 +70,7 @@ subtest 'through HAProxy a POST with the browser\'s Origin is accepted' => sub {
                         headers => ["Origin: $origin"], cookie_jar => $jar);
     is $res->{status}, 201, 'registering through the proxy works' or diag $res->{body};
     like $res->{headers}{'set-cookie'} // '', qr/;\s*Secure/i, 'the session cookie is Secure: the browser used https';
+    like $res->{headers}{'strict-transport-security'} // '', qr/max-age=/, 'and HSTS is sent: the browser used https';
     $res = curl_json(curl_from('127.0.0.2'), 'POST', "$proxy/api/auth/login",
                      json => { login => 'x', password => 'y' }, headers => ['Origin: https://evil.example']);
     is $res->{status}, 403, 'another origin is still refused';
