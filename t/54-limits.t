@@ -112,6 +112,8 @@ subtest 'logins: unknown accounts from many addresses neither evict nor spend a 
         my @codes = concurrent_logins($server, map { ["127.0." . (70 + $round) . ".$_", "ghost$round-$_", 'whatever1'] } 1 .. 20);
         is count_of(401, @codes), 20, "20 unknown accounts from 20 addresses (round $round): 401, no account budget spent";
     }
+    # an unknown login has no account to charge: only its address pays (the answer is 401 as for a wrong password)
+    is login_from($server, "127.0.8.$_", 'nobody', 'whatever1'), 401, "unknown account from a new address: 401 ($_)" for 1 .. 5;
     is login_from($server, '127.0.6.5', 'victim', 'wrong password'), 429, 'after the flood, the account is still limited';
     is login_from($server, '127.0.6.6', 'victim@example.org', 'password1'), 429, 'even for the right password';
     is $server->stop, 0, 'forumd exits 0';
