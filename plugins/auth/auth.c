@@ -422,6 +422,8 @@ static const char schema_v1[] = "CREATE TABLE users ("
                                 "  created_at TEXT NOT NULL"
                                 ")";
 
+static void fini(forum_plugin_t *p);
+
 static int init(forum_plugin_t *p, const forum_api_t *a)
 {
     auth_api = a;
@@ -429,12 +431,16 @@ static int init(forum_plugin_t *p, const forum_api_t *a)
     if (a->version < FORUM_API_VERSION || !FORUM_API_HAS(a, mono_ms))
         return -1;
     read_settings(p);
-    if (peer_limiter == NULL || account_limiter == NULL || (register_limiter == NULL && api->setting_uint(p, "register-limit") != 0))
-        return -1; /* no memory for the tables: refuse rather than run without limits */
-    return api->migration(p, 1, schema_v1) || api->route(p, "POST", "/api/auth/register", FORUM_ROUTE_PUBLIC, register_route) ||
-           api->route(p, "POST", "/api/auth/login", FORUM_ROUTE_PUBLIC, login_route) ||
-           api->route(p, "POST", "/api/auth/logout", 0, logout_route) || api->route(p, "GET", "/api/auth/me", 0, me_route) ||
-           api->on_event(p, "ws.hello", on_hello);
+    /* no memory for the tables: refuse rather than run without limits */
+    if (peer_limiter == NULL || account_limiter == NULL || (register_limiter == NULL && api->setting_uint(p, "register-limit") != 0) ||
+        api->migration(p, 1, schema_v1) || api->route(p, "POST", "/api/auth/register", FORUM_ROUTE_PUBLIC, register_route) ||
+        api->route(p, "POST", "/api/auth/login", FORUM_ROUTE_PUBLIC, login_route) ||
+        api->route(p, "POST", "/api/auth/logout", 0, logout_route) || api->route(p, "GET", "/api/auth/me", 0, me_route) ||
+        api->on_event(p, "ws.hello", on_hello)) {
+        fini(p); /* the host runs fini only after an init that succeeded */
+        return -1;
+    }
+    return 0;
 }
 
 static void fini(forum_plugin_t *p)
