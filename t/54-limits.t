@@ -1,7 +1,8 @@
 # Limits that must hold under load: failed logins are charged when they are decided, so a burst in
-# flight cannot pass the limit (per account and per address), a success or a refused hash gives its
-# attempt back; the users list is paged with a cursor and a prefix search whose cost does not grow
-# with the number of accounts; read marks recount without walking every message.
+# flight cannot pass the limit (per account, whatever form of its login, and per address), a success
+# or a refused hash gives its attempt back, and a flood of other keys cannot reset an account; the
+# users list is paged with a cursor and a prefix search whose cost does not grow with the number of
+# accounts; read marks recount without walking every message.
 use strict;
 use warnings;
 use lib '.';
