@@ -1,7 +1,8 @@
 # Limits that must hold under load: failed logins are charged when they are decided, so a burst in
-# flight cannot pass the limit (per account and per address), a success or a refused hash gives its
-# attempt back; the users list is paged with a cursor and a prefix search whose cost does not grow
-# with the number of accounts; read marks recount without walking every message.
+# flight cannot pass the limit (per account, whatever form of its login, and per address), a success
+# or a refused hash gives its attempt back, and a flood of other keys cannot reset an account; the
+# users list is paged with a cursor and a prefix search whose cost does not grow with the number of
+# accounts; read marks recount without walking every message.
 use strict;
 use warnings;
 use lib '.';
@@ -81,6 +82,41 @@ subtest 'logins: an attempt refused for a full hashing queue (503) is given back
     my $spent = count_of(401, @codes);
     is login_from($server, '127.0.4.1', 'nobody', 'whatever1'), 401, "failure $_ after the burst" for $spent + 1 .. 3;
     is login_from($server, '127.0.4.1', 'nobody', 'whatever1'), 429, 'and only then 429: the 503s took nothing';
+    is $server->stop, 0, 'forumd exits 0';
+};
+
+
+subtest 'logins: every form of an account\'s login spends the same budget' => sub {
+    # nickname, email and other cases find the same account: they must not be separate buckets
+    my $server = spawn_forumd(settings => "auth:\n  scrypt-n: 1024\n  login-limit: 10\n  login-window: 600");
+    my $reg = { nickname => 'Shared', email => 'shared@example.org', password => 'password1', first_name => 'S', last_name => 'S',
+                age => 30, gender => 'other' };
+    is curl_json('curl -s', 'POST', $server->url . '/api/auth/register', json => $reg)->{status}, 201, 'an account';
+    my @forms = ('shared', 'shared@example.org', 'SHARED', 'Shared@Example.ORG');
+    # a new source address each time: only the account's budget can stop these
+    is login_from($server, "127.0.5.$_", $forms[$_ % @forms], 'wrong password'), 401, "failure $_ as $forms[$_ % @forms]" for 1 .. 10;
+    is login_from($server, "127.0.5.$_", $forms[$_ % @forms], 'wrong password'), 429, "attempt $_ as $forms[$_ % @forms]: 429"
+        for 11 .. 14;
+    is login_from($server, '127.0.5.50', 'SHARED@EXAMPLE.ORG', 'password1'), 429, 'the right password waits too, in any form';
+    is $server->stop, 0, 'forumd exits 0';
+};
+
+subtest 'logins: unknown accounts from many addresses neither evict nor spend a real account\'s budget' => sub {
+    # tables of 16 entries: the flood below is many times that
+    my $server = spawn_forumd(settings => "auth:\n  scrypt-n: 1024\n  login-limit: 3\n  login-window: 600\n  limiter-entries: 16");
+    my $reg = { nickname => 'victim', email => 'victim@example.org', password => 'password1', first_name => 'V', last_name => 'V',
+                age => 30, gender => 'other' };
+    is curl_json('curl -s', 'POST', $server->url . '/api/auth/register', json => $reg)->{status}, 201, 'an account';
+    is login_from($server, "127.0.6.$_", 'victim', 'wrong password'), 401, "failure $_" for 1 .. 3;
+    is login_from($server, '127.0.6.4', 'victim', 'wrong password'), 429, 'the account is limited';
+    for my $round (0 .. 3) {
+        my @codes = concurrent_logins($server, map { ["127.0." . (70 + $round) . ".$_", "ghost$round-$_", 'whatever1'] } 1 .. 20);
+        is count_of(401, @codes), 20, "20 unknown accounts from 20 addresses (round $round): 401, no account budget spent";
+    }
+    # an unknown login has no account to charge: only its address pays (the answer is 401 as for a wrong password)
+    is login_from($server, "127.0.8.$_", 'nobody', 'whatever1'), 401, "unknown account from a new address: 401 ($_)" for 1 .. 5;
+    is login_from($server, '127.0.6.5', 'victim', 'wrong password'), 429, 'after the flood, the account is still limited';
+    is login_from($server, '127.0.6.6', 'victim@example.org', 'password1'), 429, 'even for the right password';
     is $server->stop, 0, 'forumd exits 0';
 };
 

@@ -19,7 +19,11 @@ const forum_api_t *auth_api;
 forum_plugin_t *auth_self;
 #define api auth_api
 
-static auth_limiter_t *login_limiter, *register_limiter;
+/*
+ * Failed logins are counted per client address and per account, in two tables: addresses are cheap to
+ * come by and would otherwise push accounts out of a shared table, resetting their budgets.
+ */
+static auth_limiter_t *peer_limiter, *account_limiter, *register_limiter;
 
 #define USER_COLUMNS "id, nickname, first_name, last_name, age, gender, email, created_at"
 
@@ -229,7 +233,7 @@ typedef struct login_job {
     char login[255];
     char password[4 * 1024 + 1];
     char peer_key[96];
-    char acct_key[300];
+    char acct_key[32]; /* "acct:<user id>"; empty for an unknown login, which no account's budget pays for */
     int matched;
 } login_job_t;
 
@@ -251,8 +255,9 @@ static void login_work(auth_hash_job_t *job)
 static void refund_attempts(const login_job_t *self)
 {
     int64_t now = api->mono_ms();
-    auth_limiter_refund(login_limiter, self->peer_key, now);
-    auth_limiter_refund(login_limiter, self->acct_key, now);
+    auth_limiter_refund(peer_limiter, self->peer_key, now);
+    if (self->acct_key[0] != '\0')
+        auth_limiter_refund(account_limiter, self->acct_key, now);
 }
 
 static void login_done(auth_hash_job_t *job, forum_req_t *req)
@@ -281,6 +286,11 @@ static void login_done(auth_hash_job_t *job, forum_req_t *req)
  * An attempt is charged to the client's address and to the account before its hash is queued, so that
  * guesses in flight count at once: past the limit the answer is 429 without hashing. A success or a
  * hash that never ran gives both back; a wrong password keeps them spent.
+ *
+ * The account is found first (one indexed SELECT on the loop) so that its budget is keyed by its id:
+ * the nickname, the email and their cases are one account and spend one budget. A login that finds no
+ * account is charged to the address only, and is hashed against nothing all the same, so that it is
+ * answered as slowly and as alike as a wrong password.
  */
 static int login_route(forum_req_t *req)
 {
@@ -294,23 +304,23 @@ static int login_route(forum_req_t *req)
         answer_error(req, &err);
         goto Error;
     }
-    snprintf(job->peer_key, sizeof(job->peer_key), "addr:%s", api->req_peer(req));
-    snprintf(job->acct_key, sizeof(job->acct_key), "acct:%s", job->login);
-    if ((wait = auth_limiter_reserve(login_limiter, job->peer_key, now)) != 0) {
-        answer_limited(req, wait);
-        goto Error;
-    }
-    if ((wait = auth_limiter_reserve(login_limiter, job->acct_key, now)) != 0) {
-        auth_limiter_refund(login_limiter, job->peer_key, now);
-        answer_limited(req, wait);
-        goto Error;
-    }
     s = api->db_stmt("SELECT id, password_hash FROM users WHERE nickname = ?1 OR email = ?1");
     api->db_bind_text(s, 1, job->login, strlen(job->login));
     if (api->db_step(s) == FORUM_DB_ROW) {
         const char *stored = api->db_col_text(s, 1);
         job->user_id = api->db_col_int(s, 0);
         snprintf(job->stored, sizeof(job->stored), "%s", stored != NULL ? stored : "");
+        snprintf(job->acct_key, sizeof(job->acct_key), "acct:%lld", (long long)job->user_id);
+    }
+    snprintf(job->peer_key, sizeof(job->peer_key), "addr:%s", api->req_peer(req));
+    if ((wait = auth_limiter_reserve(peer_limiter, job->peer_key, now)) != 0) {
+        answer_limited(req, wait);
+        goto Error;
+    }
+    if (job->acct_key[0] != '\0' && (wait = auth_limiter_reserve(account_limiter, job->acct_key, now)) != 0) {
+        auth_limiter_refund(peer_limiter, job->peer_key, now);
+        answer_limited(req, wait);
+        goto Error;
     }
     job->super.req = req;
     job->super.work = login_work;
@@ -366,6 +376,8 @@ static const forum_setting_decl_t settings[] = {
     {.name = "login-window", .type = FORUM_SETTING_UINT, .min = 1, .max = 86400, .def = 60},
     {.name = "register-limit", .type = FORUM_SETTING_UINT, .min = 0, .max = 1000000, .def = 0}, /* 0: no limit */
     {.name = "register-window", .type = FORUM_SETTING_UINT, .min = 1, .max = 86400, .def = 3600},
+    /* entries of each limiter table (addresses, accounts, registrations); past it the least recently used goes */
+    {.name = "limiter-entries", .type = FORUM_SETTING_UINT, .min = 16, .max = 1u << 24, .def = 100000},
     {.name = NULL},
 };
 
@@ -373,6 +385,9 @@ static void read_settings(forum_plugin_t *p)
 {
     unsigned workers = (unsigned)api->setting_uint(p, "hash-workers");
     unsigned register_limit = (unsigned)api->setting_uint(p, "register-limit");
+    unsigned login_limit = (unsigned)api->setting_uint(p, "login-limit");
+    unsigned login_window = (unsigned)api->setting_uint(p, "login-window");
+    size_t entries = (size_t)api->setting_uint(p, "limiter-entries");
 
     if (workers == 0) {
         /* the cores this process may run on (its affinity), not those the machine has */
@@ -384,9 +399,15 @@ static void read_settings(forum_plugin_t *p)
     auth_scrypt_params.r = (uint8_t)api->setting_uint(p, "scrypt-r");
     auth_scrypt_params.p = (uint8_t)api->setting_uint(p, "scrypt-p");
     auth_hasher_init(workers, (unsigned)api->setting_uint(p, "hash-queue"));
-    login_limiter = auth_limiter_new((unsigned)api->setting_uint(p, "login-limit"), (unsigned)api->setting_uint(p, "login-window"), 100000);
+    /*
+     * The account table is as large as the address table: only accounts that exist and were tried lately
+     * have an entry, so pushing one out takes that many real accounts under attack at once, each of which
+     * is still held to its own limit until then, and every attempt still pays its address's limit too.
+     */
+    account_limiter = auth_limiter_new(login_limit, login_window, entries);
+    peer_limiter = auth_limiter_new(login_limit, login_window, entries);
     if (register_limit != 0)
-        register_limiter = auth_limiter_new(register_limit, (unsigned)api->setting_uint(p, "register-window"), 100000);
+        register_limiter = auth_limiter_new(register_limit, (unsigned)api->setting_uint(p, "register-window"), entries);
 }
 
 static const char schema_v1[] = "CREATE TABLE users ("
@@ -401,6 +422,8 @@ static const char schema_v1[] = "CREATE TABLE users ("
                                 "  created_at TEXT NOT NULL"
                                 ")";
 
+static void fini(forum_plugin_t *p);
+
 static int init(forum_plugin_t *p, const forum_api_t *a)
 {
     auth_api = a;
@@ -408,18 +431,25 @@ static int init(forum_plugin_t *p, const forum_api_t *a)
     if (a->version < FORUM_API_VERSION || !FORUM_API_HAS(a, mono_ms))
         return -1;
     read_settings(p);
-    return api->migration(p, 1, schema_v1) || api->route(p, "POST", "/api/auth/register", FORUM_ROUTE_PUBLIC, register_route) ||
-           api->route(p, "POST", "/api/auth/login", FORUM_ROUTE_PUBLIC, login_route) ||
-           api->route(p, "POST", "/api/auth/logout", 0, logout_route) || api->route(p, "GET", "/api/auth/me", 0, me_route) ||
-           api->on_event(p, "ws.hello", on_hello);
+    /* no memory for the tables: refuse rather than run without limits */
+    if (peer_limiter == NULL || account_limiter == NULL || (register_limiter == NULL && api->setting_uint(p, "register-limit") != 0) ||
+        api->migration(p, 1, schema_v1) || api->route(p, "POST", "/api/auth/register", FORUM_ROUTE_PUBLIC, register_route) ||
+        api->route(p, "POST", "/api/auth/login", FORUM_ROUTE_PUBLIC, login_route) ||
+        api->route(p, "POST", "/api/auth/logout", 0, logout_route) || api->route(p, "GET", "/api/auth/me", 0, me_route) ||
+        api->on_event(p, "ws.hello", on_hello)) {
+        fini(p); /* the host runs fini only after an init that succeeded */
+        return -1;
+    }
+    return 0;
 }
 
 static void fini(forum_plugin_t *p)
 {
     (void)p;
-    auth_limiter_free(login_limiter);
+    auth_limiter_free(peer_limiter);
+    auth_limiter_free(account_limiter);
     auth_limiter_free(register_limiter);
-    login_limiter = register_limiter = NULL;
+    peer_limiter = account_limiter = register_limiter = NULL;
 }
 
 FORUM_EXPORT const forum_plugin_desc_t forum_plugin = {

@@ -32,7 +32,7 @@ int auth_validate_registration(yajl_val body, auth_registration_t *out, auth_err
 /** A trimmed, lower-cased login (nickname or email) and the password from a login body; 0, or -1 with `err`. */
 int auth_validate_login(yajl_val body, char *login, size_t login_size, char *password, size_t password_size, auth_error_t *err);
 
-/* limiter.c: token buckets keyed by text ("addr:...", "acct:..."), in a fixed-size table */
+/* limiter.c: token buckets keyed by text ("addr:<peer>", "acct:<user id>"), in a fixed-size table */
 
 typedef struct auth_limiter auth_limiter_t;
 /** `burst` attempts, refilled evenly over `window_s` seconds; at most `max_keys` tracked at once (the least recently used goes). */
