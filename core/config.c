@@ -339,6 +339,8 @@ static int parse_limits(parse_ctx_t *pc, yaml_node_t *node, forum_config_t *conf
             ret = get_seconds(pc, v, "limits.ws-slow-grace", 0, 3600, &conf->limits.ws_slow_grace_ms);
         } else if (strcmp(key, "shutdown-timeout") == 0) {
             ret = get_seconds(pc, v, "limits.shutdown-timeout", 0, 3600, &conf->limits.shutdown_timeout_ms);
+        } else if (strcmp(key, "header-timeout") == 0) {
+            ret = get_seconds(pc, v, "limits.header-timeout", 0.1, 3600, &conf->limits.header_timeout_ms);
         } else if (strcmp(key, "connections") == 0) {
             if ((ret = get_uint(pc, v, "limits.connections", 1, 10000000, &n)) == 0)
                 conf->limits.connections = (unsigned)n;
@@ -586,6 +588,7 @@ forum_config_t *forum_config_parse(const char *path, const char *yaml, size_t le
     conf->limits.connections = 60000;
     conf->limits.session_lifetime_s = 30 * 86400;
     conf->limits.shutdown_timeout_ms = 10000;
+    conf->limits.header_timeout_ms = 10000;
     conf->access_log = 1;
 
     if (len > MAX_FILE_SIZE) {

@@ -46,6 +46,7 @@ typedef struct forum_config {
         unsigned connections;      /* open TCP connections at once */
         unsigned session_lifetime_s;
         unsigned shutdown_timeout_ms;
+        unsigned header_timeout_ms; /* how long a connection may take to deliver its next complete request */
     } limits;
     struct {
         int allow_remote; /* GET /_status answers every peer, not only loopback */

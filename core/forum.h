@@ -333,6 +333,17 @@ int forum_work_defer(forum_plugin_t *p, unsigned ms, forum_timer_fn fn, void *ar
 /** The table handed to every plugin's init. */
 extern const forum_api_t forum_api;
 
+/* core/conn.c */
+
+/** Accepts one connection from `listener` and hands it to h2o, unless limits.connections is reached or we stop. */
+void forum_conn_accept(uv_stream_t *listener, h2o_accept_ctx_t *accept_ctx);
+/** Counts `req` against its connection until h2o disposes it: a connection with a request in flight is not late. */
+void forum_conn_request_begin(h2o_req_t *req);
+/** The hub owns the upgraded socket and its timeouts: the request-arrival deadline no longer applies. */
+void forum_conn_owned_by_hub(h2o_socket_t *sock);
+/** Sets h2o's HTTP/1.1 request timeout to limits.header-timeout and starts the sweep; before h2o_context_init. */
+void forum_conn_init(uv_loop_t *loop, const forum_config_t *conf, h2o_globalconf_t *h2o_conf);
+
 /* core/server.c */
 
 typedef struct forum_server {

@@ -75,32 +75,13 @@ int forum_server_prepare_tls(forum_config_t *conf, char *err, size_t errlen)
     return 0;
 }
 
-static void on_socket_closed(uv_handle_t *handle)
-{
-    --forum_server.num_sockets;
-    free(handle);
-}
-
 static void on_accept(uv_stream_t *server, int status)
 {
     listener_t *l = server->data;
-    uv_tcp_t *conn;
 
     if (status != 0)
         return;
-    conn = malloc(sizeof(*conn));
-    uv_tcp_init(server->loop, conn);
-    if (uv_accept(server, (uv_stream_t *)conn) != 0) {
-        uv_close((uv_handle_t *)conn, (uv_close_cb)free);
-        return;
-    }
-    if (forum_server.num_sockets >= forum_server.conf->limits.connections || forum_server.shutting_down) {
-        uv_close((uv_handle_t *)conn, (uv_close_cb)free);
-        return;
-    }
-    ++forum_server.num_sockets;
-    uv_tcp_nodelay(conn, 1);
-    h2o_accept(&l->accept_ctx, h2o_uv_socket_create((uv_stream_t *)conn, on_socket_closed));
+    forum_conn_accept(server, &l->accept_ctx);
 }
 
 /*
@@ -276,6 +257,7 @@ int forum_server_run(forum_config_t *conf)
     forum_server.h2o_config.server_name = h2o_iovec_init(H2O_STRLIT("forumd"));
     forum_server.h2o_config.max_request_entity_size = conf->limits.body_size;
     register_paths(conf);
+    forum_conn_init(forum_server.loop, conf, &forum_server.h2o_config);
     h2o_context_init(&forum_server.h2o_ctx, forum_server.loop, &forum_server.h2o_config);
 
     if (forum_plugins_init(conf) != 0) {

@@ -245,6 +245,7 @@ static void on_upgraded(void *data, h2o_socket_t *sock, size_t reqsize)
     }
     ws->sock = sock;
     sock->data = ws;
+    forum_conn_owned_by_hub(sock);
     h2o_buffer_consume(&sock->input, reqsize);
     h2o_socket_read_start(sock, on_read);
     if (read_frames(ws)) /* frames that came with the request */

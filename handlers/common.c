@@ -21,6 +21,7 @@ static int count_request(h2o_handler_t *self, h2o_req_t *req)
     (void)self;
     ++forum_server.num_inflight;
     h2o_mem_alloc_shared(&req->pool, 1, on_request_disposed);
+    forum_conn_request_begin(req);
     if (forum_request_refused(req))
         return 0;
     return -1; /* let the path's own handler answer */

@@ -1,4 +1,5 @@
-/* GET /_status: version, uptime, connections and plugin generations; loopback peers only unless configured. */
+/* GET /_status: version, uptime, connections, open descriptors and plugin generations; loopback peers only unless configured. */
+#include <dirent.h>
 #include <string.h>
 #include "../core/forum.h"
 
@@ -8,6 +9,22 @@ static int is_loopback(h2o_req_t *req)
     forum_client_t client;
     forum_client_of(req, &client);
     return client.has_addr && forum_ip_is_loopback(client.addr);
+}
+
+/* The process's open descriptors (the directory's own excluded), or -1 without /proc: a leak shows here first. */
+static long long count_fds(void)
+{
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *e;
+    long long n = 0;
+
+    if (d == NULL)
+        return -1;
+    while ((e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.')
+            ++n;
+    closedir(d);
+    return n - 1;
 }
 
 static int on_req(h2o_handler_t *self, h2o_req_t *req)
@@ -33,6 +50,12 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     forum_json_str(g, "websocket");
     yajl_gen_integer(g, (long long)ws);
     yajl_gen_map_close(g);
+    forum_json_str(g, "fds");
+    long long fds = count_fds();
+    if (fds >= 0)
+        yajl_gen_integer(g, fds);
+    else
+        yajl_gen_null(g);
     forum_json_str(g, "plugins");
     forum_plugins_status(g);
     yajl_gen_map_close(g);

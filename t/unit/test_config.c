@@ -200,6 +200,7 @@ static void test_minimal_config_gives_the_defaults(void **state)
     assert_int_equal(conf->limits.connections, 60000);
     assert_int_equal(conf->limits.session_lifetime_s, 30 * 86400);
     assert_int_equal(conf->limits.shutdown_timeout_ms, 10000);
+    assert_int_equal(conf->limits.header_timeout_ms, 10000);
     assert_int_equal(conf->status.allow_remote, 0);
     assert_int_equal(conf->access_log, 1);
     forum_config_free(conf);
@@ -382,6 +383,28 @@ static void test_seconds_must_be_a_number(void **state)
                  "limits:\n"
                  "  ws-slow-grace: 2s\n",
                  4, "limits.ws-slow-grace: expected a number of seconds");
+}
+
+static void test_header_timeout_is_seconds_in_range(void **state)
+{
+    forum_config_t *conf = load_ok(*state, "listen: 8080\n"
+                                           "database: forum.db\n"
+                                           "limits:\n"
+                                           "  header-timeout: 2.5\n");
+    assert_int_equal(conf->limits.header_timeout_ms, 2500);
+    forum_config_free(conf);
+    expect_error(*state,
+                 "listen: 8080\n"
+                 "database: forum.db\n"
+                 "limits:\n"
+                 "  header-timeout: 0\n",
+                 4, "limits.header-timeout: must be between 0.1 and 3600 seconds");
+    expect_error(*state,
+                 "listen: 8080\n"
+                 "database: forum.db\n"
+                 "limits:\n"
+                 "  header-timeout: 10s\n",
+                 4, "limits.header-timeout: expected a number of seconds");
 }
 
 static void test_watch_must_be_a_boolean(void **state)
@@ -753,6 +776,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_port_must_be_in_range, setup, teardown),
         cmocka_unit_test_setup_teardown(test_body_size_must_be_a_size, setup, teardown),
         cmocka_unit_test_setup_teardown(test_seconds_must_be_a_number, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_header_timeout_is_seconds_in_range, setup, teardown),
         cmocka_unit_test_setup_teardown(test_watch_must_be_a_boolean, setup, teardown),
         cmocka_unit_test_setup_teardown(test_database_is_required, setup, teardown),
         cmocka_unit_test_setup_teardown(test_database_folder_must_exist, setup, teardown),
