@@ -6,9 +6,9 @@
  *   from then on uv_write fails at once with UV_EPIPE and never calls back. h2o's uv backend ignores
  *   that return value, so the socket waits forever for a write callback and is never closed. Every
  *   TLS connection reset by its client leaks this way: h2o answers the read error by closing, the
- *   close writes a close_notify (SSL_shutdown) and waits for that write to finish. A socket that is
- *   seen in that state on two sweeps in a row (a real write completion runs in between) gets the
- *   error its write would have reported, and h2o closes it as it closes any failed write.
+ *   close writes a close_notify (SSL_shutdown) and waits for that write to finish. A socket seen in
+ *   that state by a sweep and still in it a loop turn later gets the error its write would have
+ *   reported, and h2o closes it as it closes any failed write.
  *
  * - The request-arrival deadline. A connection with no request in flight must deliver its next
  *   complete request to a handler within limits.header-timeout of its accept or of its last request's
@@ -35,7 +35,7 @@ typedef struct conn {
 static h2o_linklist_t open_conns = {&open_conns, &open_conns};
 static conn_t **by_fd; /* the open connection on each descriptor, NULL elsewhere */
 static size_t by_fd_size;
-static uv_timer_t sweep_timer;
+static uv_timer_t sweep_timer, confirm_timer;
 
 static void release(conn_t *c)
 {
@@ -137,24 +137,29 @@ void forum_conn_owned_by_hub(h2o_socket_t *sock)
 
 /*
  * h2o waits for a write that libuv refused: libuv will not call back (the stream is unwritable and has
- * nothing queued), so the wait would never end. Returns 1 when it delivered the error instead.
+ * nothing queued), so the wait would never end. A write libuv accepted before the stream became
+ * unwritable completes at the latest in the loop turn after that, so a socket still waiting in a
+ * later turn than the one where it was first seen waits for nothing: it gets the error its write
+ * would have reported. Returns WRITE_SUSPECT when first seen, WRITE_RELEASED when released.
  */
+enum { WRITE_FINE, WRITE_SUSPECT, WRITE_RELEASED };
+
 static int release_refused_write(conn_t *c)
 {
     h2o_socket_cb cb;
 
-    if (!h2o_socket_is_writing(c->sock) || uv_is_writable((uv_stream_t *)&c->tcp) || c->tcp.write_queue_size != 0) {
+    if (uv_is_writable((uv_stream_t *)&c->tcp) || c->tcp.write_queue_size != 0 || !h2o_socket_is_writing(c->sock)) {
         c->write_lost_once = 0;
-        return 0;
+        return WRITE_FINE;
     }
     if (!c->write_lost_once) {
-        c->write_lost_once = 1; /* a completion may still be on its way: look again next sweep */
-        return 0;
+        c->write_lost_once = 1;
+        return WRITE_SUSPECT;
     }
     cb = c->sock->_cb.write;
     c->sock->_cb.write = NULL;
     cb(c->sock, h2o_socket_error_io);
-    return 1;
+    return WRITE_RELEASED;
 }
 
 static int past_deadline(conn_t *c, int64_t now)
@@ -167,22 +172,49 @@ static int past_deadline(conn_t *c, int64_t now)
     return 1;
 }
 
+static void log_released(size_t released)
+{
+    if (released != 0)
+        forum_log(FORUM_LOG_INFO, "released %zu connections whose close libuv had refused (reset by the client)", released);
+}
+
+/* the second look at the sockets a sweep suspected, one loop turn later rather than a sweep later */
+static void on_confirm(uv_timer_t *timer)
+{
+    size_t released = 0;
+    (void)timer;
+
+    for (h2o_linklist_t *l = open_conns.next; l != &open_conns; l = l->next)
+        if (release_refused_write(H2O_STRUCT_FROM_MEMBER(conn_t, link, l)) == WRITE_RELEASED)
+            ++released;
+    log_released(released);
+}
+
 static void on_sweep(uv_timer_t *timer)
 {
     int64_t now = forum_mono_ms();
-    size_t released = 0, late = 0;
+    size_t released = 0, suspects = 0, late = 0;
     (void)timer;
 
     /* nothing below closes a record at once (libuv's close callbacks come later): the walk is safe */
     for (h2o_linklist_t *l = open_conns.next; l != &open_conns; l = l->next) {
         conn_t *c = H2O_STRUCT_FROM_MEMBER(conn_t, link, l);
-        if (release_refused_write(c))
+        switch (release_refused_write(c)) {
+        case WRITE_RELEASED:
             ++released;
-        else if (past_deadline(c, now))
-            ++late;
+            break;
+        case WRITE_SUSPECT:
+            ++suspects;
+            break;
+        default:
+            if (past_deadline(c, now))
+                ++late;
+            break;
+        }
     }
-    if (released != 0)
-        forum_log(FORUM_LOG_INFO, "released %zu connections whose close libuv had refused (reset by the client)", released);
+    if (suspects != 0)
+        uv_timer_start(&confirm_timer, on_confirm, 1, 0);
+    log_released(released);
     if (late != 0)
         forum_log(FORUM_LOG_INFO, "closed %zu connections that sent no complete request within limits.header-timeout", late);
 }
@@ -199,4 +231,6 @@ void forum_conn_init(uv_loop_t *loop, const forum_config_t *conf, h2o_globalconf
     uv_timer_init(loop, &sweep_timer);
     uv_timer_start(&sweep_timer, on_sweep, every, every);
     uv_unref((uv_handle_t *)&sweep_timer);
+    uv_timer_init(loop, &confirm_timer);
+    uv_unref((uv_handle_t *)&confirm_timer);
 }
