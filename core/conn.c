@@ -184,9 +184,11 @@ static void on_confirm(uv_timer_t *timer)
     size_t released = 0;
     (void)timer;
 
-    for (h2o_linklist_t *l = open_conns.next; l != &open_conns; l = l->next)
-        if (release_refused_write(H2O_STRUCT_FROM_MEMBER(conn_t, link, l)) == WRITE_RELEASED)
+    for (h2o_linklist_t *l = open_conns.next; l != &open_conns; l = l->next) {
+        conn_t *c = H2O_STRUCT_FROM_MEMBER(conn_t, link, l);
+        if (!uv_is_closing((uv_handle_t *)&c->tcp) && release_refused_write(c) == WRITE_RELEASED)
             ++released;
+    }
     log_released(released);
 }
 
@@ -196,9 +198,11 @@ static void on_sweep(uv_timer_t *timer)
     size_t released = 0, suspects = 0, late = 0;
     (void)timer;
 
-    /* nothing below closes a record at once (libuv's close callbacks come later): the walk is safe */
+    /* nothing below frees a record (libuv's close callbacks come later): the walk is safe */
     for (h2o_linklist_t *l = open_conns.next; l != &open_conns; l = l->next) {
         conn_t *c = H2O_STRUCT_FROM_MEMBER(conn_t, link, l);
+        if (uv_is_closing((uv_handle_t *)&c->tcp))
+            continue; /* its descriptor is closed already, and its number may be another's */
         switch (release_refused_write(c)) {
         case WRITE_RELEASED:
             ++released;
