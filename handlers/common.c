@@ -14,11 +14,20 @@ static void on_request_disposed(void *p)
     --forum_server.num_inflight;
 }
 
+/* --- the connection's limits (core/conn_limits.c): streams opened per second, answers not yet sent --- */
+static int edge_limits(h2o_req_t *req)
+{
+    return forum_conn_admit(req);
+}
+/* --- end of the connection's limits --- */
+
 static int count_request(h2o_handler_t *self, h2o_req_t *req)
 {
     (void)self;
     ++forum_server.num_inflight;
     h2o_mem_alloc_shared(&req->pool, 1, on_request_disposed);
+    if (edge_limits(req) != 0)
+        return 0;
     return -1; /* let the path's own handler answer */
 }
 
