@@ -14,9 +14,9 @@
  *   - a timer looks at the connections with reserved bytes: when h2o has written nothing to the socket
  *     for limits.send-timeout, the connection is closed.
  * An offender of the stream rate gets a GOAWAY (ENHANCE_YOUR_CALM) exactly as h2o sends its own, and h2o
- * then refuses its new streams and closes it once its answers are out. A stalled connection also gets a
- * GOAWAY, but since its client does not read, its socket is shut down: h2o's own read or write then fails
- * and h2o frees the connection by its ordinary error path.
+ * then refuses its new streams and closes it once its answers are out. A stalled connection's client does
+ * not read, so its socket is shut down: h2o's own read or write then fails and h2o frees the connection
+ * by its ordinary error path.
  *
  * An entry is keyed by h2o's connection id (never reused, unlike the pointer). Its h2o_conn_t pointer is
  * only used while one of its requests is not disposed: h2o disposes every request before it frees the
@@ -103,8 +103,10 @@ static void close_stalled(conn_entry_t *e)
     e->closing = 1;
     forum_log(FORUM_LOG_WARN, "connection %llu: %zu bytes of answers unsent for %u ms: closed", (unsigned long long)e->id,
               e->pending, forum_server.conf->limits.send_timeout_ms);
-    send_goaway(h2, H2O_HTTP2_ERROR_NONE, "send timeout");
-    /* the client reads nothing, so h2o would wait for its write forever: make the socket fail under it */
+    /* The client reads nothing, so a GOAWAY would never be read and h2o would wait for its write forever:
+     * the socket is made to fail under h2o, whose read and write error paths then free the connection.
+     * (No GOAWAY is queued first: a write h2o schedules itself racing that failure trips an assertion of
+     * h2o 2.2.5's close_connection_now.) */
     if (h2->sock != NULL && (fd = h2o_socket_get_fd(h2->sock)) >= 0)
         shutdown(fd, SHUT_RDWR);
 }
