@@ -7,7 +7,8 @@
  *   - every request passes forum_conn_admit (the first handler of every path): the connection's entry
  *     counts its requests not yet disposed, and for HTTP/2 charges the streams the client opened since
  *     the last request (from h2o's highest stream id, so streams reset before reaching a handler are
- *     charged too) to a token bucket (limits.h2-stream-rate, limits.h2-stream-burst);
+ *     charged too) to a token bucket (limits.h2-stream-rate, limits.h2-stream-burst); a stream whose
+ *     answer was sent in full gives its token back, so that what is capped is streams opened and reset;
  *   - every JSON answer reserves its bytes (forum_conn_reserve) until its request is disposed, that is
  *     until h2o has written it or dropped it; past limits.conn-pending the connection's further requests
  *     get 503;
@@ -45,14 +46,18 @@ typedef struct conn_entry {
     size_t seen_written;  /* the socket's bytes_written when progress was last seen */
     int64_t progress_ms;
     int closing;
+    h2o_req_t *answered_req; /* the request whose reservation was just released, and its answer's length */
+    size_t answered_len;
 } conn_entry_t;
 
 typedef struct request_ref {
     conn_entry_t *entry;
+    h2o_req_t *req;
 } request_ref_t;
 
 typedef struct reservation {
     conn_entry_t *entry;
+    h2o_req_t *req;
     size_t bytes;
 } reservation_t;
 
@@ -155,16 +160,31 @@ static void start_timer(void)
     timer_started = 1;
 }
 
+/*
+ * A stream whose whole answer went out gives its token back: the bucket is then charged only by streams
+ * that end without their answer (reset, or never reaching a handler), so that a busy client (a proxy
+ * multiplexing its users) is not taken for a flood. The length is the JSON answer's (the reservation,
+ * released just before in the pool's last-in-first-out order) or the answer's content-length; an empty
+ * or unknown answer gives nothing back.
+ */
 static void on_request_disposed(void *p)
 {
     request_ref_t *ref = p;
-    --ref->entry->inflight;
+    conn_entry_t *e = ref->entry;
+    size_t expected = e->answered_req == ref->req ? e->answered_len : ref->req->res.content_length;
+    --e->inflight;
+    e->answered_req = NULL;
+    if (e->is_h2 && expected != SIZE_MAX && expected != 0 && ref->req->bytes_sent >= expected &&
+        e->tokens < forum_server.conf->limits.h2_stream_burst)
+        e->tokens += 1;
 }
 
 static void on_reservation_disposed(void *p)
 {
     reservation_t *r = p;
     r->entry->pending -= r->bytes;
+    r->entry->answered_req = r->req;
+    r->entry->answered_len = r->bytes;
 }
 
 static conn_entry_t *entry_of(h2o_conn_t *conn, int create)
@@ -197,8 +217,14 @@ int forum_conn_admit(h2o_req_t *req)
     ++e->inflight;
     request_ref_t *ref = h2o_mem_alloc_shared(&req->pool, sizeof(*ref), on_request_disposed);
     ref->entry = e;
+    ref->req = req;
 
     h2o_http2_conn_t *h2 = h2_of(e);
+    if (h2 != NULL && e->seen_max_open == 0) {
+        /* a new entry (or one dropped when idle with a full bucket) starts with this request's stream: the
+         * streams before it were charged to the entry that was dropped, or are the first ones */
+        e->seen_max_open = h2->pull_stream_ids.max_open >= 2 ? h2->pull_stream_ids.max_open - 2 : 0;
+    }
     if (h2 != NULL) {
         /* client stream ids are odd and grow: streams opened since the last request, reset ones included */
         uint32_t max_open = h2->pull_stream_ids.max_open;
@@ -237,6 +263,7 @@ int forum_conn_reserve(h2o_req_t *req, size_t bytes)
     }
     reservation_t *r = h2o_mem_alloc_shared(&req->pool, sizeof(*r), on_reservation_disposed);
     r->entry = e;
+    r->req = req;
     r->bytes = bytes;
     e->pending += bytes;
     return 0;

@@ -6,6 +6,7 @@ use strict;
 use warnings;
 use IO::Socket::SSL;
 use IO::Select;
+use Socket qw(IPPROTO_TCP TCP_NODELAY);
 use Time::HiRes qw(time);
 
 use constant { DATA => 0, HEADERS => 1, RST_STREAM => 3, SETTINGS => 4, PING => 6, GOAWAY => 7, WINDOW_UPDATE => 8 };
@@ -17,6 +18,7 @@ sub connect {
     my $sock = IO::Socket::SSL->new(PeerAddr => '127.0.0.1', PeerPort => $o{port}, SSL_verify_mode => SSL_VERIFY_NONE,
                                     SSL_alpn_protocols => ['h2'], Timeout => 10)
         or die "h2 connect: $SSL_ERROR";
+    setsockopt($sock, IPPROTO_TCP, TCP_NODELAY, 1);    # small frames go out at once: latencies are the server's
     die 'h2: the server did not choose h2' unless ($sock->alpn_selected // '') eq 'h2';
     my $self = bless { sock => $sock, next_id => 1, in => '' }, $class;
     my $settings = pack('nN', 2, 0);                                        # ENABLE_PUSH 0
@@ -155,7 +157,7 @@ sub get {
     my ($status, $body) = (undef, 0);
     while (my $f = $self->read_frame($o{timeout} // 10)) {
         $self->write(frame(SETTINGS, 1, 0, '')) if $f->{type} == SETTINGS && !($f->{flags} & 1);
-        return ('goaway', 0) if $f->{type} == GOAWAY;
+        return ('goaway', unpack('x4N', $f->{payload})) if $f->{type} == GOAWAY;
         next unless $f->{id} == $id;
         return ('reset', $body) if $f->{type} == RST_STREAM;
         if ($f->{type} == HEADERS) {
