@@ -65,7 +65,6 @@ static conn_entry_t *buckets[NUM_BUCKETS];
 static h2o_linklist_t all_entries = {&all_entries, &all_entries};
 static uv_timer_t sweep_timer;
 static int timer_started;
-static size_t num_entries;
 
 static conn_entry_t **slot_of(uint64_t id)
 {
@@ -131,7 +130,6 @@ static void on_sweep(uv_timer_t *timer)
                 *slot_of(e->id) = e->next_in_bucket;
                 h2o_linklist_unlink(&e->all);
                 free(e);
-                --num_entries;
             }
             continue;
         }
@@ -200,7 +198,6 @@ static conn_entry_t *entry_of(h2o_conn_t *conn, int create)
     e->refill_ms = forum_mono_ms();
     h2o_linklist_insert(&all_entries, &e->all);
     *slot = e;
-    ++num_entries;
     return e;
 }
 
@@ -267,9 +264,4 @@ int forum_conn_reserve(h2o_req_t *req, size_t bytes)
     r->bytes = bytes;
     e->pending += bytes;
     return 0;
-}
-
-size_t forum_conn_tracked(void)
-{
-    return num_entries;
 }

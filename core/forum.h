@@ -350,8 +350,6 @@ int forum_server_run(forum_config_t *conf);
 int forum_conn_admit(h2o_req_t *req);
 /** Holds `bytes` of answer against the request's connection until the request is disposed; -1 when over limits.conn-pending. */
 int forum_conn_reserve(h2o_req_t *req, size_t bytes);
-/** Connections with an entry (for tests and /_status). */
-size_t forum_conn_tracked(void);
 
 /* handlers/ (each one h2o handler, registered by forum_server_run) */
 

@@ -109,4 +109,17 @@ subtest 'streams opened and reset past limits.h2-stream-rate get a GOAWAY (ENHAN
     $server->stop;
 };
 
+subtest 'the limits are checked when the configuration is read' => sub {
+    for my $case (['h2-concurrent-streams', 0, qr/limits\.h2-concurrent-streams: must be between 1 and 100/],
+                  ['conn-pending', '1KiB', qr/limits\.conn-pending: must be between 4096 and/],
+                  ['send-timeout', 'soon', qr/limits\.send-timeout: expected a number of seconds/],
+                  ['h2-stream-rate', 0, qr/limits\.h2-stream-rate: must be between 1 and/],
+                  ['h2-stream-burst', -1, qr/limits\.h2-stream-burst: expected a whole number/]) {
+        my ($key, $value, $message) = @$case;
+        my $server = spawn_forumd(expect_fail => 1, limits => { $key => $value });
+        isnt $server->{exit}, 0, "$key: $value is refused";
+        like $server->log, $message, '  with a message that names the key';
+    }
+};
+
 done_testing;
