@@ -12,8 +12,9 @@
  *   - every JSON answer reserves its bytes (forum_conn_reserve) until its request is disposed, that is
  *     until h2o has written it or dropped it; past limits.conn-pending the connection's further requests
  *     get 503;
- *   - a timer looks at the connections with reserved bytes: when h2o has written nothing to the socket
- *     for limits.send-timeout, the connection is closed.
+ *   - a timer looks at the HTTP/2 connections with answers waiting (bytes reserved, or streams whose body
+ *     h2o has not finished sending, as a file's): when h2o has written nothing to the socket for
+ *     limits.send-timeout, the connection is closed.
  * An offender of the stream rate gets a GOAWAY (ENHANCE_YOUR_CALM) exactly as h2o sends its own, and h2o
  * then refuses its new streams and closes it once its answers are out. A stalled connection's client does
  * not read, so its socket is shut down: h2o's own read or write then fails and h2o frees the connection
@@ -46,6 +47,7 @@ typedef struct conn_entry {
     size_t seen_written;  /* the socket's bytes_written when progress was last seen */
     int64_t progress_ms;
     int closing;
+    int watching;         /* answers wait to be sent: progress_ms counts */
     h2o_req_t *answered_req; /* the request whose reservation was just released, and its answer's length */
     size_t answered_len;
 } conn_entry_t;
@@ -105,8 +107,8 @@ static void close_stalled(conn_entry_t *e)
     h2o_http2_conn_t *h2 = h2_of(e);
     int fd;
     e->closing = 1;
-    forum_log(FORUM_LOG_WARN, "connection %llu: %zu bytes of answers unsent for %u ms: closed", (unsigned long long)e->id,
-              e->pending, forum_server.conf->limits.send_timeout_ms);
+    forum_log(FORUM_LOG_WARN, "connection %llu: answers unsent (%zu bytes reserved, %u streams) for %u ms: closed",
+              (unsigned long long)e->id, e->pending, (unsigned)h2->num_streams.pull.send_body, forum_server.conf->limits.send_timeout_ms);
     /* The client reads nothing, so a GOAWAY would never be read and h2o would wait for its write forever:
      * the socket is made to fail under h2o, whose read and write error paths then free the connection.
      * (No GOAWAY is queued first: a write h2o schedules itself racing that failure trips an assertion of
@@ -134,9 +136,15 @@ static void on_sweep(uv_timer_t *timer)
             continue;
         }
         h2o_http2_conn_t *h2 = h2_of(e);
-        if (h2 == NULL || e->pending == 0 || e->closing || h2->sock == NULL)
+        if (h2 == NULL || e->closing || h2->sock == NULL)
             continue;
-        if (h2->sock->bytes_written != e->seen_written) {
+        /* answers wait: JSON ones reserved here, or any stream whose body h2o has yet to send (files) */
+        if (e->pending == 0 && h2->num_streams.pull.send_body == 0) {
+            e->watching = 0;
+            continue;
+        }
+        if (!e->watching || h2->sock->bytes_written != e->seen_written) {
+            e->watching = 1;
             e->seen_written = h2->sock->bytes_written;
             e->progress_ms = now;
         } else if (now - e->progress_ms >= (int64_t)conf->limits.send_timeout_ms) {
@@ -254,10 +262,6 @@ int forum_conn_reserve(h2o_req_t *req, size_t bytes)
     /* one answer is always let through, however large: the bound is on what piles up behind it */
     if (e->pending != 0 && e->pending + bytes > forum_server.conf->limits.conn_pending)
         return -1;
-    if (e->pending == 0 && h2_of(e) != NULL && h2_of(e)->sock != NULL) {
-        e->seen_written = h2_of(e)->sock->bytes_written;
-        e->progress_ms = forum_mono_ms();
-    }
     reservation_t *r = h2o_mem_alloc_shared(&req->pool, sizeof(*r), on_reservation_disposed);
     r->entry = e;
     r->req = req;

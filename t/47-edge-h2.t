@@ -83,8 +83,15 @@ subtest 'a connection with answers that make no progress is closed after limits.
     sleep 2;
     my ($end) = $stalled->wait_closed(15, until_eof => 1);
     is $end, 'eof', 'the connection was closed by the server';
-    like $server->log, qr/bytes of answers unsent for 1000 ms: closed/, 'and the log says why';
+    like $server->log, qr/answers unsent \(\d+ bytes reserved, \d+ streams\) for 1000 ms: closed/, 'and the log says why';
     ok kill(0, $server->pid), 'the server is alive' or diag $server->log;
+
+    # files (h2o's own handler) held behind a closed window count too
+    my $files = t::H2->connect(port => $server->tls_port, window => 0);
+    $files->write(join '', map { ($files->get_frame('/'))[1] } 1 .. 20);
+    sleep 2;
+    ($end) = $files->wait_closed(15, until_eof => 1);
+    is $end, 'eof', 'a connection whose file answers make no progress is closed too';
     my ($status, $bytes) = normal_get($server);
     is $status, 200, 'a normal client is served';
     cmp_ok $bytes, '>', 900_000, 'with the whole page';
