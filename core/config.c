@@ -347,6 +347,19 @@ static int parse_limits(parse_ctx_t *pc, yaml_node_t *node, forum_config_t *conf
         } else if (strcmp(key, "session-lifetime") == 0) {
             if ((ret = get_uint(pc, v, "limits.session-lifetime", 60, 10LL * 365 * 86400, &n)) == 0)
                 conf->limits.session_lifetime_s = (unsigned)n;
+        } else if (strcmp(key, "h2-concurrent-streams") == 0) {
+            if ((ret = get_uint(pc, v, "limits.h2-concurrent-streams", 1, 100, &n)) == 0)
+                conf->limits.h2_concurrent_streams = (unsigned)n;
+        } else if (strcmp(key, "conn-pending") == 0) {
+            ret = get_size(pc, v, "limits.conn-pending", 4096, 1024 * 1024 * 1024, &conf->limits.conn_pending);
+        } else if (strcmp(key, "send-timeout") == 0) {
+            ret = get_seconds(pc, v, "limits.send-timeout", 0.1, 3600, &conf->limits.send_timeout_ms);
+        } else if (strcmp(key, "h2-stream-rate") == 0) {
+            if ((ret = get_uint(pc, v, "limits.h2-stream-rate", 1, 1000000, &n)) == 0)
+                conf->limits.h2_stream_rate = (unsigned)n;
+        } else if (strcmp(key, "h2-stream-burst") == 0) {
+            if ((ret = get_uint(pc, v, "limits.h2-stream-burst", 1, 1000000, &n)) == 0)
+                conf->limits.h2_stream_burst = (unsigned)n;
         } else {
             return fail(pc, k, "limits: unknown key '%s'", key);
         }
@@ -589,6 +602,11 @@ forum_config_t *forum_config_parse(const char *path, const char *yaml, size_t le
     conf->limits.session_lifetime_s = 30 * 86400;
     conf->limits.shutdown_timeout_ms = 10000;
     conf->limits.header_timeout_ms = 10000;
+    conf->limits.h2_concurrent_streams = 32;
+    conf->limits.conn_pending = 4 * 1024 * 1024;
+    conf->limits.send_timeout_ms = 30000;
+    conf->limits.h2_stream_rate = 100;
+    conf->limits.h2_stream_burst = 500;
     conf->access_log = 1;
 
     if (len > MAX_FILE_SIZE) {

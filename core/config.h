@@ -47,6 +47,13 @@ typedef struct forum_config {
         unsigned session_lifetime_s;
         unsigned shutdown_timeout_ms;
         unsigned header_timeout_ms; /* how long a connection may take to deliver its next complete request */
+
+        /* one connection's hold on the server (core/conn_limits.c) */
+        unsigned h2_concurrent_streams; /* HTTP/2 requests of one connection being answered at once */
+        size_t conn_pending;            /* bytes of answers generated for one connection and not yet sent */
+        unsigned send_timeout_ms;       /* how long pending answers may go without a byte written */
+        unsigned h2_stream_rate;        /* HTTP/2 streams one connection may open per second, sustained */
+        unsigned h2_stream_burst;       /* ... and at once */
     } limits;
     struct {
         int allow_remote; /* GET /_status answers every peer, not only loopback */

@@ -364,6 +364,13 @@ int forum_server_prepare_tls(forum_config_t *conf, char *err, size_t errlen);
 /** Registers the handlers, opens the listeners and runs the loop until a graceful shutdown completes. Returns the exit code. */
 int forum_server_run(forum_config_t *conf);
 
+/* core/conn_limits.c */
+
+/** Counts the request against its connection; -1 when it was answered (429 or 503) and must go no further. */
+int forum_conn_admit(h2o_req_t *req);
+/** Holds `bytes` of answer against the request's connection until the request is disposed; -1 when over limits.conn-pending. */
+int forum_conn_reserve(h2o_req_t *req, size_t bytes);
+
 /* handlers/ (each one h2o handler, registered by forum_server_run) */
 
 void forum_api_handler_register(h2o_pathconf_t *pathconf);

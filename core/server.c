@@ -256,6 +256,7 @@ int forum_server_run(forum_config_t *conf)
     h2o_config_init(&forum_server.h2o_config);
     forum_server.h2o_config.server_name = h2o_iovec_init(H2O_STRLIT("forumd"));
     forum_server.h2o_config.max_request_entity_size = conf->limits.body_size;
+    forum_server.h2o_config.http2.max_concurrent_requests_per_connection = conf->limits.h2_concurrent_streams;
     register_paths(conf);
     forum_conn_init(forum_server.loop, conf, &forum_server.h2o_config);
     h2o_context_init(&forum_server.h2o_ctx, forum_server.loop, &forum_server.h2o_config);

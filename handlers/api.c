@@ -118,6 +118,9 @@ void forum_res_json_end(forum_req_t *req)
 {
     if (take_answer(req))
         forum_send_json(req->h2o, req->gen_status, req->gen);
+    /* the answer was copied into the request: its generator's buffer is not held while a slow client reads */
+    yajl_gen_free(req->gen);
+    req->gen = NULL;
 }
 
 void forum_res_json_raw(forum_req_t *req, int status, const char *json, size_t len)

@@ -22,7 +22,8 @@ static int count_request(h2o_handler_t *self, h2o_req_t *req)
     ++forum_server.num_inflight;
     h2o_mem_alloc_shared(&req->pool, 1, on_request_disposed);
     forum_conn_request_begin(req);
-    if (forum_request_refused(req))
+    /* ambiguous framing first (handlers/framing.c), then the connection's limits (core/conn_limits.c) */
+    if (forum_request_refused(req) || forum_conn_admit(req) != 0)
         return 0;
     return -1; /* let the path's own handler answer */
 }

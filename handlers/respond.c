@@ -36,6 +36,14 @@ void forum_send_json_bytes(h2o_req_t *req, int status, const char *json, size_t 
         len = fixed_len;
         free(fixed);
     }
+    if (forum_conn_reserve(req, len) != 0) {
+        /* the connection holds too many answers its client has not read: this one is not added to them */
+        static const char busy[] = "{\"error\":{\"code\":\"unavailable\",\"message\":\"this connection has too many answers waiting to be read\"}}";
+        status = 503;
+        json = busy;
+        len = sizeof(busy) - 1;
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_RETRY_AFTER, NULL, H2O_STRLIT("1"));
+    }
     req->res.status = status;
     req->res.reason = reason_of(status);
     /* framed by its length: without one, h2o sends a 200 chunked and anything else with Connection: close,
