@@ -189,8 +189,10 @@ static void on_reservation_disposed(void *p)
 {
     reservation_t *r = p;
     r->entry->pending -= r->bytes;
-    r->entry->answered_req = r->req;
+    r->entry->answered_req = r->req; /* read by the request's own dispose, which comes next when it was admitted */
     r->entry->answered_len = r->bytes;
+    if (--r->entry->inflight == 0)
+        r->entry->answered_req = NULL; /* it was not admitted (refused before admission): nothing reads it */
 }
 
 static conn_entry_t *entry_of(h2o_conn_t *conn, int create)
@@ -267,5 +269,8 @@ int forum_conn_reserve(h2o_req_t *req, size_t bytes)
     r->req = req;
     r->bytes = bytes;
     e->pending += bytes;
+    /* the reservation holds the entry too: a request refused before admission (an empty :path) may still
+     * reserve here while another of the connection's requests is in flight, and outlive that one */
+    ++e->inflight;
     return 0;
 }

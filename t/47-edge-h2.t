@@ -118,6 +118,38 @@ subtest 'streams opened and reset past limits.h2-stream-rate get a GOAWAY (ENHAN
     $server->stop;
 };
 
+subtest 'an answer refused before admission keeps its connection\'s record while it waits' => sub {
+    # Stream A (admitted) and stream B (an empty :path, refused before admission, its 400 reserved against
+    # the connection) wait behind a window of 0; A is let through and ends, the connection goes idle long
+    # enough for its record to be swept, then B is reset. B's answer must not release a record that is
+    # gone (under ASan that was a write into freed memory).
+    my $server = spawn_forumd(db => $db, extra => "access-log: false\n");
+    my $c = t::H2->connect(port => $server->tls_port, window => 0);
+    my ($a, $fa) = $c->get_frame($feed, cookie => $cookie);
+    my ($b, $fb) = $c->get_frame('', cookie => $cookie);
+    $c->write($fa . $fb);
+    select undef, undef, undef, 0.5;
+    $c->write(t::H2::frame(t::H2::WINDOW_UPDATE, 0, $a, pack('N', 0x7fff0000)) . t::H2::frame(t::H2::WINDOW_UPDATE, 0, 0, pack('N', 0x7fff0000)));
+    my $a_done;
+    while (my $f = $c->read_frame(20)) {
+        if ($f->{type} == t::H2::SETTINGS && !($f->{flags} & 1)) {
+            $c->write(t::H2::frame(t::H2::SETTINGS, 1, 0, ''));
+        }
+        if ($f->{id} == $a && ($f->{type} == t::H2::DATA || $f->{type} == t::H2::HEADERS) && ($f->{flags} & 1)) {
+            $a_done = 1;
+            last;
+        }
+    }
+    ok $a_done, 'stream A is answered once its window opens';
+    select undef, undef, undef, 2.5;    # the sweep (every second) drops the record of an idle connection
+    $c->write($c->rst_frame($b));
+    select undef, undef, undef, 0.5;
+    $c->close;
+    my ($status) = eval { normal_get($server) };
+    is $status // 'none', '200', 'forumd still serves';
+    ok kill(0, $server->pid), 'and runs';
+};
+
 subtest 'the limits are checked when the configuration is read' => sub {
     for my $case (['h2-concurrent-streams', 0, qr/limits\.h2-concurrent-streams: must be between 1 and 100/],
                   ['conn-pending', '1KiB', qr/limits\.conn-pending: must be between 4096 and/],
