@@ -9,6 +9,8 @@
  *     the last request (from h2o's highest stream id, so streams reset before reaching a handler are
  *     charged too) to a token bucket (limits.h2-stream-rate, limits.h2-stream-burst); a stream whose
  *     answer was sent in full gives its token back, so that what is capped is streams opened and reset;
+ *     the timer below charges every live HTTP/2 connection the same way, so streams that never reach a
+ *     handler (a body that never ends, a stream h2o refused itself or one reset in its queue) count too;
  *   - every JSON answer reserves its bytes (forum_conn_reserve) until its request is disposed, that is
  *     until h2o has written it or dropped it; past limits.conn-pending the connection's further requests
  *     get 503;
@@ -21,9 +23,11 @@
  * by its ordinary error path.
  *
  * An entry is keyed by h2o's connection id (never reused, unlike the pointer). Its h2o_conn_t pointer is
- * only used while one of its requests is not disposed: h2o disposes every request before it frees the
- * connection. Entries are freed by the timer only, once nothing refers to them and their bucket is full
- * again (such an entry is the same as a new one).
+ * only used while one of its requests (or answers) is not disposed, since h2o disposes every request
+ * before it frees the connection, or while the timer walks h2o's list of live HTTP/2 connections.
+ * Entries are freed by the timer only, once nothing refers to them: an HTTP/2 connection's when it has
+ * left h2o's list (so that a new entry is a new connection, whose every stream counts), any other's
+ * once it is idle.
  */
 #include <stdlib.h>
 #include <sys/socket.h>
@@ -48,6 +52,7 @@ typedef struct conn_entry {
     int64_t progress_ms;
     int closing;
     int watching;         /* answers wait to be sent: progress_ms counts */
+    unsigned swept;       /* the sweep that last found this HTTP/2 connection alive */
     h2o_req_t *answered_req; /* the request whose reservation was just released, and its answer's length */
     size_t answered_len;
 } conn_entry_t;
@@ -67,6 +72,7 @@ static conn_entry_t *buckets[NUM_BUCKETS];
 static h2o_linklist_t all_entries = {&all_entries, &all_entries};
 static uv_timer_t sweep_timer;
 static int timer_started;
+static unsigned sweep_count;
 
 static conn_entry_t **slot_of(uint64_t id)
 {
@@ -117,18 +123,76 @@ static void close_stalled(conn_entry_t *e)
         shutdown(fd, SHUT_RDWR);
 }
 
+static conn_entry_t *entry_of(h2o_conn_t *conn, int create)
+{
+    conn_entry_t **slot = slot_of(conn->id);
+    if (*slot != NULL || !create)
+        return *slot;
+    conn_entry_t *e = calloc(1, sizeof(*e));
+    if (e == NULL)
+        return NULL;
+    e->id = conn->id;
+    e->tokens = forum_server.conf->limits.h2_stream_burst;
+    e->refill_ms = forum_mono_ms();
+    h2o_linklist_insert(&all_entries, &e->all);
+    *slot = e;
+    return e;
+}
+
+/*
+ * Charges the streams `h2` opened since it was last looked at (client stream ids are odd and grow, so
+ * reset ones count too) and sends GOAWAY once the bucket is empty; true then. Looked at by each request
+ * that reaches a handler and by every sweep, which also sees streams that never reach one (a POST whose
+ * body never ends, a stream h2o itself refused, one reset while queued).
+ */
+static int charge(conn_entry_t *e, h2o_http2_conn_t *h2, int64_t now)
+{
+    const forum_config_t *conf = forum_server.conf;
+    uint32_t max_open = h2->pull_stream_ids.max_open;
+    if (max_open > e->seen_max_open) {
+        refill(e, now);
+        e->tokens -= (double)((max_open - e->seen_max_open + 1) / 2);
+        e->seen_max_open = max_open;
+    }
+    if (e->tokens >= 0)
+        return 0;
+    if (h2->state < H2O_HTTP2_CONN_STATE_HALF_CLOSED)
+        forum_log(FORUM_LOG_WARN, "connection %llu: HTTP/2 streams opened faster than %u/s (burst %u): GOAWAY",
+                  (unsigned long long)e->id, conf->limits.h2_stream_rate, conf->limits.h2_stream_burst);
+    send_goaway(h2, H2O_HTTP2_ERROR_ENHANCE_YOUR_CALM, "too many streams");
+    return 1;
+}
+
+/* Every live HTTP/2 connection has a record while it lives, so that no stream it opens goes uncharged. */
+static void charge_live_connections(int64_t now)
+{
+    h2o_linklist_t *list = &forum_server.h2o_ctx.http2._conns;
+    ++sweep_count;
+    for (h2o_linklist_t *node = list->next; node != list; node = node->next) {
+        h2o_http2_conn_t *h2 = H2O_STRUCT_FROM_MEMBER(h2o_http2_conn_t, _conns, node);
+        conn_entry_t *e = entry_of(&h2->super, 1);
+        if (e == NULL)
+            continue;
+        e->conn = &h2->super; /* valid now: the connection is in h2o's list */
+        e->is_h2 = 1;
+        e->swept = sweep_count;
+        charge(e, h2, now);
+    }
+}
+
 static void on_sweep(uv_timer_t *timer)
 {
     int64_t now = forum_mono_ms();
     const forum_config_t *conf = forum_server.conf;
     h2o_linklist_t *node, *next;
     (void)timer;
+    charge_live_connections(now);
     for (node = all_entries.next; node != &all_entries; node = next) {
         conn_entry_t *e = H2O_STRUCT_FROM_MEMBER(conn_entry_t, all, node);
         next = node->next;
         if (e->inflight == 0) {
-            refill(e, now);
-            if (e->tokens >= conf->limits.h2_stream_burst) {
+            /* an HTTP/2 connection keeps its record while it lives; any other goes once it is idle */
+            if (!e->is_h2 || e->swept != sweep_count) {
                 *slot_of(e->id) = e->next_in_bucket;
                 h2o_linklist_unlink(&e->all);
                 free(e);
@@ -166,6 +230,12 @@ static void start_timer(void)
     timer_started = 1;
 }
 
+void forum_conn_limits_start(void)
+{
+    if (!timer_started)
+        start_timer();
+}
+
 /*
  * A stream whose whole answer went out gives its token back: the bucket is then charged only by streams
  * that end without their answer (reset, or never reaching a handler), so that a busy client (a proxy
@@ -195,22 +265,6 @@ static void on_reservation_disposed(void *p)
         r->entry->answered_req = NULL; /* it was not admitted (refused before admission): nothing reads it */
 }
 
-static conn_entry_t *entry_of(h2o_conn_t *conn, int create)
-{
-    conn_entry_t **slot = slot_of(conn->id);
-    if (*slot != NULL || !create)
-        return *slot;
-    conn_entry_t *e = calloc(1, sizeof(*e));
-    if (e == NULL)
-        return NULL;
-    e->id = conn->id;
-    e->tokens = forum_server.conf->limits.h2_stream_burst;
-    e->refill_ms = forum_mono_ms();
-    h2o_linklist_insert(&all_entries, &e->all);
-    *slot = e;
-    return e;
-}
-
 int forum_conn_admit(h2o_req_t *req)
 {
     const forum_config_t *conf = forum_server.conf;
@@ -226,28 +280,11 @@ int forum_conn_admit(h2o_req_t *req)
     ref->entry = e;
     ref->req = req;
 
+    /* a record lives as long as its HTTP/2 connection, so a new one is a new connection: every stream counts */
     h2o_http2_conn_t *h2 = h2_of(e);
-    if (h2 != NULL && e->seen_max_open == 0) {
-        /* a new entry (or one dropped when idle with a full bucket) starts with this request's stream: the
-         * streams before it were charged to the entry that was dropped, or are the first ones */
-        e->seen_max_open = h2->pull_stream_ids.max_open >= 2 ? h2->pull_stream_ids.max_open - 2 : 0;
-    }
-    if (h2 != NULL) {
-        /* client stream ids are odd and grow: streams opened since the last request, reset ones included */
-        uint32_t max_open = h2->pull_stream_ids.max_open;
-        if (max_open > e->seen_max_open) {
-            refill(e, forum_mono_ms());
-            e->tokens -= (double)((max_open - e->seen_max_open + 1) / 2);
-            e->seen_max_open = max_open;
-        }
-        if (e->tokens < 0) {
-            if (h2->state < H2O_HTTP2_CONN_STATE_HALF_CLOSED)
-                forum_log(FORUM_LOG_WARN, "connection %llu: HTTP/2 streams opened faster than %u/s (burst %u): GOAWAY",
-                          (unsigned long long)e->id, conf->limits.h2_stream_rate, conf->limits.h2_stream_burst);
-            send_goaway(h2, H2O_HTTP2_ERROR_ENHANCE_YOUR_CALM, "too many streams");
-            forum_send_error(req, 429, "rate_limited", "too many streams opened on this connection", NULL);
-            return -1;
-        }
+    if (h2 != NULL && charge(e, h2, forum_mono_ms())) {
+        forum_send_error(req, 429, "rate_limited", "too many streams opened on this connection", NULL);
+        return -1;
     }
     if (e->pending >= conf->limits.conn_pending) {
         forum_send_error(req, 503, "unavailable", "this connection has too many answers waiting to be read", NULL);

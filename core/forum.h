@@ -367,6 +367,8 @@ int forum_server_run(forum_config_t *conf);
 /* core/conn_limits.c */
 
 /** Counts the request against its connection; -1 when it was answered (429 or 503) and must go no further. */
+/** Starts the sweep that charges every HTTP/2 connection's streams and closes stalled ones (once the loop runs). */
+void forum_conn_limits_start(void);
 int forum_conn_admit(h2o_req_t *req);
 /** Holds `bytes` of answer against the request's connection until the request is disposed; -1 when over limits.conn-pending. */
 int forum_conn_reserve(h2o_req_t *req, size_t bytes);

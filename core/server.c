@@ -260,6 +260,7 @@ int forum_server_run(forum_config_t *conf)
     register_paths(conf);
     forum_conn_init(forum_server.loop, conf, &forum_server.h2o_config);
     h2o_context_init(&forum_server.h2o_ctx, forum_server.loop, &forum_server.h2o_config);
+    forum_conn_limits_start(); /* every HTTP/2 connection is watched from the first, not from the first request */
 
     if (forum_plugins_init(conf) != 0) {
         snprintf(err, sizeof(err), "cannot prepare the plugin host (see above)");

@@ -150,6 +150,20 @@ subtest 'an answer refused before admission keeps its connection\'s record while
     ok kill(0, $server->pid), 'and runs';
 };
 
+subtest 'streams that never reach a handler are charged too' => sub {
+    # POSTs whose body never comes wait in h2o for it, so no handler sees them: the sweep charges them
+    my $server = spawn_forumd(db => $db, limits => { 'h2-stream-rate' => 10, 'h2-stream-burst' => 50, 'send-timeout' => 1 },
+                              extra => "access-log: false\n");
+    my $flood = t::H2->connect(port => $server->tls_port);
+    my ($end, $sent) = $flood->rapid_reset('/api/posts', 200000, cookie => $cookie, post => 1, batch => 50);
+    is $end, 'goaway:11', "the flooding connection gets GOAWAY with ENHANCE_YOUR_CALM (after $sent streams)";
+    cmp_ok $sent, '<', 200000, 'before the end of its flood';
+    $flood->close;
+    my ($status) = normal_get($server);
+    is $status, 200, 'a normal client is served';
+    $server->stop;
+};
+
 subtest 'the limits are checked when the configuration is read' => sub {
     for my $case (['h2-concurrent-streams', 0, qr/limits\.h2-concurrent-streams: must be between 1 and 100/],
                   ['conn-pending', '1KiB', qr/limits\.conn-pending: must be between 4096 and/],

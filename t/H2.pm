@@ -46,14 +46,17 @@ sub _int {    # HPACK integer with an N-bit prefix
 # a literal header field without indexing whose name is the static table's entry $idx
 sub _lit { my ($idx, $v) = @_; _int(0, 4, $idx) . _int(0, 7, length $v) . $v }
 
-# The frame of a GET (HEADERS with END_STREAM and END_HEADERS) on a new stream; returns ($id, $bytes).
+# The frame of a GET (HEADERS with END_STREAM and END_HEADERS; with post => 1 a POST whose body never
+# comes) on a new stream; returns ($id, $bytes).
 sub get_frame {
     my ($self, $path, %o) = @_;
     my $id = $self->{next_id};
     $self->{next_id} += 2;
-    my $block = "\x82\x87" . _lit(4, $path) . _lit(1, '127.0.0.1');    # :method GET, :scheme https, :path, :authority
+    # :method GET (or POST), :scheme https, :path, :authority
+    my $block = ($o{post} ? "\x83" : "\x82") . "\x87" . _lit(4, $path) . _lit(1, '127.0.0.1');
     $block .= _lit(32, $o{cookie}) if $o{cookie};
-    return ($id, frame(HEADERS, 0x5, $id, $block));
+    # a POST's body is left to come (no END_STREAM): its request never reaches a handler
+    return ($id, frame(HEADERS, $o{post} ? 0x4 : 0x5, $id, $block));
 }
 
 sub rst_frame { my ($self, $id) = @_; frame(RST_STREAM, 0, $id, pack('N', 8)) }    # CANCEL
