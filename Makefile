@@ -9,7 +9,7 @@ FUZZ_BUILD ?= build-fuzz
 FUZZ_TIME  ?= 60
 FUZZ       ?=
 
-# Debian 12 packages the build, the server and the test suite need (haproxy: the proxy in front of forumd in t/45, t/64)
+# Debian 12 packages the build, the server and the test suite need (haproxy: the proxy in front of forumd in t/48, t/64)
 DEBS := build-essential cmake pkg-config openssl \
         libh2o-dev libwslay-dev libssl-dev libuv1-dev libsqlite3-dev libyajl-dev libscrypt-dev libyaml-dev \
         libcmocka-dev sqlite3 curl nghttp2-client wrk perl libmojolicious-perl libtest-tcp-perl libio-socket-ssl-perl libserver-starter-perl \
