@@ -235,6 +235,8 @@ int forum_route_match(char *const *pattern, size_t num_pattern, const h2o_iovec_
  * -1 for a malformed escape, a NUL, a value that is not strict UTF-8, or one that decodes to "." or "..".
  */
 ssize_t forum_route_decode(const char *s, size_t len, char *out);
+/** The value of one hexadecimal digit, or -1 (for percent-decoding, here and in query strings). */
+int forum_hex_digit(char c);
 
 /* core/plugin_host.c */
 

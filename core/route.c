@@ -75,7 +75,7 @@ int forum_route_match(char *const *pattern, size_t num_pattern, const h2o_iovec_
     return 1;
 }
 
-static int hexval(char c)
+int forum_hex_digit(char c)
 {
     if (c >= '0' && c <= '9')
         return c - '0';
@@ -92,7 +92,7 @@ ssize_t forum_route_decode(const char *s, size_t len, char *out)
     for (size_t i = 0; i != len; ++i) {
         if (s[i] == '%') {
             int hi, lo;
-            if (len - i < 3 || (hi = hexval(s[i + 1])) < 0 || (lo = hexval(s[i + 2])) < 0)
+            if (len - i < 3 || (hi = forum_hex_digit(s[i + 1])) < 0 || (lo = forum_hex_digit(s[i + 2])) < 0)
                 return -1;
             *d++ = (char)(hi * 16 + lo);
             i += 2;

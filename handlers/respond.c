@@ -94,17 +94,6 @@ int forum_same_origin(h2o_req_t *req)
            h2o_lcstris(origin.base + slen + 3, authority.len, authority.base, authority.len);
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /* Decodes %XX and '+' into a NUL-terminated string from the pool; NULL for a bad escape, a NUL or invalid UTF-8. */
 static const char *decode(h2o_mem_pool_t *pool, const char *s, size_t len)
 {
@@ -114,7 +103,7 @@ static const char *decode(h2o_mem_pool_t *pool, const char *s, size_t len)
             int hi, lo;
             if (i + 2 >= len)
                 return NULL;
-            if ((hi = hexval(s[i + 1])) < 0 || (lo = hexval(s[i + 2])) < 0 || (hi == 0 && lo == 0))
+            if ((hi = forum_hex_digit(s[i + 1])) < 0 || (lo = forum_hex_digit(s[i + 2])) < 0 || (hi == 0 && lo == 0))
                 return NULL;
             *d++ = (char)(hi * 16 + lo);
             i += 2;
