@@ -28,7 +28,7 @@ extern "C" {
 /** ABI version of forum_plugin_desc_t and of the meaning of the calls below (2: the descriptor declares its settings). */
 #define FORUM_PLUGIN_ABI 2
 /** Version of forum_api_t; grows whenever a member is appended. */
-#define FORUM_API_VERSION 3
+#define FORUM_API_VERSION 4
 
 /** True when the core's table `api` has member `member` (for members added after version 1). */
 #define FORUM_API_HAS(api, member) ((api)->size >= offsetof(forum_api_t, member) + sizeof((api)->member))
@@ -87,6 +87,28 @@ typedef void (*forum_frame_fn)(forum_ws_t *ws, yajl_val frame);
  *   "ws.drained"   the send queue of `ws` dropped under its low mark after a ws_drain_wait that returned 1
  *                  (version 3); it goes to the current generations only
  */
+/**
+ * A plugin's messages as `/ws?after=ID` replays them and the hello's `last_message_id` counts them
+ * (forum_api_t.replay_source, version 4). The core drives the replay: it merges the messages of every
+ * current plugin's source in id order, so a client's one resume point covers them all; message ids must
+ * therefore come from the one sequence, db_next_id("messages"), and a message must be published with
+ * FORUM_PUB_REPLAYABLE (a connection still catching up gets it from its replay instead).
+ */
+typedef struct forum_replay_source {
+    /**
+     * Fills `ids` with up to `max` ids above `after` of messages `user` may see, ascending, and returns how
+     * many, or -1 when the database failed. `*complete_to` tells how far the answer is complete: every such
+     * message with an id up to it is in `ids` (the last id when `max` were found; INT64_MAX when this source
+     * has nothing more). The core sends nothing past the smallest `complete_to` of the sources before asking
+     * again, so a source may also stop early (a bounded scan) with a smaller one.
+     */
+    int (*list)(int64_t user, int64_t after, int64_t *ids, size_t max, int64_t *complete_to);
+    /** Sends message `id` (one `list` gave) to `ws` of `user`, as the frame it is published as. */
+    void (*send)(forum_ws_t *ws, int64_t user, int64_t id);
+    /** The newest id of a message `user` may see in this source, 0 if none. */
+    int64_t (*last_id)(int64_t user);
+} forum_replay_source_t;
+
 typedef struct forum_event {
     const char *name;
     int64_t user_id;
@@ -351,6 +373,21 @@ struct forum_api {
     /* --- monotonic time (version 3) --- */
     /** Milliseconds on a clock that never jumps (not the wall clock): for rates, intervals and timeouts. */
     int64_t (*mono_ms)(void);
+
+    /* --- messages several plugins share: one id sequence, one replay (version 4) --- */
+    /**
+     * Registers the plugin's replay source (only while init runs; at most one per plugin). `src` must stay
+     * valid while the generation is loaded (a static). Once any plugin registers one, the core drives
+     * `/ws?after=ID` (ws_replay_set, paced by ws_drain_wait) and writes the hello's last_message_id itself.
+     */
+    int (*replay_source)(forum_plugin_t *p, const forum_replay_source_t *src);
+    /**
+     * The next number of the sequence `name` (1 first), inside the caller's transaction: a rollback gives it
+     * back. 0 when the database failed (db_failure). Numbers of one sequence grow in the order their
+     * transactions commit, whichever plugin draws them (the table forum_sequences (name, value) holds the last
+     * one; a migration that brings rows numbered before may raise it).
+     */
+    int64_t (*db_next_id)(const char *name);
 };
 
 /** The descriptor every plugin exports as `forum_plugin`. */
