@@ -447,6 +447,22 @@ subtest 'the flood limit: a burst of 10, then rate_limited with retry_after_ms a
     $w2->close;
 };
 
+subtest 'a user who registered while rooms was not loaded is in the lobby too' => sub {
+    my $db = tempdir(CLEANUP => 1) . '/forum.db';
+    my $before = spawn_forumd(db => $db, plugins => [qw(auth posts comments chat)], settings => "auth:\n  scrypt-n: 1024");
+    register($before, 'early');
+    is $before->stop, 0, 'a server without rooms';
+    my $after = spawn_forumd(db => $db, settings => "auth:\n  scrypt-n: 1024");
+    my $lobby = api_on($after, 'early', 'GET', '/api/rooms')->{json}{rooms}[0];
+    ok $lobby->{joined}, 'then, with rooms loaded, the lobby counts them as a member';
+    is $lobby->{member_count}, 1, 'and in its member count';
+    my $w = ws_on($after, 'early');
+    my $client_id = room_send($w, 1, 'I was here first');
+    is $w->wait_for('room.message')->{message}{client_id}, $client_id, 'and they can send there';
+    $w->close;
+    $after->stop;
+};
+
 subtest 'settings are checked' => sub {
     my $bad = spawn_forumd(settings => "rooms:\n  rate-burst: 0", expect_fail => 1);
     isnt $bad->{exit}, 0, 'rate-burst 0 is refused';
