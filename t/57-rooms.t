@@ -295,7 +295,14 @@ subtest 'unread counts are exact; a read mark moves forward only and never past 
     room_send($wa, $rust, 'after the far mark');
     $wa->wait_for('room.message');
     is room_of('bob', $rust)->{unread}, 1, 'the mark stopped at the last message: a new one is unread';
-    is room_of('erin', 1)->{unread}, 3, 'erin never read the lobby: its 3 messages are unread';
+    is room_of('erin', 1)->{unread}, 3, 'erin never read the lobby: its 3 messages since she registered are unread';
+    register($server, 'fred');
+    is room_of('fred', 1)->{unread}, 0, 'what the lobby said before someone registered is history, not unread';
+    is api('fred', 'POST', '/api/rooms/1/read', { up_to => 0 })->{status}, 204, 'a read mark at 0';
+    is room_of('fred', 1)->{unread}, 0, 'does not make it unread';
+    room_send($wa, 1, 'welcome fred');
+    $wa->wait_for('room.message');
+    is room_of('fred', 1)->{unread}, 1, 'what comes after is';
     is api('bob', 'POST', "/api/rooms/$rust/read", {})->{status}, 422, 'read without up_to: 422';
     is api('bob', 'POST', "/api/rooms/$rust/read", { up_to => 'x' })->{status}, 400, 'up_to not a number: 400';
     $wa->close;
