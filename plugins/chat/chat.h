@@ -34,9 +34,6 @@ int chat_find_by_client_id(int64_t from, const char *client_id, chat_message_t *
  */
 int64_t chat_store_row(int64_t from, int64_t to, const char *body, size_t body_len, const char *client_id, const char *created_at,
                        int *repeat);
-/** chat_store_row in a transaction of its own. */
-int64_t chat_store(int64_t from, int64_t to, const char *body, size_t body_len, const char *client_id, const char *created_at,
-                   int *repeat);
 /** Writes message `id` as API.md's message, with client_id when `for_user` is its sender; false when none. */
 int chat_write_message(yajl_gen g, int64_t id, int64_t for_user);
 /** Writes `m` as API.md's message, with client_id when `for_user` is its sender. */
@@ -80,6 +77,8 @@ yajl_val chat_member(yajl_val frame, const char *key);
 int64_t chat_frame_user(forum_ws_t *ws, yajl_val frame, const char *key, int64_t me, const char *ref);
 
 /* send.c: message.send */
+/** Sets up the batch of sends (util/send_batch.c) whose timers `p` owns. */
+void chat_send_init(forum_plugin_t *p);
 void chat_send_frame(forum_ws_t *ws, yajl_val frame);
 /** Delivers a stored message to every connection of its sender and recipient (but those catching up: their replay sends it). */
 void chat_deliver(const chat_message_t *m);

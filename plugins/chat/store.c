@@ -120,19 +120,6 @@ int64_t chat_store_row(int64_t from, int64_t to, const char *body, size_t body_l
     return id;
 }
 
-int64_t chat_store(int64_t from, int64_t to, const char *body, size_t body_len, const char *client_id, const char *created_at,
-                   int *repeat)
-{
-    int64_t id;
-    if (api->db_begin() != 0)
-        return 0;
-    if ((id = chat_store_row(from, to, body, body_len, client_id, created_at, repeat)) == 0 || api->db_commit() != 0) {
-        api->db_rollback();
-        return 0;
-    }
-    return id;
-}
-
 void chat_write_fields(yajl_gen g, const chat_message_t *m, int64_t for_user)
 {
     yajl_gen_map_open(g);

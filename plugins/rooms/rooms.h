@@ -121,6 +121,8 @@ int64_t rooms_frame_room(forum_ws_t *ws, yajl_val frame, const char *key, int64_
 void rooms_publish(int64_t room, yajl_gen g, int flags, int64_t except);
 
 /* send.c: room.send */
+/** Sets up the batch of sends (util/send_batch.c) whose timers `p` owns. */
+void rooms_send_init(forum_plugin_t *p);
 void rooms_send_frame(forum_ws_t *ws, yajl_val frame);
 /** Forgets a closing connection: its queued sends are still stored, but no answer goes to it. */
 void rooms_send_forget(forum_ws_t *ws);

@@ -99,6 +99,13 @@ const char *pu_text_member(const forum_api_t *api, forum_req_t *req, yajl_val bo
     return t.text;
 }
 
+void pu_ws_field_error(const forum_api_t *api, forum_ws_t *ws, int status, const char *field, const forum_text_t *t, const char *ref)
+{
+    char msg[sizeof(t->message) + 32];
+    snprintf(msg, sizeof(msg), "%s %s", field, t->message);
+    api->ws_error(ws, status == 400 ? "bad_request" : "validation", msg, ref);
+}
+
 int pu_client_id(const forum_api_t *api, forum_req_t *req, yajl_val body, const char **out)
 {
     const char *path[] = {"client_id", NULL};

@@ -39,6 +39,12 @@ void pu_publish_all(const forum_api_t *api, yajl_gen g);
 const char *pu_text_member(const forum_api_t *api, forum_req_t *req, yajl_val body, const char *name, size_t max, int flags,
                            size_t *len);
 
+/**
+ * Sends the error frame for a field of a frame the core's validator refused (`status` 400 or 422, `t` what
+ * api->text_field said): "bad_request" or "validation", its message prefixed with the field's name.
+ */
+void pu_ws_field_error(const forum_api_t *api, forum_ws_t *ws, int status, const char *field, const forum_text_t *t, const char *ref);
+
 enum { PU_CLIENT_ID_MAX = 64 };
 
 /**
