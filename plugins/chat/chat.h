@@ -87,6 +87,8 @@ void chat_send_forget(forum_ws_t *ws);
 void chat_send_fini(void);
 
 /* typing.c */
+/** Sets up the table of typists (util/typists.c). */
+void chat_typing_init(void);
 void chat_typing_frame(forum_ws_t *ws, yajl_val frame);
 /** `from` sent a message to `to`: a typist is told to stop. */
 void chat_typing_sent(int64_t from, int64_t to);

@@ -59,6 +59,7 @@ static void on_read(forum_ws_t *ws, yajl_val frame)
 int chat_live_init(forum_plugin_t *p)
 {
     chat_send_init(p);
+    chat_typing_init();
     return api->on_frame(p, "message.send", chat_send_frame) || api->on_frame(p, "typing", chat_typing_frame) ||
            api->on_frame(p, "read", on_read) || api->replay_source(p, &chat_replay_source) ||
            api->on_event(p, "ws.close", on_close) || api->on_event(p, "user.offline", chat_typing_offline);

@@ -96,6 +96,7 @@ static void on_close(const forum_event_t *ev)
 int rooms_live_init(forum_plugin_t *p)
 {
     rooms_send_init(p);
+    rooms_typing_init();
     return api->on_frame(p, "room.send", rooms_send_frame) || api->on_frame(p, "room.typing", rooms_typing_frame) ||
            api->on_frame(p, "room.read", on_read) || api->on_event(p, "ws.close", on_close) ||
            api->on_event(p, "user.offline", rooms_typing_offline);

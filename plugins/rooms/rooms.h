@@ -129,6 +129,8 @@ void rooms_send_forget(forum_ws_t *ws);
 void rooms_send_fini(void);
 
 /* typing.c: room.typing */
+/** Sets up the table of typists (util/typists.c). */
+void rooms_typing_init(void);
 void rooms_typing_frame(forum_ws_t *ws, yajl_val frame);
 /** `from` sent a message to `room`: a typist there is told to stop. */
 void rooms_typing_sent(int64_t from, int64_t room);
