@@ -5,10 +5,9 @@
  */
 #include <stdlib.h>
 #include "rooms.h"
+#include "../util/history.h"
 
 #define api rooms_api
-
-enum { HISTORY_LIMIT_MAX = 50, HISTORY_LIMIT_DEFAULT = 10 };
 
 /* Answers {"room": ...} for `user`. */
 static void answer_room(forum_req_t *req, int status, int64_t room, int64_t user)
@@ -190,58 +189,31 @@ static int leave_route(forum_req_t *req)
 /* The newest `limit` messages older than `before`, oldest first. */
 static int history_route(forum_req_t *req)
 {
-    int64_t me = api->req_user(req), room, limit, before, ids[HISTORY_LIMIT_MAX + 1], n = 0;
-    int has_more = 0, rc;
+    int64_t me = api->req_user(req), room;
+    pu_history_t h;
+    int rc;
 
-    if ((room = member_room(req)) == 0)
-        return 0;
-    if ((limit = pu_query_int(api, req, "limit", 1, HISTORY_LIMIT_MAX, HISTORY_LIMIT_DEFAULT)) < 0 ||
-        (before = pu_query_int(api, req, "before", 1, INT64_MAX, INT64_MAX)) < 0)
+    if ((room = member_room(req)) == 0 || !pu_history_query(api, req, &h))
         return 0;
     forum_stmt_t *s = api->db_stmt("SELECT id FROM room_messages WHERE room_id = ? AND id < ? ORDER BY id DESC LIMIT ?");
     api->db_bind_int(s, 1, room);
-    api->db_bind_int(s, 2, before);
-    api->db_bind_int(s, 3, limit + 1);
-    while ((rc = api->db_step(s)) == FORUM_DB_ROW) {
-        if (n == limit) {
-            has_more = 1;
-            break;
-        }
-        ids[n++] = api->db_col_int(s, 0);
-    }
-    if (rc != FORUM_DB_ROW && rc != FORUM_DB_DONE) {
+    api->db_bind_int(s, 2, h.before);
+    api->db_bind_int(s, 3, h.limit + 1);
+    if ((rc = pu_history_read(api, s, &h)) != FORUM_DB_ROW && rc != FORUM_DB_DONE) {
         api->res_db_error(req, "the messages could not be read");
         return 0;
     }
-    yajl_gen g = api->res_json_begin(req, 200);
-    yajl_gen_map_open(g);
-    pu_str(g, "messages");
-    yajl_gen_array_open(g);
-    while (n > 0)
-        rooms_write_message(g, ids[--n], me);
-    yajl_gen_array_close(g);
-    pu_str(g, "has_more");
-    yajl_gen_bool(g, has_more);
-    yajl_gen_map_close(g);
-    api->res_json_end(req);
+    pu_history_answer(api, req, &h, rooms_write_message, me);
     return 0;
 }
 
 static int read_route(forum_req_t *req)
 {
-    const char *path[] = {"up_to", NULL};
-    yajl_val body = api->req_body(req), up_to;
-    int64_t room;
+    int64_t room, up_to;
 
-    if ((room = member_room(req)) == 0)
+    if ((room = member_room(req)) == 0 || (up_to = pu_body_up_to(api, req)) < 0)
         return 0;
-    up_to = body != NULL ? yajl_tree_get(body, path, yajl_t_any) : NULL;
-    if (up_to == NULL || !YAJL_IS_INTEGER(up_to) || YAJL_GET_INTEGER(up_to) < 0) {
-        api->res_error(req, up_to == NULL ? 422 : 400, up_to == NULL ? "validation" : "bad_request", "up_to must be a message id",
-                       "up_to");
-        return 0;
-    }
-    if (!rooms_mark_read(room, api->req_user(req), YAJL_GET_INTEGER(up_to))) {
+    if (!rooms_mark_read(room, api->req_user(req), up_to)) {
         api->res_db_error(req, "the read mark could not be stored");
         return 0;
     }
