@@ -59,6 +59,7 @@ static void answer_settled(void *item)
 {
     queued_send_t *q = item;
     if (!q->repeat) {
+        q->m.created_at = q->created_at; /* only now: the queue moves its items (memmove) as it gives some back */
         chat_deliver(&q->m);
     } else if (q->q.ws != NULL) {
         /*
@@ -99,7 +100,6 @@ static void queue_send(forum_ws_t *ws, int64_t from, int64_t to, const char *bod
     q->m.to = to;
     q->m.body = strndup(body, body_len);
     q->m.client_id = strdup(client_id);
-    q->m.created_at = q->created_at;
     q->body_len = body_len;
     api->format_time(api->now_ms(), q->created_at);
     pu_send_batch_queue(&batch, ws, q->m.client_id);
