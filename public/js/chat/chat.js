@@ -20,6 +20,7 @@ import { createSidebar } from './sidebar.js';
 import { createConversation } from './conversation.js';
 import { createTypingSender, createTypingWatch } from './typing.js';
 import { createNotices } from './notices.js';
+import { mountRooms } from '../rooms/rooms.js';
 
 // the sidebar layout in chat.css starts at this width; below it the chat is a panel that opens
 const WIDE = '(min-width: 64rem)';
@@ -43,8 +44,14 @@ export function mountChat({ aside, socket, user, onAuthLost }) {
     let moreRun = null; // the fetchRun a next-page request belongs to, while one is on its way
     let searchText = '';
 
+    // the rooms list sits above the members; an open room takes the conversation's slot
+    const roomsNode = document.createElement('div');
+    roomsNode.className = 'chat-rooms-slot';
+    let rooms = null;
     const sidebar = createSidebar({
         store,
+        above: roomsNode,
+        otherUnread: () => rooms?.totalUnread() ?? 0,
         onOpen: (id) => open(id),
         onExpand: () => viewingChanged(),
         onSearch: (text) => {
@@ -91,6 +98,7 @@ export function mountChat({ aside, socket, user, onAuthLost }) {
 
     /** The panel opened, the window came back, the layout changed: what is on screen now is read. */
     function viewingChanged() {
+        rooms?.viewingChanged();
         if (conversation && viewing(conversation.peerId) && store.user(conversation.peerId)?.unread)
             markRead(conversation.peerId, conversation.newestId());
     }
@@ -106,6 +114,7 @@ export function mountChat({ aside, socket, user, onAuthLost }) {
             conversation.focus(wide.matches ? 'input' : 'title');
             return;
         }
+        rooms.close({ refocus: false });
         close({ refocus: false });
         notices.dismiss(peerId);
         conversation = createConversation({
@@ -251,9 +260,29 @@ export function mountChat({ aside, socket, user, onAuthLost }) {
         // other refusals (a typing or read frame) change nothing the reader needs to know
     }
 
+    // mounted after the chat's own handlers, so a hello reaches store.hello() first
+    rooms = mountRooms({
+        socket,
+        user,
+        mark: store,
+        slot: sidebar.slot,
+        shown: () => wide.matches || sidebar.expanded(),
+        beforeOpen: () => {
+            if (!wide.matches)
+                sidebar.setExpanded(true);
+            close({ refocus: false });
+        },
+        setOpen: (open) => sidebar.setOtherOpen(open),
+        onAuthLost,
+    });
+    roomsNode.replaceWith(rooms.node);
+    rooms.subscribe(() => sidebar.updateTotal());
+
     const onVisibility = () => {
-        if (document.visibilityState === 'hidden')
+        if (document.visibilityState === 'hidden') {
             typingOut.stop();
+            rooms.stopTyping();
+        }
         viewingChanged();
     };
     const onWide = () => viewingChanged();
@@ -299,6 +328,7 @@ export function mountChat({ aside, socket, user, onAuthLost }) {
             typingOut.stop();
             typingIn.clear();
             notices.clear();
+            rooms.destroy();
             conversation?.destroy();
             conversation = null;
             sidebar.destroy();
