@@ -468,7 +468,10 @@ async function reconnect(pages, users, net) {
     check(new Set(ids).size === ids.length && (await Promise.all(missed.map((m) => countBody(b, m)))).every((n) => n === 1),
           'and nothing shows twice', `ids: ${ids}`);
     const after2 = 'After the reconnect';
-    await socketSay(pages.e, LOBBY, [after2]); // a seeder: cat used her budget
+    // from a member with a full budget (cat used hers, the seeders theirs)
+    await register(pages.e, users.base, nick('late'));
+    await socketOpen(pages.e);
+    await socketSay(pages.e, LOBBY, [after2]);
     const live = await until(async () => await countBody(b, after2) === 1);
     check(live, 'live messages flow again');
 }
@@ -492,9 +495,13 @@ async function keyboard(page) {
 async function phone(page, users) {
     await page.setViewportSize(PHONE);
     await page.click('.chat-toggle');
+    const again = await until(() => page.locator('.room-view #room-input').isVisible());
+    check(again && await page.locator('.chat-rooms').isHidden(), 'on a 390 px phone the chat panel opens on the room left open, alone');
+    await page.getByRole('button', { name: 'Close' }).click();
     const listShown = await until(() => page.locator('.chat-rooms').isVisible());
-    check(listShown, 'on a 390 px phone the chat panel opens with the rooms list');
-    await openRoom(page, LOBBY);
+    check(listShown && await focused(page) === 'button.chat-user-button', 'Close shows the rooms list, the focus on the lobby\'s row');
+    await shot(page, 'rooms-list-phone');
+    await page.keyboard.press('Enter');
     const inRoom = await until(async () => await page.locator('.room-view #room-input').isVisible() && await page.locator('.chat-rooms').isHidden());
     check(inRoom, 'a room takes the whole panel, composer included');
     const extra = await overflow(page);

@@ -55,7 +55,7 @@ export function createRoomView(opts) {
     let run = 0;            // bumped when the log starts again (a join): older answers are dropped
 
     const title = h('h3', { class: 'chat-peer-name', id: 'room-title', tabindex: -1 });
-    const meta = h('span', { class: 'chat-peer-presence room-meta' });
+    const meta = h('span', { class: 'room-meta' });
     const membership = h('button', { type: 'button', class: 'button button-quiet room-membership', onclick: () => toggleMembership() });
     const status = h('p', { class: 'chat-log-status' });
     const messages = h('ol', { class: 'chat-messages', 'aria-labelledby': 'room-title' });
