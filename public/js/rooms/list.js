@@ -25,9 +25,9 @@ export function createRoomsList({ rooms, onOpen, onCreate, onMore }) {
     const items = new Map(); // roomId → {li, button, name, state, typing, unread, mentions}
     let current = null;
 
-    const list = h('ul', { class: 'chat-user-list room-list', 'aria-labelledby': 'rooms-title' });
-    const status = h('p', { class: 'chat-users-status muted', role: 'status' }, 'Loading rooms…');
-    const more = h('button', { type: 'button', class: 'button button-quiet chat-more', hidden: true, onclick: () => onMore() }, 'More rooms');
+    const list = h('ul', { class: 'room-list', 'aria-labelledby': 'rooms-title' });
+    const status = h('p', { class: 'room-status muted', role: 'status' }, 'Loading rooms…');
+    const more = h('button', { type: 'button', class: 'button button-quiet room-more', hidden: true, onclick: () => onMore() }, 'More rooms');
     // mentions in rooms that are not on screen are read out here
     const said = h('p', { class: 'chat-sr-only', 'aria-live': 'polite' });
 
@@ -133,7 +133,7 @@ export function createRoomsList({ rooms, onOpen, onCreate, onMore }) {
         const unread = h('span', { class: 'chat-badge', hidden: true });
         const button = h('button', { type: 'button', class: 'chat-user-button', onclick: () => onOpen(room.id) },
             h('span', { class: 'room-mark', 'aria-hidden': 'true' }, '#'), name, state, detail, typing, mentions, unread);
-        const li = h('li', { class: 'chat-user room-item', 'data-room-id': room.id }, button);
+        const li = h('li', { class: 'room-item', 'data-room-id': room.id }, button);
         it = { li, button, name, state, detail, typing, unread, mentions };
         items.set(room.id, it);
         return it;
