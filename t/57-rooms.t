@@ -384,6 +384,40 @@ subtest 'one id sequence: the replay gives private and room messages in order, o
     $_->close for $wa, $wb, $wc;
 };
 
+# Another process's sqlite3 shell holding the write lock until release().
+sub hold_lock {
+    open my $fh, '|-', "sqlite3 '$server->{db}' >/dev/null 2>&1" or die "sqlite3: $!";
+    $fh->autoflush(1);
+    print $fh ".timeout 10000\nBEGIN IMMEDIATE;\n";
+    for (1 .. 200) {
+        last if `sqlite3 '$server->{db}' 'BEGIN IMMEDIATE; ROLLBACK;' 2>&1` =~ /locked|busy/i;
+        sleep 0.05;
+    }
+    return $fh;
+}
+
+subtest 'the database locked by another process: sends wait, then arrive once and in order; REST answers 503' => sub {
+    my $wa = ws('alice');
+    my $wb = ws('bob');
+    my $lock = hold_lock();
+    my @cids = map { room_send($wa, $rust, "under the lock $_") } 1 .. 5;
+    $wa->send({ type => 'ping' });
+    ok $wa->wait_for('pong', 10), 'the connection is served meanwhile';
+    is scalar $wb->collect('room.message', 0.5), 0, 'nothing is delivered while it cannot be stored';
+    is scalar $wa->collect('room.message', 0), 0, 'nor acknowledged';
+    my $res = api('bob', 'POST', '/api/rooms', { name => 'under a lock' });
+    is $res->{status}, 503, 'creating a room: 503';
+    is $res->{json}{error}{code}, 'unavailable', 'unavailable';
+    ok $res->{headers}{'retry-after'}, 'with Retry-After';
+    print $lock "ROLLBACK;\n";
+    close $lock;
+    my @got = map { $wb->wait_for('room.message', 10) } 1 .. 5;
+    is_deeply [map { $_ && $_->{message}{body} } @got], [map { "under the lock $_" } 1 .. 5], 'then every message arrives, in order';
+    is_deeply [map { $_->{message}{client_id} } map { $wa->wait_for('room.message', 5) // {} } 1 .. 5], \@cids, 'and is acknowledged';
+    is scalar $wb->collect('room.message', 0.3), 0, 'once';
+    $_->close for $wa, $wb;
+};
+
 subtest 'the flood limit: a burst of 10, then rate_limited with retry_after_ms and nothing stored' => sub {
     my $limited = spawn_forumd(settings => "auth:\n  scrypt-n: 1024");
     register($limited, 'flood');
@@ -411,6 +445,22 @@ subtest 'the flood limit: a burst of 10, then rate_limited with retry_after_ms a
     is scalar(grep { defined } @got), 15, 'with rate-limit off, 15 quick sends are all stored';
     is scalar $w2->collect('error', 0.2), 0, 'and none refused';
     $w2->close;
+};
+
+subtest 'a user who registered while rooms was not loaded is in the lobby too' => sub {
+    my $db = tempdir(CLEANUP => 1) . '/forum.db';
+    my $before = spawn_forumd(db => $db, plugins => [qw(auth posts comments chat)], settings => "auth:\n  scrypt-n: 1024");
+    register($before, 'early');
+    is $before->stop, 0, 'a server without rooms';
+    my $after = spawn_forumd(db => $db, settings => "auth:\n  scrypt-n: 1024");
+    my $lobby = api_on($after, 'early', 'GET', '/api/rooms')->{json}{rooms}[0];
+    ok $lobby->{joined}, 'then, with rooms loaded, the lobby counts them as a member';
+    is $lobby->{member_count}, 1, 'and in its member count';
+    my $w = ws_on($after, 'early');
+    my $client_id = room_send($w, 1, 'I was here first');
+    is $w->wait_for('room.message')->{message}{client_id}, $client_id, 'and they can send there';
+    $w->close;
+    $after->stop;
 };
 
 subtest 'settings are checked' => sub {
