@@ -16,11 +16,11 @@ my $run_limit = 210;    # seconds; rooms.mjs stops itself after 150
 
 skip_without_browser();
 
-# cheap password hashing (eight members register); room messages limited to a burst of 5 with a
+# cheap password hashing (nine members register); room messages limited to a burst of 8 with a
 # slow refill, so that one member reaches the limit by sending quickly while the others never do
 my $server = spawn_forumd(
     plugins  => [qw(auth posts comments chat rooms)],
-    settings => "auth:\n  scrypt-n: 1024\nrooms:\n  rate-burst: 5\n  rate-refill-ms: 20000",
+    settings => "auth:\n  scrypt-n: 1024\nrooms:\n  rate-burst: 8\n  rate-refill-ms: 20000",
 );
 my $url = $server->tls_url;
 my ($output, $exit) = run_node($script, $run_limit, $url);

@@ -11,7 +11,7 @@
  *
  *   node t/browser/rooms.mjs https://127.0.0.1:PORT
  *
- * The server must be fresh, hash passwords cheaply and limit room messages to a burst of 5 with a
+ * The server must be fresh, hash passwords cheaply and limit room messages to a burst of 8 with a
  * slow refill (t/65-browser-rooms.t). FORUMD_SCREENSHOT_DIR=DIR also saves screenshots.
  */
 import { check, focused, list, newPage, overflow, runTests, watch } from './lib.mjs';
@@ -20,7 +20,7 @@ const DESKTOP = { width: 1280, height: 800 };
 const PHONE = { width: 390, height: 844 };
 const LIVE_MS = 5_000;
 const RECONNECT_MS = 15_000;
-const BURST = 5; // rooms.rate-burst in t/65-browser-rooms.t
+const BURST = 8; // rooms.rate-burst in t/65-browser-rooms.t
 const LOBBY = 1;
 
 const tag = `${process.pid % 1000}${Date.now() % 100_000}`;
@@ -261,6 +261,30 @@ async function talk(pages, users) {
     check(everywhere, 'cat writes: ann and ben both see it');
 }
 
+/** A message that arrives while ann reads older ones is not read until she scrolls down to it. */
+async function onlyWhatWasShown(pages, users) {
+    const { a, b } = pages;
+    await a.evaluate(() => {
+        const log = document.querySelector('.room-view .chat-log');
+        log.scrollTop = 0;
+    });
+    await a.waitForTimeout(300);
+    const body = 'ann is reading older messages';
+    await say(b, body);
+    await until(async () => await countBody(a, body) === 1);
+    await a.waitForTimeout(500);
+    const row = await roomRow(a, LOBBY);
+    const server = await serverRoom(a, users.base, LOBBY);
+    check(row.unread === '1' && server.unread === 1,
+          'a message that arrives while ann reads older ones, scrolled up, stays unread (page and server)', JSON.stringify({ row, server: server.unread }));
+    await a.evaluate(() => {
+        const log = document.querySelector('.room-view .chat-log');
+        log.scrollTop = log.scrollHeight;
+    });
+    const read = await until(async () => (await roomRow(a, LOBBY)).unread === '' && (await serverRoom(a, users.base, LOBBY)).unread === 0);
+    check(read, 'scrolling down to it marks it read');
+}
+
 async function typing(pages, users) {
     const { a, b, c, e } = pages;
     await a.focus('#room-input');
@@ -408,12 +432,31 @@ async function leave(pages, users) {
     check(await a.locator('.room-view .room-membership').isHidden(), 'the lobby has no Leave button');
 }
 
+/** ben's membership ends behind his page's back (its room.member frame lost): his message is refused. */
+async function forbidden(pages, users, net) {
+    const { b } = pages;
+    await openRoom(b, users.roomId);
+    await b.getByRole('button', { name: `Join ${ROOM}` }).click();
+    await until(() => b.locator('.room-view #room-input').isVisible());
+    net.dropMember = true;
+    const res = await b.context().request.post(`${users.base}/api/rooms/${users.roomId}/leave`);
+    await b.waitForTimeout(500);
+    const body = 'Is anyone still here?';
+    await say(b, body);
+    const problem = await until(async () => await b.locator('.room-view .room-problem').isVisible() && await b.textContent('.room-view .room-problem'));
+    check(res.status() === 200 && /not a member/.test(problem || ''), 'ben writes in a room he left in another tab: "not a member", said as an alert', `problem: ${problem}`);
+    check(await b.inputValue('#room-input') === body, 'his text is back in the composer');
+    const rejoin = await until(() => b.getByRole('button', { name: `Join ${ROOM}` }).isVisible());
+    check(rejoin, 'and the page learns he left: it offers to join again');
+    net.dropMember = false;
+}
+
 async function rateLimit(pages, users) {
     const { c } = pages;
     await openRoom(c, LOBBY);
     let refused = null;
     const sent = [];
-    for (let i = 1; i <= BURST + 3 && !refused; i++) {
+    for (let i = 1; i <= BURST + 4 && !refused; i++) {
         const body = `cat floods ${i}`;
         sent.push(body);
         await say(c, body);
@@ -522,7 +565,7 @@ async function run(base, browser) {
     users.ben = await register(b, base, BEN);
     users.cat = await register(c, base, CAT);
 
-    // the lobby's history: five seeders, five messages each (the limit's burst), over their own sockets
+    // the lobby's history: five seeders, five messages each (within the limit's burst), over their own sockets
     watchers[3].expectHttpError('/favicon.ico', 404); // Chromium asks for one for a plain file
     await e.goto(`${base}/favicon.svg`);
     users.seeded = [];
@@ -533,7 +576,7 @@ async function run(base, browser) {
     }
 
     // ben's live connection goes through the test, which can cut it
-    const net = { cut: false, urls: [], current: null };
+    const net = { cut: false, dropMember: false, urls: [], current: null };
     await b.routeWebSocket(/\/ws(\?|$)/, (ws) => {
         net.urls.push(ws.url());
         if (net.cut) {
@@ -543,7 +586,11 @@ async function run(base, browser) {
         const server = ws.connectToServer();
         net.current = { ws, server };
         ws.onMessage((data) => server.send(data));
-        server.onMessage((data) => ws.send(data));
+        server.onMessage((data) => {
+            if (net.dropMember && JSON.parse(data).type === 'room.member')
+                return;
+            ws.send(data);
+        });
     });
     // ann's requests for the lobby's history, and how many were on their way at once
     const hist = { urls: [], inFlight: 0, max: 0 };
@@ -568,10 +615,12 @@ async function run(base, browser) {
     await theList(pages, users);
     await lobbyHistory(a, users, hist);
     await talk(pages, users);
+    await onlyWhatWasShown(pages, users);
     await typing(pages, users);
     await createAndJoin(pages, users);
     await mention(pages, users);
     await leave(pages, users);
+    await forbidden(pages, users, net);
     await rateLimit(pages, users);
     await reconnect(pages, users, net);
     await keyboard(a);

@@ -298,11 +298,14 @@ export function createRoomView(opts) {
     return {
         node,
         roomId,
-        /** A live (or replayed) message of this room. */
+        /**
+         * A live (or replayed) message of this room; returns whether it is in view at the end of the
+         * log (read, when the room itself is in front of the reader) or only scrolled past.
+         */
         add(m) {
             const stick = nearBottom() || m.from?.id === me.id;
             if (!insert(m))
-                return;
+                return true;
             if (loaded && !hasMore)
                 drawStatus();
             if (stick)
@@ -312,6 +315,7 @@ export function createRoomView(opts) {
                 announce.textContent = `${m.from?.nickname ?? 'a member'}${mentioned ? ' mentions you' : ''}: ${m.body}`;
             }
             viewed();
+            return loaded && !log.hidden && nearBottom();
         },
         /**
          * A message of ours the server refused: its text goes back into the composer (after what is

@@ -236,13 +236,13 @@ export function mountRooms({ socket, user, mark, slot, shown, beforeOpen, setOpe
         if (mine && m.client_id)
             rooms.acknowledge(m.client_id);
         const fresh = mark.seen(m.id);
-        if (view?.roomId === m.room)
-            view.add(m);
+        // read only when shown: the room in front of the reader and its log at the end
+        const inView = view?.roomId === m.room && view.add(m);
         if (!fresh)
             return; // at or below the resume mark: shown (or counted) already
         if (!mine && m.from)
             typingIn.set(m.room, m.from, false);
-        const unread = !viewing(m.room);
+        const unread = !(inView && viewing(m.room));
         const known = rooms.messageArrived(m, { unread });
         if (!known && !arrivedDuringFetch)
             loadRooms(); // a room this page has not heard of (joined in another tab)
