@@ -328,6 +328,15 @@ async function createAndJoin(pages, users) {
     check(/3 to 40 characters/.test(short) && await nameBox.getAttribute('aria-invalid') === 'true'
           && (await nameBox.getAttribute('aria-describedby')).includes('room-name-error'),
           'a name of two characters is refused with the reason, tied to the field', `error: ${short}`);
+    // a control character passes the page's length check; the server refuses it (422, field name)
+    await nameBox.fill('Bad\u007fname');
+    await nameBox.press('Enter');
+    const control = await until(async () => {
+        const t = await a.textContent('#room-name-error');
+        return /control/.test(t) && t;
+    });
+    check(control === 'Room name must not contain control characters.' && await nameBox.getAttribute('aria-invalid') === 'true',
+          'a name the server refuses (422) shows the server\'s reason under the field', `error: ${await a.textContent('#room-name-error')}`);
     await nameBox.fill(ROOM);
     await nameBox.press('Enter');
     const opened = await until(async () => (await roomHead(a))?.name === ROOM);
@@ -560,6 +569,7 @@ async function run(base, browser) {
     const [a, b, c, e] = [await newPage(browser, DESKTOP), await newPage(browser, DESKTOP), await newPage(browser, DESKTOP), await newPage(browser, DESKTOP)];
     const watchers = [watch(a, 'ann'), watch(b, 'ben'), watch(c, 'cat'), watch(e, 'seeders')];
     watchers[2].expectHttpError('/api/rooms', 409); // cat tries a name that is taken
+    watchers[0].expectHttpError('/api/rooms', 422); // ann, one with a control character
     const users = { base };
     users.ann = await register(a, base, ANN);
     users.ben = await register(b, base, BEN);

@@ -10,6 +10,7 @@
  * acknowledged, with its client_id, which the server stores once.
  */
 import { api, errorOf, sentence } from '../api.js';
+import { fieldText } from '../form.js';
 import { createRoomsStore, LOBBY_ID } from './store.js';
 import { createRoomsList } from './list.js';
 import { createRoomView } from './room.js';
@@ -114,8 +115,9 @@ export function mountRooms({ socket, user, mark, slot, shown, beforeOpen, setOpe
         const err = errorOf(res);
         if (res.status === 409)
             return { message: `A room named “${name}” already exists. Choose another name, or open that room from the list.` };
-        if (res.status === 422)
-            return { message: err.field === 'name' || !err.field ? `The room name ${err.message.replace(/^./, (c) => c.toLowerCase())}` : err.message };
+        // the server's fragment ("must not contain control characters") after the field's label
+        if (res.status === 422 && err.field === 'name')
+            return { message: fieldText('Room name', res.json?.error?.message, res.status) };
         return { message: err.message };
     }
 
