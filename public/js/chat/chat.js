@@ -1,10 +1,12 @@
 /*
- * The chat, mounted in the shell's <aside> while someone is signed in: the members list, one open
- * conversation, typing both ways, notices, and the messages waiting for the server.
+ * The chat, mounted in the shell's <aside> while someone is signed in: the rooms list (rooms/), the
+ * members list, one open conversation or room, typing both ways, notices, and the messages waiting
+ * for the server.
  *
  * Nothing is lost or doubled across reconnects (API.md): the first connection starts from the
- * hello's last_message_id, every message frame moves the mark on, and socketParams() gives the next
- * connection ?after=mark, so the server replays what was missed. A reconnect keeps its own mark
+ * hello's last_message_id, every message frame (private or room: one id sequence) moves the mark on,
+ * and socketParams() gives the next connection ?after=mark, so the server replays what was missed
+ * (rooms/rooms.js moves the same mark for room messages). A reconnect keeps its own mark
  * rather than the new hello's, which is only reached once the replay has arrived. Every hello
  * refetches GET /api/users (presence, unread and user.created frames may have been missed), and
  * sends again each message not yet acknowledged, with its client_id, which the server stores once.
@@ -266,6 +268,7 @@ export function mountChat({ aside, socket, user, onAuthLost }) {
         user,
         mark: store,
         slot: sidebar.slot,
+        wide: () => wide.matches,
         shown: () => wide.matches || sidebar.expanded(),
         beforeOpen: () => {
             if (!wide.matches)

@@ -26,15 +26,16 @@ function waitText(ms) {
 }
 
 /**
- * mountRooms({socket, user, mark, slot, shown, beforeOpen, setOpen, onAuthLost}):
+ * mountRooms({socket, user, mark, slot, wide, shown, beforeOpen, setOpen, onAuthLost}):
  *   mark:       the chat store (hello/seen/lastId: the one resume point)
  *   slot:       where the open room goes (the chat's conversation slot)
+ *   wide():     whether the layout is the desktop column (an opened room focuses its composer)
  *   shown():    whether the chat panel is in front of the reader (wide layout, or the panel open)
  *   beforeOpen(): closes what the slot holds (a private conversation) and opens the panel on phones
  *   setOpen(open): tells the chat frame whether a room is open (its list/conversation view)
  * Returns {node (the rooms list), open, close, totalUnread, subscribe, viewingChanged, stopTyping, destroy}.
  */
-export function mountRooms({ socket, user, mark, slot, shown, beforeOpen, setOpen, onAuthLost }) {
+export function mountRooms({ socket, user, mark, slot, wide, shown, beforeOpen, setOpen, onAuthLost }) {
     const rooms = createRoomsStore({ id: user.id, nickname: user.nickname });
     let view = null;
     let gone = false;
@@ -124,7 +125,7 @@ export function mountRooms({ socket, user, mark, slot, shown, beforeOpen, setOpe
     function open(roomId) {
         beforeOpen();
         if (view?.roomId === roomId) {
-            view.focus(shown() ? 'input' : 'title');
+            view.focus(wide() ? 'input' : 'title');
             return;
         }
         close({ refocus: false });
@@ -150,7 +151,7 @@ export function mountRooms({ socket, user, mark, slot, shown, beforeOpen, setOpe
         list.setCurrent(roomId);
         setOpen(true);
         view.showTyping(typingSentence(typingIn.names(roomId)));
-        view.focus(matchMedia('(min-width: 64rem)').matches ? 'input' : 'title');
+        view.focus(wide() ? 'input' : 'title');
     }
 
     function close({ refocus }) {
