@@ -295,7 +295,14 @@ subtest 'unread counts are exact; a read mark moves forward only and never past 
     room_send($wa, $rust, 'after the far mark');
     $wa->wait_for('room.message');
     is room_of('bob', $rust)->{unread}, 1, 'the mark stopped at the last message: a new one is unread';
-    is room_of('erin', 1)->{unread}, 3, 'erin never read the lobby: its 3 messages are unread';
+    is room_of('erin', 1)->{unread}, 3, 'erin never read the lobby: its 3 messages since she registered are unread';
+    register($server, 'fred');
+    is room_of('fred', 1)->{unread}, 0, 'what the lobby said before someone registered is history, not unread';
+    is api('fred', 'POST', '/api/rooms/1/read', { up_to => 0 })->{status}, 204, 'a read mark at 0';
+    is room_of('fred', 1)->{unread}, 0, 'does not make it unread';
+    room_send($wa, 1, 'welcome fred');
+    $wa->wait_for('room.message');
+    is room_of('fred', 1)->{unread}, 1, 'what comes after is';
     is api('bob', 'POST', "/api/rooms/$rust/read", {})->{status}, 422, 'read without up_to: 422';
     is api('bob', 'POST', "/api/rooms/$rust/read", { up_to => 'x' })->{status}, 400, 'up_to not a number: 400';
     $wa->close;
@@ -445,6 +452,53 @@ subtest 'the flood limit: a burst of 10, then rate_limited with retry_after_ms a
     is scalar(grep { defined } @got), 15, 'with rate-limit off, 15 quick sends are all stored';
     is scalar $w2->collect('error', 0.2), 0, 'and none refused';
     $w2->close;
+};
+
+subtest 'the flood limit refills' => sub {
+    my $srv = spawn_forumd(settings => "auth:\n  scrypt-n: 1024\nrooms:\n  rate-burst: 1\n  rate-refill-ms: 300");
+    register($srv, 'refill');
+    my $w = ws_on($srv, 'refill');
+    room_send($w, 1, 'first');
+    ok $w->wait_for('room.message'), 'a burst of 1: the first goes';
+    room_send($w, 1, 'second');
+    my $err = $w->wait_for('error');
+    is $err && $err->{code}, 'rate_limited', 'the second at once is refused';
+    ok $err->{retry_after_ms} > 0 && $err->{retry_after_ms} <= 300, 'retry_after_ms within the refill';
+    $w->collect('nothing', ($err->{retry_after_ms} + 50) / 1000);
+    room_send($w, 1, 'third');
+    ok $w->wait_for('room.message'), 'after retry_after_ms a token is back';
+    $w->close;
+    $srv->stop;
+};
+
+subtest 'the table of buckets is bounded: a full one forgets its least recently used sender' => sub {
+    my $srv = spawn_forumd(settings => "auth:\n  scrypt-n: 1024\nrooms:\n  rate-burst: 1\n  rate-refill-ms: 3600000\n"
+                                     . "  limiter-entries: 16");
+    register($srv, "lru$_") for 0 .. 16;
+    my $w = ws_on($srv, 'lru0');
+    room_send($w, 1, 'first');
+    ok $w->wait_for('room.message'), 'the first goes';
+    room_send($w, 1, 'second');
+    is $w->wait_for('error')->{code}, 'rate_limited', 'the second is refused (no refill within the test)';
+    for my $i (1 .. 15) {
+        my $o = ws_on($srv, "lru$i");
+        room_send($o, 1, "from $i");
+        $o->wait_for('room.message');
+        $o->close;
+    }
+    # sixteen senders fill the table; lru0 is the least recently used; a seventeenth takes its place
+    my $o = ws_on($srv, 'lru16');
+    room_send($o, 1, 'the seventeenth sender');
+    $o->wait_for('room.message');
+    $o->close;
+    $w->{queue} = [];
+    room_send($w, 1, 'third');
+    my $f = $w->wait_for('room.message', 5);
+    ok $f && $f->{message}{body} eq 'third', 'lru0, forgotten, starts again with a full bucket';
+    room_send($w, 1, 'fourth');
+    is $w->wait_for('error')->{code}, 'rate_limited', 'which it spends as before';
+    $w->close;
+    $srv->stop;
 };
 
 subtest 'a user who registered while rooms was not loaded is in the lobby too' => sub {
