@@ -104,11 +104,13 @@ const roomRow = (page, id) => page.evaluate((id) => {
     if (!li)
         return null;
     const [mentions, unread] = [li.querySelector('.room-mention-badge'), li.querySelector('.chat-badge:not(.room-mention-badge)')];
+    // what is seen: the badge without the words for screen readers
+    const seen = (el) => [...el.childNodes].filter((n) => !n.classList?.contains('chat-sr-only')).map((n) => n.textContent).join('');
     return {
         name: li.querySelector('.chat-user-name').textContent,
         joined: li.dataset.joined,
-        unread: unread.hidden ? '' : unread.firstChild.textContent,
-        mentions: mentions.hidden ? '' : mentions.firstChild.textContent,
+        unread: unread.hidden ? '' : seen(unread),
+        mentions: mentions.hidden ? '' : seen(mentions),
         typing: !li.querySelector('.chat-user-typing').hidden,
         label: li.querySelector('button').textContent,
     };
@@ -393,6 +395,8 @@ async function mention(pages, users) {
     });
     check(badge, 'ben writes "@ANN…" (another case) in the lobby: a mention badge "@1" on ann\'s lobby, beside its unread count',
           JSON.stringify(await roomRow(a, LOBBY)));
+    const name = await a.locator(`.room-item[data-room-id="${LOBBY}"] .chat-user-button`).evaluate((el) => el.textContent);
+    check(/1 mention of you/.test(name) && /1 unread message/.test(name), 'the lobby\'s button says both in words to a screen reader', `text: ${name}`);
     const server = await serverRoom(a, users.base, LOBBY);
     check(server.mentions === 1, 'as the server counts it', JSON.stringify(server));
     const said = await a.textContent('.chat-rooms [aria-live="polite"]');

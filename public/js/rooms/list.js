@@ -10,8 +10,9 @@ import { LOBBY_ID } from './store.js';
 export const NAME_MIN = 3;
 export const NAME_MAX = 40;
 
-function setBadge(el, count, visible, what) {
-    replace(el, visible, h('span', { class: 'chat-sr-only' }, ` ${what}`));
+/** A count with the words a screen reader says after it; `sign` is shown before it but not read ("@"). */
+function setBadge(el, count, what, sign = '') {
+    replace(el, sign && h('span', { 'aria-hidden': 'true' }, sign), String(count), h('span', { class: 'chat-sr-only' }, ` ${what}`));
     el.hidden = count === 0;
 }
 
@@ -159,8 +160,8 @@ export function createRoomsList({ rooms, onOpen, onCreate, onMore }) {
             it.state.textContent = room.id === LOBBY_ID ? 'everyone' : room.joined ? '' : 'not joined';
             it.state.hidden = it.state.textContent === '';
             it.detail.textContent = room.joined && room.id !== LOBBY_ID ? `, joined, ${count}` : `, ${count}`;
-            setBadge(it.mentions, room.mentions, `@${room.mentions}`, room.mentions === 1 ? 'mention' : 'mentions');
-            setBadge(it.unread, room.unread, String(room.unread), room.unread === 1 ? 'unread message' : 'unread messages');
+            setBadge(it.mentions, room.mentions, room.mentions === 1 ? 'mention of you' : 'mentions of you', '@');
+            setBadge(it.unread, room.unread, room.unread === 1 ? 'unread message' : 'unread messages');
             if (list.children[i] !== it.li)
                 list.insertBefore(it.li, list.children[i] ?? null);
         });
