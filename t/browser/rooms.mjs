@@ -445,7 +445,10 @@ async function leave(pages, users) {
     check(await a.locator('.room-view .room-membership').isHidden(), 'the lobby has no Leave button');
 }
 
-/** ben's membership ends behind his page's back (its room.member frame lost): his message is refused. */
+/**
+ * ben's membership ends behind his page's back (its room.member frame lost): his message is refused,
+ * and the refusal arrives after he has moved to the lobby, so the text waits for the room's composer.
+ */
 async function forbidden(pages, users, net) {
     const { b } = pages;
     await openRoom(b, users.roomId);
@@ -454,13 +457,31 @@ async function forbidden(pages, users, net) {
     net.dropMember = true;
     const res = await b.context().request.post(`${users.base}/api/rooms/${users.roomId}/leave`);
     await b.waitForTimeout(500);
+    net.holdErrors = true;
     const body = 'Is anyone still here?';
     await say(b, body);
+    await until(() => net.held.length > 0);
+    await openRoom(b, LOBBY);
+    await until(async () => (await roomHead(b))?.name === 'Lobby');
+    net.holdErrors = false;
+    net.held.splice(0).forEach((data) => net.current.ws.send(data));
+    const said = await until(async () => {
+        const t = await b.textContent('.chat-rooms [aria-live="polite"]');
+        return /was not sent/.test(t) && t;
+    });
+    check(res.status() === 200 && said && said.includes(ROOM), 'ben wrote in a room he had left in another tab, then moved on: told politely it was not sent',
+          `said: ${said}`);
+    check(await b.locator('.room-view .room-problem').isHidden() && await b.inputValue('#room-input') === '',
+          'the lobby he is reading is left alone');
+    await openRoom(b, users.roomId);
     const problem = await until(async () => await b.locator('.room-view .room-problem').isVisible() && await b.textContent('.room-view .room-problem'));
-    check(res.status() === 200 && /not a member/.test(problem || ''), 'ben writes in a room he left in another tab: "not a member", said as an alert', `problem: ${problem}`);
-    check(await b.inputValue('#room-input') === body, 'his text is back in the composer');
-    const rejoin = await until(() => b.getByRole('button', { name: `Join ${ROOM}` }).isVisible());
-    check(rejoin, 'and the page learns he left: it offers to join again');
+    check(/not a member/.test(problem || ''), 'back in the room, the reason ("not a member") shows as an alert', `problem: ${problem}`);
+    const rejoin = b.getByRole('button', { name: `Join ${ROOM}` });
+    check(await until(() => rejoin.isVisible()), 'the page has learnt he left: it offers to join again');
+    await rejoin.click();
+    const kept = await until(async () => await b.locator('#room-input').isVisible() && await b.inputValue('#room-input'));
+    check(kept === body, 'he joins again: his text is waiting in the composer', `input: ${kept}`);
+    await b.fill('#room-input', '');
     net.dropMember = false;
 }
 
@@ -590,7 +611,7 @@ async function run(base, browser) {
     }
 
     // ben's live connection goes through the test, which can cut it
-    const net = { cut: false, dropMember: false, urls: [], current: null };
+    const net = { cut: false, dropMember: false, holdErrors: false, held: [], urls: [], current: null };
     await b.routeWebSocket(/\/ws(\?|$)/, (ws) => {
         net.urls.push(ws.url());
         if (net.cut) {
@@ -601,8 +622,13 @@ async function run(base, browser) {
         net.current = { ws, server };
         ws.onMessage((data) => server.send(data));
         server.onMessage((data) => {
-            if (net.dropMember && JSON.parse(data).type === 'room.member')
+            const type = JSON.parse(data).type;
+            if (net.dropMember && type === 'room.member')
                 return;
+            if (net.holdErrors && type === 'error') {
+                net.held.push(data);
+                return;
+            }
             ws.send(data);
         });
     });

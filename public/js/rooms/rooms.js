@@ -151,6 +151,9 @@ export function mountRooms({ socket, user, mark, slot, wide, shown, beforeOpen, 
         list.setCurrent(roomId);
         setOpen(true);
         view.showTyping(typingSentence(typingIn.names(roomId)));
+        const kept = rooms.takeRefused(roomId);
+        if (kept)
+            view.refused(kept, kept.reason);
         view.focus(wide() ? 'input' : 'title');
     }
 
@@ -271,9 +274,13 @@ export function mountRooms({ socket, user, mark, slot, wide, shown, beforeOpen, 
         } else {
             reason = `Your message was not sent. ${sentence(frame.message || 'The server refused it.')}`;
         }
-        if (view?.roomId !== item.room)
-            open(item.room); // the text goes back into its own room's composer
-        view.refused(item, reason);
+        if (view?.roomId === item.room) {
+            view.refused(item, reason);
+            return;
+        }
+        // another room is open now: the text waits for its own room's composer
+        rooms.keepRefused(item.room, item.body, reason);
+        list.say(`Your message to ${rooms.room(item.room)?.name ?? 'a room'} was not sent; it is back in that room's composer.`);
     }
 
     const unsubscribe = [

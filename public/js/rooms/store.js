@@ -49,6 +49,7 @@ export function createRoomsStore(me) {
     let order = [];
     let next = null;         // the cursor of the next page of GET /api/rooms, null when all are loaded
     let pending = [];        // {clientId, room, body}, oldest first
+    const refusedText = new Map(); // roomId → {body, reason}: refused while the room was not open
     const listeners = new Set();
     const emit = (what) => listeners.forEach((fn) => fn(what));
     const resort = () => {
@@ -184,6 +185,19 @@ export function createRoomsStore(me) {
                 emit('pending');
             }
             return item;
+        },
+
+        /** Keeps a refused message's text for when its room is opened (after any kept before it). */
+        keepRefused(room, body, reason) {
+            const before = refusedText.get(room)?.body;
+            refusedText.set(room, { body: before ? `${before}\n${body}` : body, reason });
+        },
+
+        /** The text kept for room, once: {body, reason} or null. */
+        takeRefused(room) {
+            const kept = refusedText.get(room) ?? null;
+            refusedText.delete(room);
+            return kept;
         },
 
         pendingFor: (room) => pending.filter((p) => p.room === room),
