@@ -364,6 +364,32 @@ subtest 'typing: relayed to the other members only, stopped by a send and by goi
     $_->close for $wa, $wc;
 };
 
+subtest 'typing: thinned when repeated, and bounded per typist' => sub {
+    my $wa = ws('alice');
+    my $wd = ws('dave');
+    $wa->send({ type => 'room.typing', room => 1, active => \1 }) for 1 .. 5;
+    my @got = $wd->collect('room.typing', 0.5);
+    is scalar @got, 1, 'five active:true at once are relayed once';
+    $wa->send({ type => 'room.typing', room => 1, active => \0 });
+    ok !$wd->wait_for('room.typing')->{active}, 'a change is relayed at once';
+    # alice types in 17 rooms that dave is in: the state of the first is dropped, and dave is told she stopped there
+    my @rooms;
+    for my $n (1 .. 17) {
+        my $r = api('alice', 'POST', '/api/rooms', { name => "typing room $n" })->{json}{room}{id};
+        api('dave', 'POST', "/api/rooms/$r/join");
+        push @rooms, $r;
+    }
+    $wd->collect('room.member', 0.2);
+    $wa->send({ type => 'room.typing', room => $_, active => \1 }) for @rooms;
+    my @relayed = $wd->collect('room.typing', 1);
+    my @stopped = grep { !$_->{active} } @relayed;
+    is scalar(grep { $_->{active} } @relayed), 17, 'each room is told once that she types';
+    is_deeply [map { $_->{room} } @stopped], [$rooms[0]], 'the 17th pushes out the first room, whose members are told she stopped';
+    $wa->send({ type => 'room.read', room => 1, up_to => 'x' });
+    is $wa->wait_for('error')->{code}, 'bad_request', 'room.read with a bad up_to: bad_request';
+    $_->close for $wa, $wd;
+};
+
 subtest 'one id sequence: the replay gives private and room messages in order, once each' => sub {
     my $wa = ws('alice');
     my $start = $wa->{hello}{last_message_id};
