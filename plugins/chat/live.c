@@ -44,15 +44,10 @@ int64_t chat_frame_user(forum_ws_t *ws, yajl_val frame, const char *key, int64_t
 
 static void on_read(forum_ws_t *ws, yajl_val frame)
 {
-    int64_t me = api->ws_user(ws), with;
-    yajl_val up_to = chat_member(frame, "up_to");
-    if ((with = chat_frame_user(ws, frame, "with", me, "read")) == 0)
+    int64_t me = api->ws_user(ws), with, up_to;
+    if ((with = chat_frame_user(ws, frame, "with", me, "read")) == 0 || (up_to = pu_frame_up_to(api, ws, frame, "read")) < 0)
         return;
-    if (up_to == NULL || !YAJL_IS_INTEGER(up_to) || YAJL_GET_INTEGER(up_to) < 0) {
-        api->ws_error(ws, "bad_request", "up_to must be a message id", "read");
-        return;
-    }
-    if (!chat_mark_read(me, with, YAJL_GET_INTEGER(up_to)))
+    if (!chat_mark_read(me, with, up_to))
         api->ws_db_error(ws, "the read mark could not be stored", "read");
 }
 

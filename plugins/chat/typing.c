@@ -55,19 +55,15 @@ void chat_typing_offline(const forum_event_t *ev)
 void chat_typing_frame(forum_ws_t *ws, yajl_val frame)
 {
     int64_t me = api->ws_user(ws), to;
-    yajl_val active = chat_member(frame, "active");
     pu_typist_t *t;
-    if ((to = chat_frame_user(ws, frame, "to", me, "typing")) == 0)
+    int active;
+    if ((to = chat_frame_user(ws, frame, "to", me, "typing")) == 0 || (active = pu_frame_bool(api, ws, frame, "active", "typing")) < 0)
         return;
-    if (active == NULL || !(YAJL_IS_TRUE(active) || YAJL_IS_FALSE(active))) {
-        api->ws_error(ws, "bad_request", "active must be true or false", "typing");
-        return;
-    }
     if ((t = pu_typists_find(&typists, me)) == NULL && (t = pu_typists_add(&typists, me)) == NULL) {
-        relay_typing(me, to, YAJL_IS_TRUE(active)); /* out of memory: relayed, neither thinned nor kept */
+        relay_typing(me, to, active); /* out of memory: relayed, neither thinned nor kept */
         return;
     }
-    pu_typists_update(&typists, t, to, YAJL_IS_TRUE(active), 0);
+    pu_typists_update(&typists, t, to, active, 0);
 }
 
 void chat_typing_fini(void)

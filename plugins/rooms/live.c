@@ -76,15 +76,10 @@ void rooms_publish(int64_t room, yajl_gen g, int flags, int64_t except)
 
 static void on_read(forum_ws_t *ws, yajl_val frame)
 {
-    int64_t me = api->ws_user(ws), room;
-    yajl_val up_to = rooms_member(frame, "up_to");
-    if ((room = rooms_frame_room(ws, frame, "room", me, "room.read")) == 0)
+    int64_t me = api->ws_user(ws), room, up_to;
+    if ((room = rooms_frame_room(ws, frame, "room", me, "room.read")) == 0 || (up_to = pu_frame_up_to(api, ws, frame, "room.read")) < 0)
         return;
-    if (up_to == NULL || !YAJL_IS_INTEGER(up_to) || YAJL_GET_INTEGER(up_to) < 0) {
-        api->ws_error(ws, "bad_request", "up_to must be a message id", "room.read");
-        return;
-    }
-    if (!rooms_mark_read(room, me, YAJL_GET_INTEGER(up_to)))
+    if (!rooms_mark_read(room, me, up_to))
         api->ws_db_error(ws, "the read mark could not be stored", "room.read");
 }
 

@@ -62,14 +62,11 @@ void rooms_typing_offline(const forum_event_t *ev)
 void rooms_typing_frame(forum_ws_t *ws, yajl_val frame)
 {
     int64_t me = api->ws_user(ws), room;
-    yajl_val active = rooms_member(frame, "active");
     pu_typist_t *t;
-    if ((room = rooms_frame_room(ws, frame, "room", me, "room.typing")) == 0)
+    int active;
+    if ((room = rooms_frame_room(ws, frame, "room", me, "room.typing")) == 0 ||
+        (active = pu_frame_bool(api, ws, frame, "active", "room.typing")) < 0)
         return;
-    if (active == NULL || !(YAJL_IS_TRUE(active) || YAJL_IS_FALSE(active))) {
-        api->ws_error(ws, "bad_request", "active must be true or false", "room.typing");
-        return;
-    }
     if ((t = pu_typists_find(&typists, me)) == NULL) {
         if ((t = pu_typists_add(&typists, me)) == NULL)
             return; /* out of memory: a typing indicator is not worth more */
@@ -79,7 +76,7 @@ void rooms_typing_frame(forum_ws_t *ws, yajl_val frame)
             return;
         }
     }
-    pu_typists_update(&typists, t, room, YAJL_IS_TRUE(active), 0);
+    pu_typists_update(&typists, t, room, active, 0);
 }
 
 void rooms_typing_fini(void)

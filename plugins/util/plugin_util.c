@@ -106,6 +106,30 @@ void pu_ws_field_error(const forum_api_t *api, forum_ws_t *ws, int status, const
     api->ws_error(ws, status == 400 ? "bad_request" : "validation", msg, ref);
 }
 
+int pu_frame_bool(const forum_api_t *api, forum_ws_t *ws, yajl_val frame, const char *key, const char *ref)
+{
+    const char *path[] = {key, NULL};
+    yajl_val v = yajl_tree_get(frame, path, yajl_t_any);
+    char msg[64];
+    if (v == NULL || !(YAJL_IS_TRUE(v) || YAJL_IS_FALSE(v))) {
+        snprintf(msg, sizeof(msg), "%s must be true or false", key);
+        api->ws_error(ws, "bad_request", msg, ref);
+        return -1;
+    }
+    return YAJL_IS_TRUE(v);
+}
+
+int64_t pu_frame_up_to(const forum_api_t *api, forum_ws_t *ws, yajl_val frame, const char *ref)
+{
+    const char *path[] = {"up_to", NULL};
+    yajl_val v = yajl_tree_get(frame, path, yajl_t_any);
+    if (v == NULL || !YAJL_IS_INTEGER(v) || YAJL_GET_INTEGER(v) < 0) {
+        api->ws_error(ws, "bad_request", "up_to must be a message id", ref);
+        return -1;
+    }
+    return YAJL_GET_INTEGER(v);
+}
+
 int pu_client_id(const forum_api_t *api, forum_req_t *req, yajl_val body, const char **out)
 {
     const char *path[] = {"client_id", NULL};

@@ -45,6 +45,11 @@ const char *pu_text_member(const forum_api_t *api, forum_req_t *req, yajl_val bo
  */
 void pu_ws_field_error(const forum_api_t *api, forum_ws_t *ws, int status, const char *field, const forum_text_t *t, const char *ref);
 
+/** The member `key` of a frame, true or false: 1 or 0; -1 after answering bad_request ("KEY must be true or false"). */
+int pu_frame_bool(const forum_api_t *api, forum_ws_t *ws, yajl_val frame, const char *key, const char *ref);
+/** The `up_to` of a read frame, a message id; -1 after answering bad_request. */
+int64_t pu_frame_up_to(const forum_api_t *api, forum_ws_t *ws, yajl_val frame, const char *ref);
+
 enum { PU_CLIENT_ID_MAX = 64 };
 
 /**
