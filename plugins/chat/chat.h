@@ -69,10 +69,6 @@ int chat_routes_init(forum_plugin_t *p);
 /* live.c: the WebSocket side wired together; the pieces the others share */
 int chat_live_init(forum_plugin_t *p);
 void chat_live_fini(void);
-/** Sends the JSON text in `g` to `ws`. */
-void chat_send_gen(forum_ws_t *ws, yajl_gen g);
-/** The member `key` of a frame, or NULL. */
-yajl_val chat_member(yajl_val frame, const char *key);
 /** The other user named by `key`: an existing user other than `me`; 0 after sending an error. */
 int64_t chat_frame_user(forum_ws_t *ws, yajl_val frame, const char *key, int64_t me, const char *ref);
 

@@ -8,29 +8,15 @@
 
 #define api chat_api
 
-void chat_send_gen(forum_ws_t *ws, yajl_gen g)
-{
-    const unsigned char *buf;
-    size_t len;
-    yajl_gen_get_buf(g, &buf, &len);
-    api->ws_send(ws, (const char *)buf, len, 0);
-}
-
 static void on_close(const forum_event_t *ev)
 {
     chat_send_forget(ev->ws);
 }
 
-yajl_val chat_member(yajl_val frame, const char *key)
-{
-    const char *path[] = {key, NULL};
-    return yajl_tree_get(frame, path, yajl_t_any);
-}
-
 /* The other user named by `key`: an existing user other than `me`; 0 after sending an error. */
 int64_t chat_frame_user(forum_ws_t *ws, yajl_val frame, const char *key, int64_t me, const char *ref)
 {
-    yajl_val v = chat_member(frame, key);
+    yajl_val v = pu_member(frame, key);
     if (v == NULL || !YAJL_IS_INTEGER(v) || YAJL_GET_INTEGER(v) <= 0) {
         api->ws_error(ws, "bad_request", v == NULL ? "a user id is required" : "must be a user id", ref);
         return 0;

@@ -28,7 +28,7 @@ static int list(int64_t user, int64_t after, int64_t *ids, size_t max, int64_t *
 static void send(forum_ws_t *ws, int64_t user, int64_t id)
 {
     yajl_gen g = chat_message_frame(id, user);
-    chat_send_gen(ws, g);
+    pu_ws_send_gen(api, ws, g);
     yajl_gen_free(g);
 }
 

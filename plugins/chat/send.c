@@ -72,7 +72,7 @@ static void answer_settled(void *item)
         if (replay_at >= 0 && q->m.id > replay_at)
             return;
         yajl_gen g = chat_message_frame(q->m.id, q->m.from);
-        chat_send_gen(q->q.ws, g);
+        pu_ws_send_gen(api, q->q.ws, g);
         yajl_gen_free(g);
     }
 }

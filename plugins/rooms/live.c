@@ -8,23 +8,9 @@
 
 #define api rooms_api
 
-void rooms_send_gen(forum_ws_t *ws, yajl_gen g)
-{
-    const unsigned char *buf;
-    size_t len;
-    yajl_gen_get_buf(g, &buf, &len);
-    api->ws_send(ws, (const char *)buf, len, 0);
-}
-
-yajl_val rooms_member(yajl_val frame, const char *key)
-{
-    const char *path[] = {key, NULL};
-    return yajl_tree_get(frame, path, yajl_t_any);
-}
-
 int64_t rooms_frame_room(forum_ws_t *ws, yajl_val frame, const char *key, int64_t me, const char *ref)
 {
-    yajl_val v = rooms_member(frame, key);
+    yajl_val v = pu_member(frame, key);
     int64_t room;
     int member;
     if (v == NULL || !YAJL_IS_INTEGER(v) || YAJL_GET_INTEGER(v) <= 0) {

@@ -53,7 +53,7 @@ static void send(forum_ws_t *ws, int64_t user, int64_t id)
         api->log(FORUM_LOG_ERROR, "rooms: room message %lld could not be read for a replay", (long long)id);
         return;
     }
-    rooms_send_gen(ws, g);
+    pu_ws_send_gen(api, ws, g);
     yajl_gen_free(g);
 }
 

@@ -108,10 +108,6 @@ int64_t rooms_limiter_take(int64_t user);
 /* live.c: the WebSocket side wired together, and the pieces the others share */
 int rooms_live_init(forum_plugin_t *p);
 void rooms_live_fini(void);
-/** Sends the JSON text in `g` to `ws`. */
-void rooms_send_gen(forum_ws_t *ws, yajl_gen g);
-/** The member `key` of a frame, or NULL. */
-yajl_val rooms_member(yajl_val frame, const char *key);
 /**
  * The room a frame names in `key`: an existing room `me` is a member of. 0 after sending an error (bad_request,
  * not_found, forbidden, or unavailable).

@@ -80,7 +80,7 @@ static void answer_settled(void *item)
             return;
         yajl_gen g = rooms_message_frame(q->m.id, q->m.from);
         if (g != NULL) {
-            rooms_send_gen(q->q.ws, g);
+            pu_ws_send_gen(api, q->q.ws, g);
             yajl_gen_free(g);
         }
     }
@@ -149,7 +149,7 @@ static void rate_limited(forum_ws_t *ws, const char *client_id, int64_t retry_af
     pu_key_str(g, "ref", client_id);
     pu_key_int(g, "retry_after_ms", retry_after_ms);
     yajl_gen_map_close(g);
-    rooms_send_gen(ws, g);
+    pu_ws_send_gen(api, ws, g);
     yajl_gen_free(g);
 }
 

@@ -77,6 +77,20 @@ int pu_write_page(const forum_api_t *api, yajl_gen g, forum_stmt_t *s, const cha
     return rc == FORUM_DB_ROW || rc == FORUM_DB_DONE ? 0 : -1;
 }
 
+void pu_ws_send_gen(const forum_api_t *api, forum_ws_t *ws, yajl_gen g)
+{
+    const unsigned char *buf;
+    size_t len;
+    yajl_gen_get_buf(g, &buf, &len);
+    api->ws_send(ws, (const char *)buf, len, 0);
+}
+
+yajl_val pu_member(yajl_val frame, const char *key)
+{
+    const char *path[] = {key, NULL};
+    return yajl_tree_get(frame, path, yajl_t_any);
+}
+
 void pu_publish_all(const forum_api_t *api, yajl_gen g)
 {
     const unsigned char *buf;

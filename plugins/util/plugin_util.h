@@ -28,6 +28,10 @@ int64_t pu_query_int(const forum_api_t *api, forum_req_t *req, const char *name,
  */
 int pu_write_page(const forum_api_t *api, yajl_gen g, forum_stmt_t *s, const char *name, int64_t limit, const char *cursor_key,
                   void (*write_row)(yajl_gen g, forum_stmt_t *s));
+/** Sends the generator's JSON to one connection. */
+void pu_ws_send_gen(const forum_api_t *api, forum_ws_t *ws, yajl_gen g);
+/** The member `key` of a frame, or NULL. */
+yajl_val pu_member(yajl_val frame, const char *key);
 /** Publishes the generator's JSON to everyone. */
 void pu_publish_all(const forum_api_t *api, yajl_gen g);
 
