@@ -101,28 +101,22 @@ sub through_a_lock {
     return map { $_->{message} } gather($sender, $frame_type, 2, 15);
 }
 
-subtest 'chat: sends that waited out a lock are delivered with the created_at they were stored with' => sub {
-    my $a = ws('alice');
-    my @got = through_a_lock($a, sub { $a->send({ type => 'message.send', to => $id{bob}, body => $_[0], client_id => $_[1] }) },
-                             'message', 'c1');
-    is_deeply [map { $_->{body} } @got], ['second', 'third'], 'the second and third arrive, in order';
-    my %stored = map { $_->{body} => $_->{created_at} } @{ api('alice', 'GET', "/api/messages/$id{bob}")->{json}{messages} };
-    ok !exists $stored{first}, 'the one given back was not stored';
-    is $_->{created_at}, $stored{ $_->{body} }, "\"$_->{body}\" is delivered with its stored created_at" for @got;
-    isnt $stored{second}, $stored{third}, 'which differ between the two';
-    $a->close;
-};
-
-subtest 'rooms: the same for room.send in the lobby' => sub {
-    my $a = ws('alice');
-    my @got = through_a_lock($a, sub { $a->send({ type => 'room.send', room => 1, body => $_[0], client_id => "r$_[1]" }) },
-                             'room.message', 'rc1');
-    is_deeply [map { $_->{body} } @got], ['second', 'third'], 'the second and third arrive, in order';
-    my %stored = map { $_->{body} => $_->{created_at} } @{ api('alice', 'GET', '/api/rooms/1/messages')->{json}{messages} };
-    ok !exists $stored{first}, 'the one given back was not stored';
-    is $_->{created_at}, $stored{ $_->{body} }, "\"$_->{body}\" is delivered with its stored created_at" for @got;
-    isnt $stored{second}, $stored{third}, 'which differ between the two';
-    $a->close;
-};
+my @cases = (
+    ['chat', 'message', "/api/messages/$id{bob}", 'c', sub { { type => 'message.send', to => $id{bob}, body => $_[0], client_id => $_[1] } }],
+    ['rooms (the lobby)', 'room.message', '/api/rooms/1/messages', 'r', sub { { type => 'room.send', room => 1, body => $_[0], client_id => $_[1] } }],
+);
+for my $case (@cases) {
+    my ($what, $frame_type, $history, $prefix, $frame) = @$case;
+    subtest "$what: sends that waited out a lock are delivered with the created_at they were stored with" => sub {
+        my $a = ws('alice');
+        my @got = through_a_lock($a, sub { $a->send($frame->($_[0], "$prefix$_[1]")) }, $frame_type, "${prefix}c1");
+        is_deeply [map { $_->{body} } @got], ['second', 'third'], 'the second and third arrive, in order';
+        my %stored = map { $_->{body} => $_->{created_at} } @{ api('alice', 'GET', $history)->{json}{messages} };
+        ok !exists $stored{first}, 'the one given back was not stored';
+        is $_->{created_at}, $stored{ $_->{body} }, "\"$_->{body}\" is delivered with its stored created_at" for @got;
+        isnt $stored{second}, $stored{third}, 'which differ between the two';
+        $a->close;
+    };
+}
 
 done_testing;
