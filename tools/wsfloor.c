@@ -44,8 +44,9 @@ typedef struct fconn {
 
 static int ep, lfd;
 static fconn_t **conns; /* by descriptor */
-static int *order;      /* open connections' descriptors in the order they upgraded */
-static long num_open, cap_fds;
+static int *order;      /* open connections' descriptors in the order they upgraded; -1: a hole */
+static long *pos;       /* by descriptor: its place in order */
+static long num_order, holes, cap_fds;
 static long long broadcasts, partial_writes;
 
 static void drop(int fd)
@@ -54,18 +55,26 @@ static void drop(int fd)
     if (c == NULL)
         return;
     if (c->state == C_OPEN) {
-        for (long i = 0; i != num_open; ++i)
-            if (order[i] == fd) {
-                memmove(order + i, order + i + 1, (size_t)(num_open - i - 1) * sizeof(*order));
-                --num_open;
-                break;
-            }
+        order[pos[fd]] = -1; /* closed up before the next broadcast: thousands leave at once at the end of a run */
+        ++holes;
     }
     close(fd);
     free(c->in);
     free(c->out);
     free(c);
     conns[fd] = NULL;
+}
+
+static void compact(void)
+{
+    long k = 0;
+    for (long i = 0; i != num_order; ++i)
+        if (order[i] >= 0) {
+            pos[order[i]] = k;
+            order[k++] = order[i];
+        }
+    num_order = k;
+    holes = 0;
 }
 
 static void put(fconn_t *c, const uint8_t *buf, size_t len)
@@ -116,13 +125,11 @@ static void broadcast(const uint8_t *payload, size_t len)
     uint8_t *f = malloc(len + 10);
     size_t hl = frame_header(f, len);
     memcpy(f + hl, payload, len);
-    for (long i = 0; i < num_open; ++i) {
-        fconn_t *c = conns[order[i]];
-        long before = num_open;
-        put(c, f, hl + len);
-        if (num_open < before)
-            --i; /* it was dropped: the next one moved into its place */
-    }
+    if (holes != 0)
+        compact();
+    for (long i = 0; i < num_order; ++i)
+        if (order[i] >= 0)
+            put(conns[order[i]], f, hl + len);
     free(f);
     ++broadcasts;
 }
@@ -150,7 +157,10 @@ static void upgrade(fconn_t *c)
     memcpy(resp + n, hh, hl);
     memcpy(resp + n + hl, hello, (size_t)hn);
     c->state = C_OPEN;
-    order[num_open++] = c->fd;
+    if (num_order == cap_fds)
+        compact();
+    pos[c->fd] = num_order;
+    order[num_order++] = c->fd;
     put(c, (const uint8_t *)resp, (size_t)n + hl + (size_t)hn);
 }
 
@@ -314,6 +324,7 @@ int main(int argc, char **argv)
     cap_fds = rl.rlim_cur > 1048576 ? 1048576 : (long)rl.rlim_cur;
     conns = calloc((size_t)cap_fds, sizeof(*conns));
     order = calloc((size_t)cap_fds, sizeof(*order));
+    pos = calloc((size_t)cap_fds, sizeof(*pos));
 
     struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
