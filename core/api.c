@@ -74,4 +74,7 @@ const forum_api_t forum_api = {
 
     /* --- monotonic time (version 3) --- */
     .mono_ms = forum_mono_ms,
+
+    /* --- rooms (version 4) --- */
+    .publish_all_but = forum_hub_publish_all_but,
 };

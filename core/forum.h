@@ -176,6 +176,8 @@ void forum_hub_init(uv_loop_t *loop, const forum_config_t *conf);
 void forum_hub_publish_user(int64_t user_id, const char *json, size_t len, int flags);
 void forum_hub_publish_users(const int64_t *ids, size_t n, const char *json, size_t len, int flags);
 void forum_hub_publish_all(const char *json, size_t len, int flags);
+/** forum_hub_publish_all but the connections of `user_id`. */
+void forum_hub_publish_all_but(int64_t user_id, const char *json, size_t len, int flags);
 void forum_hub_send_error(forum_ws_t *ws, const char *code, const char *message, const char *ref);
 int64_t forum_hub_ws_user(forum_ws_t *ws);
 void forum_hub_publish_user_except(int64_t user_id, const char *json, size_t len, int flags, forum_ws_t *const *except, size_t n);

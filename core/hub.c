@@ -131,10 +131,15 @@ void forum_hub_publish_users(const int64_t *ids, size_t n, const char *json, siz
 
 void forum_hub_publish_all(const char *json, size_t len, int flags)
 {
+    forum_hub_publish_all_but(0, json, len, flags);
+}
+
+void forum_hub_publish_all_but(int64_t user_id, const char *json, size_t len, int flags)
+{
     ws_out_t *o = NULL;
     for (h2o_linklist_t *n = all_conns.next; n != &all_conns; n = n->next) {
         forum_ws_t *ws = H2O_STRUCT_FROM_MEMBER(forum_ws_t, all, n);
-        if (!wants(ws, flags))
+        if (ws->user->id == user_id || !wants(ws, flags))
             continue;
         if (o == NULL)
             o = out_new(FORUM_WS_TEXT, json, len);

@@ -388,6 +388,13 @@ struct forum_api {
      * one; a migration that brings rows numbered before may raise it).
      */
     int64_t (*db_next_id)(const char *name);
+
+    /* --- rooms (version 4) --- */
+    /**
+     * publish_all but every connection of user `user_id`: a broadcast whose author gets a copy of its own (a room
+     * message's sender gets its client_id) costs one shared frame, not a list of everyone online.
+     */
+    void (*publish_all_but)(int64_t user_id, const char *json, size_t len, int flags);
 };
 
 /** The descriptor every plugin exports as `forum_plugin`. */

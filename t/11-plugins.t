@@ -7,16 +7,16 @@ use File::Temp qw(tempdir);
 use Test::More;
 use t::Util;
 
-subtest 'the four feature plugins load and report themselves' => sub {
+subtest 'the five feature plugins load and report themselves' => sub {
     my $server = spawn_forumd();
     my $log = $server->log;
-    for my $name (qw(auth posts comments chat)) {
+    for my $name (qw(auth posts comments chat rooms)) {
         like $log, qr/plugin $name \S+: generation 1 loaded/, "$name is in the log";
     }
     my $status = curl_json('curl -s', 'GET', $server->url . '/_status');
     is $status->{status}, 200, '/_status answers loopback';
-    is_deeply [map { $_->{name} } @{ $status->{json}{plugins} }], [qw(auth posts comments chat)], 'and lists them in load order';
-    is_deeply [map { $_->{generation} } @{ $status->{json}{plugins} }], [1, 1, 1, 1], 'each at generation 1';
+    is_deeply [map { $_->{name} } @{ $status->{json}{plugins} }], [qw(auth posts comments chat rooms)], 'and lists them in load order';
+    is_deeply [map { $_->{generation} } @{ $status->{json}{plugins} }], [1, 1, 1, 1, 1], 'each at generation 1';
     like $status->{json}{plugins}[0]{loaded_at}, qr/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/, 'with an ISO-8601 load time';
     ok exists $status->{json}{connections}{$_}, "and the $_ connection count" for qw(http websocket);
     is $server->stop, 0, 'stops cleanly';

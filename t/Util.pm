@@ -47,7 +47,7 @@ sub slurp {
 }
 
 # spawn_forumd(%opts) starts a server and returns a guard; the server stops when the guard goes.
-#   plugins   => [names]       plugins to load (default: the four feature plugins)
+#   plugins   => [names]       plugins to load (default: the five feature plugins)
 #   plugin_files => {name => path}  .so files to place in a private plugins dir under those names
 #   extra     => "yaml"        more top-level configuration, appended verbatim
 #   limits    => {key => val}  entries of the limits mapping
@@ -60,7 +60,7 @@ sub slurp {
 sub spawn_forumd {
     my %opts = @_;
     my $dir = tempdir(CLEANUP => 1);
-    my $plugins = $opts{plugins} // [qw(auth posts comments chat)];
+    my $plugins = $opts{plugins} // [qw(auth posts comments chat rooms)];
     my $plugin_dir = build_dir() . '/plugins';
     if ($opts{plugin_files} || grep { !-e "$plugin_dir/$_.so" } @$plugins) {
         my $own = "$dir/plugins";

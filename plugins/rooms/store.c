@@ -1,0 +1,286 @@
+/*
+ * Rooms and their members (SQL only): existence, membership, creation, joining and leaving, read marks,
+ * and a room as API.md shows it, with the unread and mention counts of one user.
+ *
+ * Unread is counted without counting messages: each message records its ordinal in its room (seq), so the
+ * messages after a read mark are the room's message_count minus the seq of the newest message at or below
+ * the mark (one seek of room_messages_room). Mentions above the mark are one range of room_mentions.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include "rooms.h"
+
+#define api rooms_api
+
+static int step_done(forum_stmt_t *s)
+{
+    return s != NULL && api->db_step(s) == FORUM_DB_DONE;
+}
+
+int rooms_exists(int64_t id)
+{
+    forum_stmt_t *s = api->db_stmt("SELECT 1 FROM rooms WHERE id = ?");
+    if (s == NULL)
+        return -1;
+    api->db_bind_int(s, 1, id);
+    switch (api->db_step(s)) {
+    case FORUM_DB_ROW:
+        return 1;
+    case FORUM_DB_DONE:
+        return 0;
+    default:
+        return -1;
+    }
+}
+
+int rooms_is_member(int64_t room, int64_t user)
+{
+    if (room == ROOMS_LOBBY)
+        return 1;
+    forum_stmt_t *s = api->db_stmt("SELECT 1 FROM room_members WHERE room_id = ? AND user_id = ?");
+    if (s == NULL)
+        return -1;
+    api->db_bind_int(s, 1, room);
+    api->db_bind_int(s, 2, user);
+    switch (api->db_step(s)) {
+    case FORUM_DB_ROW:
+        return 1;
+    case FORUM_DB_DONE:
+        return 0;
+    default:
+        return -1;
+    }
+}
+
+int64_t rooms_account_count(void)
+{
+    /* counted again only when the users table may have changed (a registration), never per request */
+    static uint64_t counted_version;
+    static int64_t count = -1;
+    uint64_t version = api->db_version("users");
+    if (count >= 0 && version == counted_version)
+        return count;
+    forum_stmt_t *s = api->db_stmt("SELECT COUNT(*) FROM users");
+    if (s == NULL || api->db_step(s) != FORUM_DB_ROW)
+        return -1;
+    count = api->db_col_int(s, 0);
+    counted_version = version;
+    return count;
+}
+
+int64_t rooms_joined_count(int64_t user)
+{
+    forum_stmt_t *s = api->db_stmt("SELECT COUNT(*) FROM room_members WHERE user_id = ? AND room_id != 1");
+    api->db_bind_int(s, 1, user);
+    return s != NULL && api->db_step(s) == FORUM_DB_ROW ? api->db_col_int(s, 0) : -1;
+}
+
+static int add_member(int64_t room, int64_t user, const char *now)
+{
+    /* a new member has read what came before: history is there to scroll, not to count as unread */
+    forum_stmt_t *s = api->db_stmt("INSERT INTO room_members (room_id, user_id, joined_at, read_up_to) "
+                                   "SELECT ?1, ?2, ?3, last_message_id FROM rooms WHERE id = ?1 "
+                                   "ON CONFLICT (room_id, user_id) DO NOTHING RETURNING 1");
+    int rc;
+    if (s == NULL)
+        return -1;
+    api->db_bind_int(s, 1, room);
+    api->db_bind_int(s, 2, user);
+    api->db_bind_text(s, 3, now, strlen(now));
+    if ((rc = api->db_step(s)) == FORUM_DB_DONE)
+        return 0;
+    if (rc != FORUM_DB_ROW || !step_done(s))
+        return -1;
+    s = api->db_stmt("UPDATE rooms SET member_count = member_count + 1 WHERE id = ?");
+    api->db_bind_int(s, 1, room);
+    return step_done(s) ? 1 : -1;
+}
+
+int64_t rooms_create(int64_t user, const char *name, size_t name_len)
+{
+    char now[32];
+    int64_t id;
+    api->format_time(api->now_ms(), now);
+    if (api->db_begin() != 0)
+        return -1;
+    forum_stmt_t *s = api->db_stmt("INSERT INTO rooms (name, created_by, created_at) VALUES (?, ?, ?) RETURNING id");
+    if (s == NULL || api->db_bind_text(s, 1, name, name_len) != 0)
+        goto Error;
+    api->db_bind_int(s, 2, user);
+    api->db_bind_text(s, 3, now, strlen(now));
+    switch (api->db_step(s)) {
+    case FORUM_DB_ROW:
+        id = api->db_col_int(s, 0);
+        if (!step_done(s))
+            goto Error;
+        break;
+    case FORUM_DB_CONSTRAINT:
+        api->db_rollback();
+        return 0;
+    default:
+        goto Error;
+    }
+    if (add_member(id, user, now) != 1 || api->db_commit() != 0)
+        goto Error;
+    return id;
+Error:
+    api->db_rollback();
+    return -1;
+}
+
+int rooms_join(int64_t room, int64_t user)
+{
+    char now[32];
+    int rc;
+    api->format_time(api->now_ms(), now);
+    if (api->db_begin() != 0)
+        return -1;
+    if ((rc = add_member(room, user, now)) < 0 || api->db_commit() != 0) {
+        api->db_rollback();
+        return -1;
+    }
+    return rc;
+}
+
+int rooms_leave(int64_t room, int64_t user)
+{
+    forum_stmt_t *s;
+    int rc;
+    if (api->db_begin() != 0)
+        return -1;
+    s = api->db_stmt("DELETE FROM room_members WHERE room_id = ? AND user_id = ? RETURNING 1");
+    api->db_bind_int(s, 1, room);
+    api->db_bind_int(s, 2, user);
+    if (s == NULL || ((rc = api->db_step(s)) != FORUM_DB_ROW && rc != FORUM_DB_DONE))
+        goto Error;
+    if (rc == FORUM_DB_ROW) {
+        if (!step_done(s))
+            goto Error;
+        /* mentions are counted above a read mark; a later join starts a new mark, but the rows would only linger */
+        s = api->db_stmt("DELETE FROM room_mentions WHERE user_id = ? AND room_id = ?");
+        api->db_bind_int(s, 1, user);
+        api->db_bind_int(s, 2, room);
+        if (!step_done(s))
+            goto Error;
+        s = api->db_stmt("UPDATE rooms SET member_count = member_count - 1 WHERE id = ?");
+        api->db_bind_int(s, 1, room);
+        if (!step_done(s))
+            goto Error;
+    }
+    if (api->db_commit() != 0)
+        goto Error;
+    return rc == FORUM_DB_ROW;
+Error:
+    api->db_rollback();
+    return -1;
+}
+
+int64_t rooms_member_count(int64_t room)
+{
+    if (room == ROOMS_LOBBY)
+        return rooms_account_count();
+    forum_stmt_t *s = api->db_stmt("SELECT member_count FROM rooms WHERE id = ?");
+    api->db_bind_int(s, 1, room);
+    return s != NULL && api->db_step(s) == FORUM_DB_ROW ? api->db_col_int(s, 0) : -1;
+}
+
+int rooms_mark_read(int64_t room, int64_t user, int64_t up_to)
+{
+    /* forward only, and never past the room's last message: what arrives later counts as unread */
+    char now[32];
+    forum_stmt_t *s;
+    api->format_time(api->now_ms(), now);
+    if (room == ROOMS_LOBBY) {
+        s = api->db_stmt("INSERT INTO room_members (room_id, user_id, joined_at, read_up_to) "
+                         "SELECT 1, ?1, ?2, MIN(?3, last_message_id) FROM rooms WHERE id = 1 "
+                         "ON CONFLICT (room_id, user_id) DO UPDATE SET read_up_to = MAX(read_up_to, excluded.read_up_to)");
+        api->db_bind_int(s, 1, user);
+        api->db_bind_text(s, 2, now, strlen(now));
+        api->db_bind_int(s, 3, up_to);
+        return step_done(s);
+    }
+    s = api->db_stmt("UPDATE room_members SET read_up_to = MAX(read_up_to, MIN(?3, (SELECT last_message_id FROM rooms WHERE id = ?1))) "
+                     "WHERE room_id = ?1 AND user_id = ?2");
+    api->db_bind_int(s, 1, room);
+    api->db_bind_int(s, 2, user);
+    api->db_bind_int(s, 3, up_to);
+    return step_done(s);
+}
+
+int rooms_write(yajl_gen g, int64_t id, int64_t user)
+{
+    /*
+     * joined: a member row (the lobby's is implicit); unread and mentions count only for a member: the lobby
+     * without a row of the user's has its read mark at 0.
+     */
+    forum_stmt_t *s = api->db_stmt(
+        "SELECT r.id, r.name, r.created_by, u.nickname, r.created_at, r.member_count, r.last_message_id, "
+        "  m.user_id IS NOT NULL OR r.id = 1 AS joined, "
+        "  CASE WHEN m.user_id IS NOT NULL OR r.id = 1 THEN r.message_count - COALESCE(("
+        "    SELECT x.seq FROM room_messages x WHERE x.room_id = r.id AND x.id <= COALESCE(m.read_up_to, 0)"
+        "    ORDER BY x.id DESC LIMIT 1), 0) ELSE 0 END AS unread, "
+        "  CASE WHEN m.user_id IS NOT NULL OR r.id = 1 THEN (SELECT COUNT(*) FROM room_mentions n"
+        "    WHERE n.user_id = ?2 AND n.room_id = r.id AND n.message_id > COALESCE(m.read_up_to, 0)) ELSE 0 END AS mentions "
+        "FROM rooms r LEFT JOIN users u ON u.id = r.created_by "
+        "LEFT JOIN room_members m ON m.room_id = r.id AND m.user_id = ?2 WHERE r.id = ?1");
+    if (s == NULL)
+        return 0;
+    api->db_bind_int(s, 1, id);
+    api->db_bind_int(s, 2, user);
+    if (api->db_step(s) != FORUM_DB_ROW)
+        return 0;
+    int64_t members = id == ROOMS_LOBBY ? rooms_account_count() : api->db_col_int(s, 5);
+    yajl_gen_map_open(g);
+    pu_key_int(g, "id", api->db_col_int(s, 0));
+    pu_key_str(g, "name", api->db_col_text(s, 1));
+    pu_str(g, "created_by");
+    if (api->db_col_is_null(s, 2)) {
+        yajl_gen_null(g);
+    } else {
+        yajl_gen_map_open(g);
+        pu_key_int(g, "id", api->db_col_int(s, 2));
+        pu_key_str(g, "nickname", api->db_col_text(s, 3));
+        yajl_gen_map_close(g);
+    }
+    pu_key_str(g, "created_at", api->db_col_text(s, 4));
+    pu_key_int(g, "member_count", members < 0 ? 0 : members);
+    pu_str(g, "last_message_id");
+    if (api->db_col_int(s, 6) == 0)
+        yajl_gen_null(g);
+    else
+        yajl_gen_integer(g, api->db_col_int(s, 6));
+    pu_str(g, "joined");
+    yajl_gen_bool(g, api->db_col_int(s, 7) != 0);
+    pu_key_int(g, "unread", api->db_col_int(s, 8));
+    pu_key_int(g, "mentions", api->db_col_int(s, 9));
+    yajl_gen_map_close(g);
+    return members >= 0;
+}
+
+long rooms_members(int64_t room, int64_t **ids)
+{
+    size_t n = 0, cap = 64;
+    int64_t *out = malloc(cap * sizeof(*out));
+    forum_stmt_t *s = api->db_stmt("SELECT user_id FROM room_members WHERE room_id = ?");
+    int rc;
+    if (out == NULL || s == NULL)
+        goto Error;
+    api->db_bind_int(s, 1, room);
+    while ((rc = api->db_step(s)) == FORUM_DB_ROW) {
+        if (n == cap) {
+            int64_t *grown = realloc(out, 2 * cap * sizeof(*out));
+            if (grown == NULL)
+                goto Error;
+            out = grown;
+            cap *= 2;
+        }
+        out[n++] = api->db_col_int(s, 0);
+    }
+    if (rc != FORUM_DB_DONE)
+        goto Error;
+    *ids = out;
+    return (long)n;
+Error:
+    free(out);
+    return -1;
+}
