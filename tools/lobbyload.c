@@ -652,8 +652,10 @@ static void send_lobby(conn_t *c, long seq, uint64_t t_ns)
         memcpy(buf + n, "\"}}", 3);
         n += 3;
     } else {
-        n = snprintf(buf, sizeof(buf), "{\"type\":\"room.send\",\"room\":%d,\"client_id\":\"lb-%ld\",\"body\":\"lb %ld %llu one to everyone online\"}",
-                     opt.room, seq, seq, (unsigned long long)t_ns);
+        /* client_id: unique across runs too, or a repeated one would be taken for a retry and not delivered again */
+        n = snprintf(buf, sizeof(buf),
+                     "{\"type\":\"room.send\",\"room\":%d,\"client_id\":\"lb-%llx-%ld\",\"body\":\"lb %ld %llu one to everyone online\"}",
+                     opt.room, (unsigned long long)t_start, seq, seq, (unsigned long long)t_ns);
     }
     send_frame(c, 1, buf, (size_t)n);
     ++sent_total;
