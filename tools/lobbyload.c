@@ -11,7 +11,11 @@
  *   burst      --rounds R times: one room.send to the lobby (room 1) from a connection of a user who
  *              has not sent yet (room messages are rate-limited per user), and the time from just
  *              before that send() until every open connection has the room.message (the last
- *              delivery) and until the first has it; --gap ms between rounds.
+ *              delivery) and until the first has it; --gap ms between rounds. --stepped: a round
+ *              starts when a line arrives on stdin (the connections are served meanwhile); "ready" on
+ *              stdout says it waits for one, "done ROUND LAST_MS FIRST_MS FRAME_PAYLOAD" that a round is
+ *              over; the end of stdin ends the rounds. Two clients stepped in turn, one on forumd and
+ *              one on the floor, see the same noise from the rest of the machine.
  *   sustained  --rate M messages a second for --duration seconds, --batch B messages sent back to back
  *              from B distinct users every B/M seconds (B > 1: frames that reach the server in one
  *              loop turn, to see whether they leave in one write per connection). Senders go round
@@ -57,7 +61,7 @@ static struct {
     enum mode mode;
     const char *url, *cookies_path;
     long connections;
-    int sources, concurrency, rounds, batch, floor, frame_payload, server_pid, room, verbose;
+    int sources, concurrency, rounds, batch, floor, frame_payload, server_pid, room, verbose, stepped;
     double gap_ms, rate, duration, drain, settle, timeout;
 } opt = {.connections = -1, .sources = 16, .concurrency = 256, .rounds = 30, .batch = 1, .frame_payload = 0, .room = 1,
          .gap_ms = 200, .rate = 20, .duration = 30, .drain = 10, .settle = 0.5, .timeout = 900};
@@ -787,11 +791,34 @@ static void read_cookies(const char *path)
 }
 
 /* Runs the loop once: waits at most timeout_ms for events and handles them. */
+enum { STDIN_TAG = -1 };
+static int stdin_state; /* --stepped: 1 a line has come, -1 end of input */
+
+/* --stepped: takes what stdin holds; a line is the word to run the next round */
+static void on_stdin(void)
+{
+    char buf[256];
+    ssize_t n = read(0, buf, sizeof(buf));
+    if (n <= 0) {
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            return;
+        stdin_state = -1;
+        epoll_ctl(ep, EPOLL_CTL_DEL, 0, NULL);
+        return;
+    }
+    if (memchr(buf, '\n', (size_t)n) != NULL && stdin_state == 0)
+        stdin_state = 1;
+}
+
 static void poll_once(int timeout_ms)
 {
     static struct epoll_event evs[1024];
     int n = epoll_wait(ep, evs, 1024, timeout_ms);
     for (int i = 0; i < n; ++i) {
+        if (evs[i].data.u64 == (uint64_t)STDIN_TAG) {
+            on_stdin();
+            continue;
+        }
         conn_t *c = &conns[evs[i].data.u64];
         if (c->state != C_CLOSED)
             on_event(c, evs[i].events);
@@ -821,11 +848,26 @@ static void usage(void)
 {
     fprintf(stderr, "usage: lobbyload burst|sustained --url ws://127.0.0.1:PORT/ws --cookies FILE -n N\n"
                     "  [--sources K] [--concurrency C] [--settle S] [--timeout S] [--server-pid PID] [--room ID]\n"
-                    "  burst: [--rounds R] [--gap MS] [--drain S]\n"
+                    "  burst: [--rounds R] [--gap MS] [--drain S] [--stepped]\n"
                     "  sustained: [--rate M] [--duration S] [--batch B] [--drain S]\n"
                     "  [--floor --frame-payload BYTES]   the peer is tools/wsfloor\n");
     exit(2);
 }
+
+/* --stepped: keeps the connections served until the next line (1) or the end of stdin (0) */
+static int wait_go(void)
+{
+    printf("ready\n");
+    fflush(stdout);
+    while (stdin_state == 0 && !over_time())
+        poll_once(50);
+    if (stdin_state != 1)
+        return 0;
+    stdin_state = 0;
+    return 1;
+}
+
+static int rounds_run;
 
 static int run_burst(void)
 {
@@ -833,6 +875,9 @@ static int run_burst(void)
     measure_begin();
     for (int r = 0; r != opt.rounds && !over_time(); ++r) {
         long sender = senders[r % num_senders];
+        if (opt.stepped && !wait_go())
+            break;
+        ++rounds_run;
         if (conns[sender].state != C_OPEN)
             continue;
         cur = r;
@@ -854,9 +899,17 @@ static int run_burst(void)
         uint64_t until = now_ns() + (uint64_t)(opt.gap_ms * 1e6);
         while (now_ns() < until)
             poll_once(1);
+        if (opt.stepped) {
+            printf("done %d %.4f %.4f %d\n", r, rounds[r].complete ? (double)(rounds[r].last - rounds[r].t0) / 1e6 : -1.0,
+                   rounds[r].complete ? (double)(rounds[r].first - rounds[r].t0) / 1e6 : -1.0, msg_payload_len);
+            fflush(stdout);
+        }
     }
+    if (opt.stepped)
+        while (stdin_state == 0 && wait_go())
+            ; /* more lines than --rounds: nothing more to run */
     measure_end();
-    return rounds_complete == opt.rounds && round_dups == 0 && error_frames == 0 ? 0 : 1;
+    return rounds_run > 0 && rounds_complete == rounds_run && round_dups == 0 && error_frames == 0 ? 0 : 1;
 }
 
 static int run_sustained(void)
@@ -911,6 +964,7 @@ int main(int argc, char **argv)
         {"timeout", required_argument, NULL, 't'},     {"server-pid", required_argument, NULL, 'p'},
         {"floor", no_argument, NULL, 'F'},             {"frame-payload", required_argument, NULL, 'f'},
         {"room", required_argument, NULL, 'm'},        {"verbose", no_argument, NULL, 'v'},
+        {"stepped", no_argument, NULL, 'P'},
         {NULL, 0, NULL, 0},
     };
     int ch;
@@ -943,6 +997,7 @@ int main(int argc, char **argv)
         case 'f': opt.frame_payload = atoi(optarg); break;
         case 'm': opt.room = atoi(optarg); break;
         case 'v': opt.verbose = 1; break;
+        case 'P': opt.stepped = 1; break;
         default: usage();
         }
     }
@@ -980,6 +1035,13 @@ int main(int argc, char **argv)
     long frames_before = frames_in, reads_before = reads_with_msgs;
     (void)frames_before;
 
+    if (opt.stepped) {
+        struct epoll_event ev = {.events = EPOLLIN, .data.u64 = (uint64_t)STDIN_TAG};
+        if (epoll_ctl(ep, EPOLL_CTL_ADD, 0, &ev) != 0) {
+            fprintf(stderr, "lobbyload: --stepped needs a pipe on stdin\n");
+            return 2;
+        }
+    }
     int code = 2;
     if (num_up == 0 || num_senders == 0) {
         fprintf(stderr, "lobbyload: no connection came up\n");
@@ -1018,13 +1080,13 @@ int main(int argc, char **argv)
     if (opt.server_pid > 0)
         printf("\"server_writes\":%lld,", syscw1 - syscw0);
     if (opt.mode == MODE_BURST) {
-        printf("\"rounds\":%d,\"rounds_complete\":%d,\"duplicates\":%ld,\"stale\":%ld,", opt.rounds, rounds_complete, round_dups,
+        printf("\"rounds\":%d,\"rounds_complete\":%d,\"duplicates\":%ld,\"stale\":%ld,", rounds_run, rounds_complete, round_dups,
                round_stale);
         h_print(stdout, "last", &last_hist);
         putchar(',');
         h_print(stdout, "first", &first_hist);
         printf(",\"last_per_round_ms\":[");
-        for (int r = 0; r != opt.rounds; ++r)
+        for (int r = 0; r != rounds_run; ++r)
             printf("%s%.3f", r ? "," : "", rounds[r].complete ? (double)(rounds[r].last - rounds[r].t0) / 1e6 : -1.0);
         printf("]");
     } else {
