@@ -16,10 +16,11 @@
  *              stdout says it waits for one, "done ROUND LAST_MS FIRST_MS FRAME_PAYLOAD" that a round is
  *              over; the end of stdin ends the rounds. Two clients stepped in turn, one on forumd and
  *              one on the floor, see the same noise from the rest of the machine.
- *   sustained  --rate M messages a second for --duration seconds, --batch B messages sent back to back
- *              from B distinct users every B/M seconds (B > 1: frames that reach the server in one
- *              loop turn, to see whether they leave in one write per connection). Senders go round
- *              the distinct users. Every connection must receive every message exactly once and in
+ *   sustained  --rate M messages a second for --duration seconds, --batch B messages every B/M
+ *              seconds, in one write from one user (B > 1: frames that reach the server in one read, so
+ *              in one loop turn, to see whether they leave in one write per connection; room messages
+ *              are rate-limited per user: B at most the burst, 10 by default). Batches go round the
+ *              distinct users. Every connection must receive every message exactly once and in
  *              the order of the server's ids; the tool counts what is missing, doubled and out of
  *              order, and the latency of every delivery (send to arrival).
  *
@@ -153,6 +154,7 @@ typedef struct conn {
     int fd;
     enum conn_state state;
     int want_out; /* EPOLLOUT is armed */
+    int corked;   /* frames gather in out until flush_out: several in one segment */
     const char *cookie;
     char key[32];
     char *hs; /* the upgrade request, then the response head */
@@ -238,7 +240,7 @@ static void fail(conn_t *c, const char *why)
 /* Writes what it can now and keeps the rest for EPOLLOUT. */
 static void conn_write(conn_t *c, const void *buf, size_t len)
 {
-    if (c->out_len == 0) {
+    if (c->out_len == 0 && !c->corked) {
         ssize_t n = send(c->fd, buf, len, MSG_NOSIGNAL);
         if (n < 0 && errno != EAGAIN && errno != EINTR) {
             fail(c, "send failed");
@@ -254,7 +256,8 @@ static void conn_write(conn_t *c, const void *buf, size_t len)
     c->out = realloc(c->out, c->out_len + len);
     memcpy(c->out + c->out_len, buf, len);
     c->out_len += len;
-    arm(c, 1);
+    if (!c->corked)
+        arm(c, 1);
 }
 
 static void flush_out(conn_t *c)
@@ -267,8 +270,7 @@ static void flush_out(conn_t *c)
     }
     memmove(c->out, c->out + n, c->out_len - (size_t)n);
     c->out_len -= (size_t)n;
-    if (c->out_len == 0)
-        arm(c, 0);
+    arm(c, c->out_len != 0);
 }
 
 /* A client frame: masked, as RFC 6455 wants from a client. */
@@ -928,13 +930,18 @@ static int run_sustained(void)
                 break;
             poll_once((int)((due - now) / 1000000));
         }
+        /* a batch is one write of one sender: its frames reach the server in one read, so in one loop turn */
+        conn_t *s = &conns[senders[b % num_senders]];
+        s->corked = 1;
         for (int k = 0; k != opt.batch; ++k) {
             long seq = seq_next++;
-            conn_t *s = &conns[senders[seq % num_senders]];
             t_sent[seq] = now_ns();
             if (s->state == C_OPEN)
                 send_lobby(s, seq, t_sent[seq]);
         }
+        s->corked = 0;
+        if (s->state == C_OPEN && s->out_len != 0)
+            flush_out(s);
     }
     /* the drain: until every connection has every message, or --drain seconds */
     uint64_t deadline = now_ns() + (uint64_t)(opt.drain * 1e9);
