@@ -5,7 +5,10 @@
  * frames are not masked, so every recipient gets the same bytes), and shared by every queue it is on;
  * a flush writes everything queued in one gathered write. Sending never writes inline: it queues and
  * marks the connection for the flush, which runs once per loop turn, so a publish never re-enters a
- * connection's callbacks. The queue is bounded: a peer that stays far behind is closed.
+ * connection's callbacks. A turn's flush writes at most FLUSH_SLICE connections and leaves the rest
+ * for the next turns, first in line: a broadcast to everyone online then lets the loop read between
+ * slices, and what it reads meanwhile joins the writes of the connections not reached yet. The queue
+ * is bounded: a peer that stays far behind is closed.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -23,6 +26,8 @@ static void on_flush(uv_idle_t *idle);
 /* The low mark of forum_hub_drain_wait: half the bound, so that paced sending is never taken for a slow
  * peer, and at most DRAIN_MARK_MAX, which keeps the pipe to a client full without holding much per connection. */
 enum { WRITE_MAX_FRAMES = 64, WRITE_MAX_BYTES = 256 * 1024, DRAIN_MARK_MAX = 256 * 1024 };
+/* Connections one loop turn writes: a few milliseconds of system calls on loopback. */
+enum { FLUSH_SLICE = 512 };
 static size_t drain_mark;
 
 ws_out_t *out_new(unsigned opcode, const void *payload, size_t len)
@@ -229,14 +234,17 @@ static void on_write_done(h2o_socket_t *sock, const char *err)
 static void on_flush(uv_idle_t *idle)
 {
     h2o_linklist_t batch;
+    size_t written = 0;
     (void)idle;
     h2o_linklist_init_anchor(&batch);
     h2o_linklist_insert_list(&batch, &pending);
-    while (!h2o_linklist_is_empty(&batch)) {
+    while (!h2o_linklist_is_empty(&batch) && written++ != FLUSH_SLICE) {
         forum_ws_t *ws = H2O_STRUCT_FROM_MEMBER(forum_ws_t, pending, batch.next);
         h2o_linklist_unlink(&ws->pending);
         write_queued(ws);
     }
+    /* the rest of this sweep goes first next turn, ahead of those scheduled during this one */
+    h2o_linklist_insert_list(pending.next, &batch);
     if (h2o_linklist_is_empty(&pending))
         uv_idle_stop(&flusher);
 }

@@ -1,9 +1,13 @@
-# A broadcast's system calls, counted under strace: every connection gets every frame once and in
+# A broadcast's system calls, read under strace: every connection gets every frame once and in
 # order, each frame costs its connection one write and nothing else: no epoll_ctl per write (libuv's
-# uv_write ends with one on the next loop turn; core/ws_queue.c writes plain sockets itself).
+# uv_write ends with one on the next loop turn; core/ws_queue.c writes plain sockets itself). And a
+# broadcast to more connections than a flush slice is written over several loop turns, the loop
+# polling in between, so that the loop keeps reading while it writes to everyone online.
 use strict;
 use warnings;
 use lib '.';
+use IO::Select;
+use IO::Socket::INET;
 use Test::More;
 use Time::HiRes qw(sleep time);
 use t::Util;
@@ -24,18 +28,33 @@ for my $i (0 .. $CONNS - 1) {
     push @ws, $ws;
 }
 
-# strace follows every thread of the server into a file; the trace has begun once the kernel says so
-my $trace = "$server->{dir}/strace.out";
-my $strace = fork // die "fork: $!";
-if ($strace == 0) {
-    open STDERR, '>', '/dev/null';
-    exec 'strace', '-f', '-qq', '-e', 'trace=epoll_ctl,write,writev,sendmsg', '-o', $trace, '-p', $server->pid;
-    die "exec: $!";
+# strace follows every thread of the server into a file; the trace has begun once the kernel says so.
+# Returns its pid and the file.
+my $traces = 0;
+sub start_strace {
+    my ($calls) = @_;
+    my $trace = "$server->{dir}/strace-" . ++$traces . '.out';
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        open STDERR, '>', '/dev/null';
+        exec 'strace', '-f', '-qq', '-s', '48', '-e', "trace=$calls", '-o', $trace, '-p', $server->pid;
+        die "exec: $!";
+    }
+    my $t0 = time;
+    sleep 0.05 until (t::Util::slurp('/proc/' . $server->pid . '/status') // '') =~ /^TracerPid:\s*[1-9]/m || time - $t0 > 10;
+    like t::Util::slurp('/proc/' . $server->pid . '/status'), qr/^TracerPid:\s*[1-9]/m, 'strace is attached';
+    sleep 0.3; # the threads forumd already had are attached one by one after the main one
+    return ($pid, $trace);
 }
-my $t0 = time;
-sleep 0.05 until (t::Util::slurp('/proc/' . $server->pid . '/status') // '') =~ /^TracerPid:\s*[1-9]/m || time - $t0 > 10;
-like t::Util::slurp('/proc/' . $server->pid . '/status'), qr/^TracerPid:\s*[1-9]/m, 'strace is attached';
-sleep 0.3; # the threads forumd already had are attached one by one after the main one
+
+sub stop_strace {
+    my ($pid, $trace) = @_;
+    kill 'INT', $pid;
+    waitpid $pid, 0;
+    return split /\n/, t::Util::slurp($trace) // '';
+}
+
+my ($strace, $trace) = start_strace('epoll_ctl,write,writev,sendmsg');
 
 for my $n (1 .. $PUBLISHES) {
     my $res = curl_json('curl -s', 'POST', $server->url . '/api/probe/publish', json => { text => "note $n" },
@@ -56,10 +75,8 @@ subtest 'every connection has every frame, once, in order' => sub {
     ok $all, "all $CONNS connections";
 };
 
-kill 'INT', $strace;
-waitpid $strace, 0;
 my (%calls, @ctl);
-for my $line (split /\n/, t::Util::slurp($trace) // '') {
+for my $line (stop_strace($strace, $trace)) {
     next unless $line =~ /^(?:\d+\s+)?(epoll_ctl|writev|write|sendmsg)\((\d+)/;
     $calls{$1}++;
     push @ctl, $line if $1 eq 'epoll_ctl';
@@ -72,6 +89,47 @@ my $deliveries = $CONNS * $PUBLISHES;
 cmp_ok $calls{epoll_ctl} // 0, '<', $deliveries / 4, "far fewer epoll_ctl than the $deliveries writes"
     or diag join "\n", @ctl[0 .. ($#ctl < 20 ? $#ctl : 20)];
 cmp_ok(($calls{writev} // 0) + ($calls{write} // 0) + ($calls{sendmsg} // 0), '>=', $deliveries, 'at least one write per delivery');
+
+subtest 'a broadcast to more connections than a slice: the loop polls between slices' => sub {
+    # raw sockets: many connections cost the test little; the frames wait in their receive buffers
+    my $n = 1100;
+    my (@raw, %buf);
+    for my $i (1 .. $n) {
+        my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $server->port, Proto => 'tcp') or die "connect: $!";
+        print $s "GET /ws HTTP/1.1\r\nHost: 127.0.0.1:" . $server->port . "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            . "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nCookie: $cookies[$i % $USERS]\r\n\r\n";
+        $s->blocking(0);
+        push @raw, $s;
+    }
+    my $read_until = sub {
+        my ($what) = @_;
+        my $sel = IO::Select->new(grep { index($buf{$_}, $what) < 0 } @raw);
+        my $t0 = time;
+        while ($sel->count && time - $t0 < 30) {
+            for my $s ($sel->can_read(1)) {
+                my $got = sysread($s, my $chunk, 65536);
+                $buf{$s} .= $chunk if $got;
+                $sel->remove($s) if !defined($got) && !$!{EAGAIN} || defined $got && $got == 0 || index($buf{$s}, $what) >= 0;
+            }
+        }
+        return scalar grep { index($buf{$_} // '', $what) >= 0 } @raw;
+    };
+    is $read_until->('"type":"hello"'), $n, "$n connections up";
+
+    my ($pid, $file) = start_strace('epoll_wait,epoll_pwait,writev,write');
+    my $res = curl_json('curl -s', 'POST', $server->url . '/api/probe/publish', json => { text => 'to everyone' },
+                        headers => ["Cookie: $cookies[0]"]);
+    is $res->{status}, 204, 'published';
+    is $read_until->('to everyone'), $n, 'every raw connection has it';
+    $_->wait_for('probe.note') for @ws;
+    my @lines = stop_strace($pid, $file);
+    my @writes = grep { $lines[$_] =~ /writev?\(.*probe\.note/ } 0 .. $#lines;
+    cmp_ok scalar @writes, '>=', $n + $CONNS, 'one write per connection';
+    my $polls = @writes ? grep { $lines[$_] =~ /epoll_p?wait\(/ } $writes[0] .. $writes[-1] : 0;
+    cmp_ok $polls, '>=', 1, "the loop polled between the slices of the broadcast ($polls times)";
+    is scalar(grep { my $b = $buf{$_}; my $c = () = $b =~ /to everyone/g; $c != 1 } @raw), 0, 'each raw connection has it once';
+    close $_ for @raw;
+};
 
 $_->close for @ws;
 $server->stop;
