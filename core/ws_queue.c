@@ -133,27 +133,29 @@ static ssize_t write_direct(forum_ws_t *ws, h2o_iovec_t *bufs, size_t n)
 void write_queued(forum_ws_t *ws)
 {
     h2o_iovec_t bufs[WRITE_MAX_FRAMES];
-    size_t n = 0, bytes = 0;
+    size_t n, bytes;
 
-    if (ws->sock == NULL || ws->writing != 0 || ws->out_len == 0)
-        return;
-    while (n != ws->out_len && n != WRITE_MAX_FRAMES && bytes < WRITE_MAX_BYTES) {
-        bufs[n] = h2o_iovec_init(ws->out[n]->bytes, ws->out[n]->len);
-        bytes += bufs[n++].len;
-    }
-    ws->writing = (uint32_t)n;
-    if (ws->pong != NULL && ws->pong_at < n)
-        ws->pong = NULL; /* on its way: a later ping gets a pong of its own */
-    /* a close frame takes the callback's path: the connection may end with its write */
-    if (ws->sock->ssl == NULL && !ws->close_queued) {
+    for (;;) {
+        n = bytes = 0;
+        if (ws->sock == NULL || ws->writing != 0 || ws->out_len == 0)
+            return;
+        while (n != ws->out_len && n != WRITE_MAX_FRAMES && bytes < WRITE_MAX_BYTES) {
+            bufs[n] = h2o_iovec_init(ws->out[n]->bytes, ws->out[n]->len);
+            bytes += bufs[n++].len;
+        }
+        ws->writing = (uint32_t)n;
+        if (ws->pong != NULL && ws->pong_at < n)
+            ws->pong = NULL; /* on its way: a later ping gets a pong of its own */
+        /* a close frame takes the callback's path: the connection may end with its write */
+        if (ws->sock->ssl != NULL || ws->close_queued)
+            break;
         ssize_t w = write_direct(ws, bufs, n);
         size_t i = 0;
         if (w == (ssize_t)bytes) {
+            /* done; while the kernel takes more, a backlog goes on draining, as chained completions would */
             release_written(ws);
             after_written(ws);
-            if (ws->out_len != 0)
-                schedule_flush(ws); /* the rest next turn, as after a completion: others get their turn first */
-            return;
+            continue;
         }
         if (w > 0) {
             /* the kernel took part of it: h2o writes the rest and calls back for the whole */

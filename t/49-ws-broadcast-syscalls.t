@@ -2,7 +2,9 @@
 # order, each frame costs its connection one write and nothing else: no epoll_ctl per write (libuv's
 # uv_write ends with one on the next loop turn; core/ws_queue.c writes plain sockets itself). And a
 # broadcast to more connections than a flush slice is written over several loop turns, the loop
-# polling in between, so that the loop keeps reading while it writes to everyone online.
+# polling in between, so that the loop keeps reading while it writes to everyone online; but one
+# connection's backlog, more frames than one write takes, drains while the kernel takes it, without
+# waiting a loop turn (or a whole sweep) per write.
 use strict;
 use warnings;
 use lib '.';
@@ -129,6 +131,45 @@ subtest 'a broadcast to more connections than a slice: the loop polls between sl
     cmp_ok $polls, '>=', 1, "the loop polled between the slices of the broadcast ($polls times)";
     is scalar(grep { my $b = $buf{$_}; my $c = () = $b =~ /to everyone/g; $c != 1 } @raw), 0, 'each raw connection has it once';
     close $_ for @raw;
+};
+
+subtest 'a backlog drains in consecutive writes, while the kernel takes them' => sub {
+    my $frames = 200; # over three times what one write carries
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $server->port, Proto => 'tcp') or die "connect: $!";
+    print $s "GET /ws HTTP/1.1\r\nHost: 127.0.0.1:" . $server->port . "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        . "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\nCookie: $cookies[0]\r\n\r\n";
+    my $in = '';
+    my $t0 = time;
+    while (index($in, '"type":"hello"') < 0 && time - $t0 < 10) {
+        sysread($s, my $chunk, 65536) or last;
+        $in .= $chunk;
+    }
+    like $in, qr/"type":"hello"/, 'up';
+    # every echo frame in one client write: one read, one loop turn, $frames answers queued at once
+    my $bytes = '';
+    for my $i (1 .. $frames) {
+        my $payload = qq({"type":"probe.echo","data":"backlog $i"});
+        $bytes .= pack('CC', 0x81, 0x80 | length $payload) . "\0\0\0\0" . $payload; # a zero mask leaves it as it is
+    }
+    my ($pid, $file) = start_strace('epoll_wait,epoll_pwait,writev,write');
+    print $s $bytes;
+    $in = '';
+    $t0 = time;
+    while (index($in, "backlog $frames\"") < 0 && time - $t0 < 10) {
+        sysread($s, my $chunk, 65536) or last;
+        $in .= $chunk;
+    }
+    my @got = $in =~ /"data":"backlog (\d+)"/g;
+    is_deeply \@got, [1 .. $frames], 'every answer, once, in order';
+    my @lines = stop_strace($pid, $file);
+    my @writes = grep { $lines[$_] =~ /writev?\(.*probe\.echo/ } 0 .. $#lines;
+    cmp_ok scalar @writes, '>', 1, 'more than one write (' . scalar(@writes) . ')';
+    # the answers may come from more than one read, so more than one loop turn; but a turn's backlog goes out
+    # in writes that follow each other (a write per loop turn would put a poll between every two)
+    my $chained = grep { $writes[$_] + 1 == $writes[$_ + 1] } 0 .. $#writes - 1;
+    cmp_ok $chained, '>=', 1, "writes that follow the one before with no poll between ($chained)"
+        or diag join "\n", map { substr($_, 0, 120) } @lines[$writes[0] .. $writes[-1]];
+    close $s;
 };
 
 $_->close for @ws;
