@@ -75,6 +75,10 @@ const forum_api_t forum_api = {
     /* --- monotonic time (version 3) --- */
     .mono_ms = forum_mono_ms,
 
+    /* --- messages several plugins share: one id sequence, one replay (version 4) --- */
+    .replay_source = forum_plugin_add_replay_source,
+    .db_next_id = forum_db_next_id,
+
     /* --- rooms (version 4) --- */
     .publish_all_but = forum_hub_publish_all_but,
 };

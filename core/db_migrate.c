@@ -21,6 +21,11 @@ static const forum_migration_t core_migrations[] = {
         ") WITHOUT ROWID;"
         "CREATE INDEX sessions_user ON sessions (user_id);"
         "CREATE INDEX sessions_expiry ON sessions (expires_ms);"},
+    /* numbers several plugins draw from (forum_db_next_id): private and room messages share "messages" */
+    {2, "CREATE TABLE forum_sequences ("
+        "  name TEXT PRIMARY KEY,"
+        "  value INTEGER NOT NULL"
+        ") WITHOUT ROWID;"},
 };
 
 int forum_db__migrate_core(void)

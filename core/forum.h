@@ -112,6 +112,8 @@ int forum_db_exec(const char *sql);
  * triggers included), by raw SQL or a rollback, or by another connection. Equal numbers mean unchanged.
  */
 uint64_t forum_db_version(const char *table);
+/** The next number of sequence `name` inside the caller's transaction; 0 when the database failed (db_sequence.c). */
+int64_t forum_db_next_id(const char *name);
 
 typedef struct forum_migration {
     int number;
@@ -198,6 +200,15 @@ void forum_hub_upgrade(h2o_req_t *req, const char *client_key, const forum_sessi
 void forum_hub_replay_set(forum_ws_t *ws, int64_t after);
 /** The replay's resume point, -1 when `ws` is not catching up. */
 int64_t forum_hub_replay_get(forum_ws_t *ws);
+
+/* core/replay.c */
+
+/** The hello's last_message_id for `user`: the newest of every replay source. */
+int64_t forum_replay_last_id(int64_t user);
+/** Starts the replay of a new connection when its /ws query asks for one (`after=ID`). */
+void forum_replay_open(forum_ws_t *ws, int64_t user, const char *query);
+/** Goes on with the replay of `ws`, if it is catching up (its queue drained). */
+void forum_replay_run(forum_ws_t *ws, int64_t user);
 
 /* core/ws_queue.c */
 
@@ -291,6 +302,9 @@ int forum_plugin_add_route(forum_plugin_t *p, const char *method, const char *pa
 int forum_plugin_add_frame(forum_plugin_t *p, const char *type, forum_frame_fn fn);
 int forum_plugin_add_event(forum_plugin_t *p, const char *name, forum_event_fn fn);
 int forum_plugin_add_migration(forum_plugin_t *p, int number, const char *sql);
+int forum_plugin_add_replay_source(forum_plugin_t *p, const forum_replay_source_t *src);
+/** The replay sources of the current generations, in plugin order: up to `max` into `out`; how many. */
+size_t forum_plugins_replay_sources(const forum_replay_source_t **out, size_t max);
 /** Writes the loaded plugins as a JSON array (for /_status). */
 void forum_plugins_status(yajl_gen g);
 

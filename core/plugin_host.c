@@ -55,6 +55,7 @@ struct forum_plugin {
     H2O_VECTOR(named_fn_t) frames;
     H2O_VECTOR(named_fn_t) events;
     H2O_VECTOR(forum_migration_t) migrations;
+    const forum_replay_source_t *replay; /* NULL when it stores no message a connection replays */
 };
 
 /* What identifies one version of a file: a file renamed into place is new even with the same bytes. */
@@ -130,6 +131,7 @@ static void free_registrations(forum_plugin_t *p)
     memset(&p->frames, 0, sizeof(p->frames));
     memset(&p->events, 0, sizeof(p->events));
     memset(&p->migrations, 0, sizeof(p->migrations));
+    p->replay = NULL;
 }
 
 static void unload(forum_plugin_t *p)
@@ -575,6 +577,15 @@ int forum_plugin_add_migration(forum_plugin_t *p, int number, const char *sql)
     return 0;
 }
 
+int forum_plugin_add_replay_source(forum_plugin_t *p, const forum_replay_source_t *src)
+{
+    if (!registering(p, "a replay source") || src == NULL || src->list == NULL || src->send == NULL || src->last_id == NULL ||
+        p->replay != NULL)
+        return -1;
+    p->replay = src;
+    return 0;
+}
+
 /* --- lookups on the request path --- */
 
 int forum_plugins_route(h2o_iovec_t method, h2o_iovec_t path, forum_route_match_t *m)
@@ -619,6 +630,15 @@ forum_frame_fn forum_plugins_frame(const char *type, size_t len, forum_plugin_t 
         }
     }
     return NULL;
+}
+
+size_t forum_plugins_replay_sources(const forum_replay_source_t **out, size_t max)
+{
+    size_t n = 0;
+    for (size_t s = 0; s != num_slots && n != max; ++s)
+        if (slots[s].current != NULL && slots[s].current->replay != NULL)
+            out[n++] = slots[s].current->replay;
+    return n;
 }
 
 void forum_plugins_emit(const forum_event_t *ev)

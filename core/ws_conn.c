@@ -292,6 +292,8 @@ void forum_hub_upgrade(h2o_req_t *req, const char *client_key, const forum_sessi
     yajl_gen_map_open(g);
     forum_json_str(g, "type");
     forum_json_str(g, "hello");
+    forum_json_str(g, "last_message_id");
+    yajl_gen_integer(g, forum_replay_last_id(u->id));
     forum_plugins_emit(&hello);
     yajl_gen_map_close(g);
     send_gen(ws, g);
@@ -299,6 +301,7 @@ void forum_hub_upgrade(h2o_req_t *req, const char *client_key, const forum_sessi
 
     forum_event_t open = {"ws.open", u->id, ws, NULL, query};
     forum_plugins_emit(&open);
+    forum_replay_open(ws, u->id, query);
     if (first)
         publish_presence(u->id, 1);
 }
@@ -314,10 +317,11 @@ int64_t forum_hub_replay_get(forum_ws_t *ws)
     return ws->replaying ? ws->replay_after : -1;
 }
 
-/* To the current generations only: whoever drives a replay after a swap is the new one, from the state above. */
+/* The replay goes on; then the current generations hear of it (a plugin pacing a sender of its own). */
 void drained(forum_ws_t *ws)
 {
     forum_event_t ev = {"ws.drained", ws->user->id, ws, NULL, NULL};
+    forum_replay_run(ws, ws->user->id);
     forum_plugins_emit(&ev);
 }
 

@@ -403,7 +403,7 @@ subtest 'the counters are rebuilt from the messages by the migration' => sub {
     # the database as the first chat schema left it
     system('sqlite3', '-cmd', '.timeout 5000', $server->{db}, 'DROP INDEX conversations_recent; ALTER TABLE messages DROP COLUMN lo_sent; '
                                      . 'ALTER TABLE messages DROP COLUMN hi_sent; ALTER TABLE conversations DROP COLUMN received; '
-                                     . "DELETE FROM forum_migrations WHERE owner = 'chat' AND number = 2") == 0
+                                     . "DELETE FROM forum_migrations WHERE owner = 'chat' AND number >= 2") == 0
         or die 'sqlite3 failed';
     $server = spawn_forumd(settings => "auth:\n  scrypt-n: 1024", db => "$db_dir/forum.db");
     is unread_of('quebec', 'Papa'), 4, 'four unread, as before';

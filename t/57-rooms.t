@@ -295,7 +295,14 @@ subtest 'unread counts are exact; a read mark moves forward only and never past 
     room_send($wa, $rust, 'after the far mark');
     $wa->wait_for('room.message');
     is room_of('bob', $rust)->{unread}, 1, 'the mark stopped at the last message: a new one is unread';
-    is room_of('erin', 1)->{unread}, 3, 'erin never read the lobby: its 3 messages are unread';
+    is room_of('erin', 1)->{unread}, 3, 'erin never read the lobby: its 3 messages since she registered are unread';
+    register($server, 'fred');
+    is room_of('fred', 1)->{unread}, 0, 'what the lobby said before someone registered is history, not unread';
+    is api('fred', 'POST', '/api/rooms/1/read', { up_to => 0 })->{status}, 204, 'a read mark at 0';
+    is room_of('fred', 1)->{unread}, 0, 'does not make it unread';
+    room_send($wa, 1, 'welcome fred');
+    $wa->wait_for('room.message');
+    is room_of('fred', 1)->{unread}, 1, 'what comes after is';
     is api('bob', 'POST', "/api/rooms/$rust/read", {})->{status}, 422, 'read without up_to: 422';
     is api('bob', 'POST', "/api/rooms/$rust/read", { up_to => 'x' })->{status}, 400, 'up_to not a number: 400';
     $wa->close;
@@ -357,6 +364,32 @@ subtest 'typing: relayed to the other members only, stopped by a send and by goi
     $_->close for $wa, $wc;
 };
 
+subtest 'typing: thinned when repeated, and bounded per typist' => sub {
+    my $wa = ws('alice');
+    my $wd = ws('dave');
+    $wa->send({ type => 'room.typing', room => 1, active => \1 }) for 1 .. 5;
+    my @got = $wd->collect('room.typing', 0.5);
+    is scalar @got, 1, 'five active:true at once are relayed once';
+    $wa->send({ type => 'room.typing', room => 1, active => \0 });
+    ok !$wd->wait_for('room.typing')->{active}, 'a change is relayed at once';
+    # alice types in 17 rooms that dave is in: the state of the first is dropped, and dave is told she stopped there
+    my @rooms;
+    for my $n (1 .. 17) {
+        my $r = api('alice', 'POST', '/api/rooms', { name => "typing room $n" })->{json}{room}{id};
+        api('dave', 'POST', "/api/rooms/$r/join");
+        push @rooms, $r;
+    }
+    $wd->collect('room.member', 0.2);
+    $wa->send({ type => 'room.typing', room => $_, active => \1 }) for @rooms;
+    my @relayed = $wd->collect('room.typing', 1);
+    my @stopped = grep { !$_->{active} } @relayed;
+    is scalar(grep { $_->{active} } @relayed), 17, 'each room is told once that she types';
+    is_deeply [map { $_->{room} } @stopped], [$rooms[0]], 'the 17th pushes out the first room, whose members are told she stopped';
+    $wa->send({ type => 'room.read', room => 1, up_to => 'x' });
+    is $wa->wait_for('error')->{code}, 'bad_request', 'room.read with a bad up_to: bad_request';
+    $_->close for $wa, $wd;
+};
+
 subtest 'one id sequence: the replay gives private and room messages in order, once each' => sub {
     my $wa = ws('alice');
     my $start = $wa->{hello}{last_message_id};
@@ -382,6 +415,40 @@ subtest 'one id sequence: the replay gives private and room messages in order, o
     my $wc = ws('carol', "?after=$start");
     is scalar $wc->collect('room.message', 0.5), 0, 'a non-member gets none of the room\'s messages replayed';
     $_->close for $wa, $wb, $wc;
+};
+
+# Another process's sqlite3 shell holding the write lock until release().
+sub hold_lock {
+    open my $fh, '|-', "sqlite3 '$server->{db}' >/dev/null 2>&1" or die "sqlite3: $!";
+    $fh->autoflush(1);
+    print $fh ".timeout 10000\nBEGIN IMMEDIATE;\n";
+    for (1 .. 200) {
+        last if `sqlite3 '$server->{db}' 'BEGIN IMMEDIATE; ROLLBACK;' 2>&1` =~ /locked|busy/i;
+        sleep 0.05;
+    }
+    return $fh;
+}
+
+subtest 'the database locked by another process: sends wait, then arrive once and in order; REST answers 503' => sub {
+    my $wa = ws('alice');
+    my $wb = ws('bob');
+    my $lock = hold_lock();
+    my @cids = map { room_send($wa, $rust, "under the lock $_") } 1 .. 5;
+    $wa->send({ type => 'ping' });
+    ok $wa->wait_for('pong', 10), 'the connection is served meanwhile';
+    is scalar $wb->collect('room.message', 0.5), 0, 'nothing is delivered while it cannot be stored';
+    is scalar $wa->collect('room.message', 0), 0, 'nor acknowledged';
+    my $res = api('bob', 'POST', '/api/rooms', { name => 'under a lock' });
+    is $res->{status}, 503, 'creating a room: 503';
+    is $res->{json}{error}{code}, 'unavailable', 'unavailable';
+    ok $res->{headers}{'retry-after'}, 'with Retry-After';
+    print $lock "ROLLBACK;\n";
+    close $lock;
+    my @got = map { $wb->wait_for('room.message', 10) } 1 .. 5;
+    is_deeply [map { $_ && $_->{message}{body} } @got], [map { "under the lock $_" } 1 .. 5], 'then every message arrives, in order';
+    is_deeply [map { $_->{message}{client_id} } map { $wa->wait_for('room.message', 5) // {} } 1 .. 5], \@cids, 'and is acknowledged';
+    is scalar $wb->collect('room.message', 0.3), 0, 'once';
+    $_->close for $wa, $wb;
 };
 
 subtest 'the flood limit: a burst of 10, then rate_limited with retry_after_ms and nothing stored' => sub {
@@ -411,6 +478,69 @@ subtest 'the flood limit: a burst of 10, then rate_limited with retry_after_ms a
     is scalar(grep { defined } @got), 15, 'with rate-limit off, 15 quick sends are all stored';
     is scalar $w2->collect('error', 0.2), 0, 'and none refused';
     $w2->close;
+};
+
+subtest 'the flood limit refills' => sub {
+    my $srv = spawn_forumd(settings => "auth:\n  scrypt-n: 1024\nrooms:\n  rate-burst: 1\n  rate-refill-ms: 300");
+    register($srv, 'refill');
+    my $w = ws_on($srv, 'refill');
+    room_send($w, 1, 'first');
+    ok $w->wait_for('room.message'), 'a burst of 1: the first goes';
+    room_send($w, 1, 'second');
+    my $err = $w->wait_for('error');
+    is $err && $err->{code}, 'rate_limited', 'the second at once is refused';
+    ok $err->{retry_after_ms} > 0 && $err->{retry_after_ms} <= 300, 'retry_after_ms within the refill';
+    $w->collect('nothing', ($err->{retry_after_ms} + 50) / 1000);
+    room_send($w, 1, 'third');
+    ok $w->wait_for('room.message'), 'after retry_after_ms a token is back';
+    $w->close;
+    $srv->stop;
+};
+
+subtest 'the table of buckets is bounded: a full one forgets its least recently used sender' => sub {
+    my $srv = spawn_forumd(settings => "auth:\n  scrypt-n: 1024\nrooms:\n  rate-burst: 1\n  rate-refill-ms: 3600000\n"
+                                     . "  limiter-entries: 16");
+    register($srv, "lru$_") for 0 .. 16;
+    my $w = ws_on($srv, 'lru0');
+    room_send($w, 1, 'first');
+    ok $w->wait_for('room.message'), 'the first goes';
+    room_send($w, 1, 'second');
+    is $w->wait_for('error')->{code}, 'rate_limited', 'the second is refused (no refill within the test)';
+    for my $i (1 .. 15) {
+        my $o = ws_on($srv, "lru$i");
+        room_send($o, 1, "from $i");
+        $o->wait_for('room.message');
+        $o->close;
+    }
+    # sixteen senders fill the table; lru0 is the least recently used; a seventeenth takes its place
+    my $o = ws_on($srv, 'lru16');
+    room_send($o, 1, 'the seventeenth sender');
+    $o->wait_for('room.message');
+    $o->close;
+    $w->{queue} = [];
+    room_send($w, 1, 'third');
+    my $f = $w->wait_for('room.message', 5);
+    ok $f && $f->{message}{body} eq 'third', 'lru0, forgotten, starts again with a full bucket';
+    room_send($w, 1, 'fourth');
+    is $w->wait_for('error')->{code}, 'rate_limited', 'which it spends as before';
+    $w->close;
+    $srv->stop;
+};
+
+subtest 'a user who registered while rooms was not loaded is in the lobby too' => sub {
+    my $db = tempdir(CLEANUP => 1) . '/forum.db';
+    my $before = spawn_forumd(db => $db, plugins => [qw(auth posts comments chat)], settings => "auth:\n  scrypt-n: 1024");
+    register($before, 'early');
+    is $before->stop, 0, 'a server without rooms';
+    my $after = spawn_forumd(db => $db, settings => "auth:\n  scrypt-n: 1024");
+    my $lobby = api_on($after, 'early', 'GET', '/api/rooms')->{json}{rooms}[0];
+    ok $lobby->{joined}, 'then, with rooms loaded, the lobby counts them as a member';
+    is $lobby->{member_count}, 1, 'and in its member count';
+    my $w = ws_on($after, 'early');
+    my $client_id = room_send($w, 1, 'I was here first');
+    is $w->wait_for('room.message')->{message}{client_id}, $client_id, 'and they can send there';
+    $w->close;
+    $after->stop;
 };
 
 subtest 'settings are checked' => sub {

@@ -14,7 +14,7 @@ use Test::More;
 use Time::HiRes qw(sleep time);
 use t::Util;
 
-my @plugins = qw(auth posts comments chat);
+my @plugins = qw(auth posts comments chat rooms);
 my $build = build_dir();
 my %v1 = map { $_ => "$build/plugins/$_.so" } @plugins;
 my %v2 = map { $_ => "$build/t-plugins/${_}_v2.so" } @plugins;
@@ -47,6 +47,7 @@ if ($http == 0) {
         ['GET', "/api/posts/$first_post/comments"], ['POST', "/api/posts/$first_post/comments", '{"body":"under load"}'],
         ['POST', '/api/posts', '{"title":"t","body":"b","categories":["news"]}'], ['GET', '/api/users'],
         ['GET', "/api/messages/$id[0]"], ['POST', '/api/auth/login', '{"login":"load2","password":"password1"}'],
+        ['GET', '/api/rooms'], ['GET', '/api/rooms/1/messages'],
     );
     my ($ok, @bad) = (0);
     while (!-e $stop_flag) {

@@ -357,6 +357,9 @@ int main(int argc, char **argv)
         }
         sqlite3_finalize(conv);
         free(pairs);
+        /* the core's one sequence of message ids (private and room messages) goes on past the seeded ones */
+        exec("INSERT INTO forum_sequences (name, value) SELECT 'messages', COALESCE(MAX(id), 0) FROM messages WHERE true "
+                 "ON CONFLICT (name) DO UPDATE SET value = MAX(value, excluded.value)");
     }
 
     /* --- sessions, as core/session.c makes them --- */

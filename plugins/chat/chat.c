@@ -58,13 +58,18 @@ static const char schema_v2[] =
     "  read_up_to = MIN(read_up_to, last_message_id);"
     "CREATE INDEX conversations_recent ON conversations (user_id, last_message_id);";
 
+/* Message ids come from the core's sequence "messages", shared with room messages: it starts past every id here. */
+static const char schema_v3[] =
+    "INSERT INTO forum_sequences (name, value) SELECT 'messages', COALESCE(MAX(id), 0) FROM messages WHERE true "
+    "ON CONFLICT (name) DO UPDATE SET value = MAX(value, excluded.value);";
+
 static int init(forum_plugin_t *p, const forum_api_t *a)
 {
     chat_api = a;
     chat_self = p;
-    if (a->version < FORUM_API_VERSION || !FORUM_API_HAS(a, mono_ms))
+    if (a->version < FORUM_API_VERSION || !FORUM_API_HAS(a, db_next_id))
         return -1;
-    return a->migration(p, 1, schema_v1) || a->migration(p, 2, schema_v2) || chat_routes_init(p) || chat_live_init(p);
+    return a->migration(p, 1, schema_v1) || a->migration(p, 2, schema_v2) || a->migration(p, 3, schema_v3) || chat_routes_init(p) || chat_live_init(p);
 }
 
 static void fini(forum_plugin_t *p)

@@ -94,10 +94,7 @@ void chat_typing_sent(int64_t from, int64_t to);
 void chat_typing_offline(const forum_event_t *ev);
 void chat_typing_fini(void);
 
-/* replay.c: /ws?after=ID */
-/** Starts the replay when the connection asked for one (ws.open). */
-void chat_replay_open(const forum_event_t *ev);
-/** Continues the replay of a connection whose client has read what was sent (ws.drained). */
-void chat_replay_drained(const forum_event_t *ev);
+/* replay.c: private messages as /ws?after=ID replays them (the core drives the replay) */
+extern const forum_replay_source_t chat_replay_source;
 
 #endif

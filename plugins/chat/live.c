@@ -1,6 +1,6 @@
 /*
  * The WebSocket side of chat, wired together: which frames and hub events go where (message.send in
- * send.c, typing in typing.c, the ?after= replay in replay.c), the hello's last_message_id, the read frame.
+ * send.c, typing in typing.c, the ?after= replay's source in replay.c), the read frame.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -19,11 +19,6 @@ void chat_send_gen(forum_ws_t *ws, yajl_gen g)
 static void on_close(const forum_event_t *ev)
 {
     chat_send_forget(ev->ws);
-}
-
-static void on_hello(const forum_event_t *ev)
-{
-    pu_key_int(ev->gen, "last_message_id", chat_last_message_id(ev->user_id));
 }
 
 yajl_val chat_member(yajl_val frame, const char *key)
@@ -64,8 +59,7 @@ static void on_read(forum_ws_t *ws, yajl_val frame)
 int chat_live_init(forum_plugin_t *p)
 {
     return api->on_frame(p, "message.send", chat_send_frame) || api->on_frame(p, "typing", chat_typing_frame) ||
-           api->on_frame(p, "read", on_read) || api->on_event(p, "ws.hello", on_hello) ||
-           api->on_event(p, "ws.open", chat_replay_open) || api->on_event(p, "ws.drained", chat_replay_drained) ||
+           api->on_frame(p, "read", on_read) || api->replay_source(p, &chat_replay_source) ||
            api->on_event(p, "ws.close", on_close) || api->on_event(p, "user.offline", chat_typing_offline);
 }
 

@@ -88,16 +88,20 @@ int64_t chat_store_row(int64_t from, int64_t to, const char *body, size_t body_l
     if (!sent_so_far(from, to, &by_from, &by_to))
         return 0;
     ++by_from;
+    /* one sequence numbers private and room messages: one id orders them, one resume point replays both */
+    if ((id = api->db_next_id("messages")) == 0)
+        return 0;
     /* a client_id this sender used before stores nothing: the message it named is the answer */
-    forum_stmt_t *s = api->db_stmt("INSERT INTO messages (sender_id, recipient_id, body, client_id, created_at, lo_sent, hi_sent) "
-                                   "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sender_id, client_id) DO NOTHING RETURNING id");
-    api->db_bind_int(s, 1, from);
-    api->db_bind_int(s, 2, to);
-    api->db_bind_text(s, 3, body, body_len);
-    api->db_bind_text(s, 4, client_id, strlen(client_id));
-    api->db_bind_text(s, 5, created_at, strlen(created_at));
-    api->db_bind_int(s, 6, from < to ? by_from : by_to);
-    api->db_bind_int(s, 7, from < to ? by_to : by_from);
+    forum_stmt_t *s = api->db_stmt("INSERT INTO messages (id, sender_id, recipient_id, body, client_id, created_at, lo_sent, hi_sent) "
+                                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (sender_id, client_id) DO NOTHING RETURNING id");
+    api->db_bind_int(s, 1, id);
+    api->db_bind_int(s, 2, from);
+    api->db_bind_int(s, 3, to);
+    api->db_bind_text(s, 4, body, body_len);
+    api->db_bind_text(s, 5, client_id, strlen(client_id));
+    api->db_bind_text(s, 6, created_at, strlen(created_at));
+    api->db_bind_int(s, 7, from < to ? by_from : by_to);
+    api->db_bind_int(s, 8, from < to ? by_to : by_from);
     switch (api->db_step(s)) {
     case FORUM_DB_ROW:
         id = api->db_col_int(s, 0);

@@ -42,12 +42,11 @@ static int parse_number(const char *s, const char *end, int64_t *out)
 
 static int read_cursor(const char *c, position_t *pos)
 {
-    const char *dot1, *dot2;
-    if ((c[0] != '1' && c[0] != '2') || c[1] != '.' || (dot1 = c + 1) == NULL || (dot2 = strchr(dot1 + 1, '.')) == NULL)
+    const char *dot;
+    if ((c[0] != '1' && c[0] != '2') || c[1] != '.' || (dot = strchr(c + 2, '.')) == NULL)
         return 0;
     pos->part = c[0] - '0';
-    return parse_number(dot1 + 1, dot2, &pos->last_message_id) && parse_number(dot2 + 1, dot2 + 1 + strlen(dot2 + 1), &pos->id) &&
-           pos->id > 0;
+    return parse_number(c + 2, dot, &pos->last_message_id) && parse_number(dot + 1, dot + 1 + strlen(dot + 1), &pos->id) && pos->id > 0;
 }
 
 static void write_cursor(yajl_gen g, int part, int64_t last_message_id, int64_t id)

@@ -61,6 +61,9 @@ static const char schema_v1[] =
     "  PRIMARY KEY (user_id, room_id, message_id)"
     ") WITHOUT ROWID;";
 
+/* the lobby's read mark of a user without a row: the last lobby message from before they registered */
+static const char schema_v2[] = "CREATE INDEX room_messages_time ON room_messages (room_id, created_at, seq);";
+
 /* checked by the host against plugins.settings.rooms before init runs */
 static const forum_setting_decl_t settings[] = {
     {.name = "rate-limit", .type = FORUM_SETTING_BOOL, .def = 1},                                  /* room.send limited per user */
@@ -82,7 +85,7 @@ static int init(forum_plugin_t *p, const forum_api_t *a)
     }
     if (!rooms_limiter_init(p))
         return -1;
-    if (a->migration(p, 1, schema_v1) || a->replay_source(p, &rooms_replay_source) || rooms_routes_init(p) || rooms_live_init(p)) {
+    if (a->migration(p, 1, schema_v1) || a->migration(p, 2, schema_v2) || a->replay_source(p, &rooms_replay_source) || rooms_routes_init(p) || rooms_live_init(p)) {
         rooms_limiter_fini(); /* the host runs fini only after an init that succeeded */
         return -1;
     }

@@ -141,7 +141,7 @@ static void publish_member(int64_t room, int64_t user, int joined)
 
 static int join_route(forum_req_t *req)
 {
-    int64_t me = api->req_user(req), room, joined;
+    int64_t me = api->req_user(req), room, joined = 0;
     int member, rc;
     if ((room = route_room(req)) == 0)
         return 0;

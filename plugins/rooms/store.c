@@ -5,6 +5,8 @@
  * Unread is counted without counting messages: each message records its ordinal in its room (seq), so the
  * messages after a read mark are the room's message_count minus the seq of the newest message at or below
  * the mark (one seek of room_messages_room). Mentions above the mark are one range of room_mentions.
+ * A member's mark starts at the room's last message when they join; the lobby's, for a user who has no
+ * row in it yet, at the last lobby message from before they registered.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -184,19 +186,36 @@ int64_t rooms_member_count(int64_t room)
     return s != NULL && api->db_step(s) == FORUM_DB_ROW ? api->db_col_int(s, 0) : -1;
 }
 
+/*
+ * The lobby's read mark of a user who has no row yet: the newest lobby message from before they registered
+ * (its created_at, the server's clock as the account's is, on the room_messages_time index), so that what
+ * was said before someone arrived is history, not unread, as for a room one joins. 0 when none; -1 on failure.
+ */
+static int64_t lobby_first_mark(int64_t user)
+{
+    forum_stmt_t *s = api->db_stmt("SELECT COALESCE((SELECT x.id FROM room_messages x WHERE x.room_id = 1 "
+                                   "  AND x.created_at <= (SELECT created_at FROM users WHERE id = ?) "
+                                   "  ORDER BY x.created_at DESC, x.seq DESC LIMIT 1), 0)");
+    api->db_bind_int(s, 1, user);
+    return s != NULL && api->db_step(s) == FORUM_DB_ROW ? api->db_col_int(s, 0) : -1;
+}
+
 int rooms_mark_read(int64_t room, int64_t user, int64_t up_to)
 {
     /* forward only, and never past the room's last message: what arrives later counts as unread */
-    char now[32];
     forum_stmt_t *s;
-    api->format_time(api->now_ms(), now);
     if (room == ROOMS_LOBBY) {
+        /* the row is made on first use, from the mark the user had without it */
+        int64_t first = lobby_first_mark(user);
+        if (first < 0)
+            return 0;
         s = api->db_stmt("INSERT INTO room_members (room_id, user_id, joined_at, read_up_to) "
-                         "SELECT 1, ?1, ?2, MIN(?3, last_message_id) FROM rooms WHERE id = 1 "
+                         "SELECT 1, ?1, (SELECT created_at FROM users WHERE id = ?1), MAX(?3, MIN(?2, last_message_id)) "
+                         "FROM rooms WHERE id = 1 "
                          "ON CONFLICT (room_id, user_id) DO UPDATE SET read_up_to = MAX(read_up_to, excluded.read_up_to)");
         api->db_bind_int(s, 1, user);
-        api->db_bind_text(s, 2, now, strlen(now));
-        api->db_bind_int(s, 3, up_to);
+        api->db_bind_int(s, 2, up_to);
+        api->db_bind_int(s, 3, first);
         return step_done(s);
     }
     s = api->db_stmt("UPDATE room_members SET read_up_to = MAX(read_up_to, MIN(?3, (SELECT last_message_id FROM rooms WHERE id = ?1))) "
@@ -207,29 +226,45 @@ int rooms_mark_read(int64_t room, int64_t user, int64_t up_to)
     return step_done(s);
 }
 
+/* Unread messages of `room` after read mark `mark`, and the mentions of `user` among them; false on failure. */
+static int counts_after(int64_t room, int64_t user, int64_t mark, int64_t *unread, int64_t *mentions)
+{
+    forum_stmt_t *s = api->db_stmt("SELECT r.message_count - COALESCE((SELECT x.seq FROM room_messages x WHERE x.room_id = ?1 "
+                                   "  AND x.id <= ?3 ORDER BY x.id DESC LIMIT 1), 0), "
+                                   "(SELECT COUNT(*) FROM room_mentions n WHERE n.user_id = ?2 AND n.room_id = ?1 AND n.message_id > ?3) "
+                                   "FROM rooms r WHERE r.id = ?1");
+    if (s == NULL)
+        return 0;
+    api->db_bind_int(s, 1, room);
+    api->db_bind_int(s, 2, user);
+    api->db_bind_int(s, 3, mark);
+    if (api->db_step(s) != FORUM_DB_ROW)
+        return 0;
+    *unread = api->db_col_int(s, 0);
+    *mentions = api->db_col_int(s, 1);
+    return 1;
+}
+
 int rooms_write(yajl_gen g, int64_t id, int64_t user)
 {
-    /*
-     * joined: a member row (the lobby's is implicit); unread and mentions count only for a member: the lobby
-     * without a row of the user's has its read mark at 0.
-     */
-    forum_stmt_t *s = api->db_stmt(
-        "SELECT r.id, r.name, r.created_by, u.nickname, r.created_at, r.member_count, r.last_message_id, "
-        "  m.user_id IS NOT NULL OR r.id = 1 AS joined, "
-        "  CASE WHEN m.user_id IS NOT NULL OR r.id = 1 THEN r.message_count - COALESCE(("
-        "    SELECT x.seq FROM room_messages x WHERE x.room_id = r.id AND x.id <= COALESCE(m.read_up_to, 0)"
-        "    ORDER BY x.id DESC LIMIT 1), 0) ELSE 0 END AS unread, "
-        "  CASE WHEN m.user_id IS NOT NULL OR r.id = 1 THEN (SELECT COUNT(*) FROM room_mentions n"
-        "    WHERE n.user_id = ?2 AND n.room_id = r.id AND n.message_id > COALESCE(m.read_up_to, 0)) ELSE 0 END AS mentions "
-        "FROM rooms r LEFT JOIN users u ON u.id = r.created_by "
-        "LEFT JOIN room_members m ON m.room_id = r.id AND m.user_id = ?2 WHERE r.id = ?1");
+    forum_stmt_t *s = api->db_stmt("SELECT r.id, r.name, r.created_by, u.nickname, r.created_at, r.member_count, r.last_message_id, "
+                                   "  m.user_id IS NOT NULL, m.read_up_to "
+                                   "FROM rooms r LEFT JOIN users u ON u.id = r.created_by "
+                                   "LEFT JOIN room_members m ON m.room_id = r.id AND m.user_id = ?2 WHERE r.id = ?1");
+    int64_t unread = 0, mentions = 0, members, mark;
+    int joined, ok = 1;
     if (s == NULL)
         return 0;
     api->db_bind_int(s, 1, id);
     api->db_bind_int(s, 2, user);
     if (api->db_step(s) != FORUM_DB_ROW)
         return 0;
-    int64_t members = id == ROOMS_LOBBY ? rooms_account_count() : api->db_col_int(s, 5);
+    /* unread and mentions count only for a member; the lobby's members are everyone, with or without a row */
+    joined = id == ROOMS_LOBBY || api->db_col_int(s, 7) != 0;
+    mark = api->db_col_int(s, 7) != 0 ? api->db_col_int(s, 8) : id == ROOMS_LOBBY ? lobby_first_mark(user) : 0;
+    if (joined)
+        ok = mark >= 0 && counts_after(id, user, mark, &unread, &mentions);
+    members = id == ROOMS_LOBBY ? rooms_account_count() : api->db_col_int(s, 5);
     yajl_gen_map_open(g);
     pu_key_int(g, "id", api->db_col_int(s, 0));
     pu_key_str(g, "name", api->db_col_text(s, 1));
@@ -250,11 +285,11 @@ int rooms_write(yajl_gen g, int64_t id, int64_t user)
     else
         yajl_gen_integer(g, api->db_col_int(s, 6));
     pu_str(g, "joined");
-    yajl_gen_bool(g, api->db_col_int(s, 7) != 0);
-    pu_key_int(g, "unread", api->db_col_int(s, 8));
-    pu_key_int(g, "mentions", api->db_col_int(s, 9));
+    yajl_gen_bool(g, joined);
+    pu_key_int(g, "unread", unread);
+    pu_key_int(g, "mentions", mentions);
     yajl_gen_map_close(g);
-    return members >= 0;
+    return ok && members >= 0;
 }
 
 long rooms_members(int64_t room, int64_t **ids)

@@ -64,7 +64,8 @@ static void test_open_creates_the_core_schema(void **state)
     (void)state;
     assert_true(table_exists("forum_migrations"));
     assert_true(table_exists("sessions"));
-    expect_applied("core", "1");
+    assert_true(table_exists("forum_sequences"));
+    expect_applied("core", "1,2");
 }
 
 static void test_reopen_keeps_data_and_applies_nothing_twice(void **state)
@@ -75,8 +76,30 @@ static void test_reopen_keeps_data_and_applies_nothing_twice(void **state)
     forum_db_close();
     assert_int_equal(forum_db_open(f->db, NULL, err, sizeof(err)), 0);
     assert_int_equal(query_int("SELECT x FROM kept"), 42);
-    expect_applied("core", "1");
+    expect_applied("core", "1,2");
     assert_int_equal(query_int("PRAGMA foreign_keys"), 1);
+}
+
+/* The shared sequences: 1 first, one more each time, a rollback gives the number back, names apart. */
+static void test_sequences_grow_per_name_and_rollback_gives_back(void **state)
+{
+    (void)state;
+    assert_int_equal(forum_db_begin(), 0);
+    assert_int_equal(forum_db_next_id("messages"), 1);
+    assert_int_equal(forum_db_next_id("messages"), 2);
+    assert_int_equal(forum_db_next_id("other"), 1);
+    assert_int_equal(forum_db_commit(), 0);
+    assert_int_equal(forum_db_begin(), 0);
+    assert_int_equal(forum_db_next_id("messages"), 3);
+    forum_db_rollback();
+    assert_int_equal(forum_db_begin(), 0);
+    assert_int_equal(forum_db_next_id("messages"), 3);
+    assert_int_equal(forum_db_commit(), 0);
+    /* a migration that brings ids from before raises the sequence; the next number follows them */
+    assert_int_equal(forum_db_exec("UPDATE forum_sequences SET value = MAX(value, 41) WHERE name = 'messages'"), 0);
+    assert_int_equal(forum_db_begin(), 0);
+    assert_int_equal(forum_db_next_id("messages"), 42);
+    assert_int_equal(forum_db_commit(), 0);
 }
 
 static void test_open_reports_an_unusable_path(void **state)
@@ -598,6 +621,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_open_uses_wal_and_foreign_keys, unit_db_setup, unit_db_teardown),
         cmocka_unit_test_setup_teardown(test_open_creates_the_core_schema, unit_db_setup, unit_db_teardown),
         cmocka_unit_test_setup_teardown(test_reopen_keeps_data_and_applies_nothing_twice, unit_db_setup, unit_db_teardown),
+        cmocka_unit_test_setup_teardown(test_sequences_grow_per_name_and_rollback_gives_back, unit_db_setup, unit_db_teardown),
         cmocka_unit_test_setup_teardown(test_open_reports_an_unusable_path, unit_db_setup, unit_db_teardown),
         cmocka_unit_test_setup_teardown(test_migrate_applies_in_order_once, unit_db_setup, unit_db_teardown),
         cmocka_unit_test_setup_teardown(test_migrate_keeps_owners_apart, unit_db_setup, unit_db_teardown),

@@ -1,10 +1,12 @@
 /*
- * The chat, mounted in the shell's <aside> while someone is signed in: the members list, one open
- * conversation, typing both ways, notices, and the messages waiting for the server.
+ * The chat, mounted in the shell's <aside> while someone is signed in: the rooms list (rooms/), the
+ * members list, one open conversation or room, typing both ways, notices, and the messages waiting
+ * for the server.
  *
  * Nothing is lost or doubled across reconnects (API.md): the first connection starts from the
- * hello's last_message_id, every message frame moves the mark on, and socketParams() gives the next
- * connection ?after=mark, so the server replays what was missed. A reconnect keeps its own mark
+ * hello's last_message_id, every message frame (private or room: one id sequence) moves the mark on,
+ * and socketParams() gives the next connection ?after=mark, so the server replays what was missed
+ * (rooms/rooms.js moves the same mark for room messages). A reconnect keeps its own mark
  * rather than the new hello's, which is only reached once the replay has arrived. Every hello
  * refetches GET /api/users (presence, unread and user.created frames may have been missed), and
  * sends again each message not yet acknowledged, with its client_id, which the server stores once.
@@ -20,6 +22,7 @@ import { createSidebar } from './sidebar.js';
 import { createConversation } from './conversation.js';
 import { createTypingSender, createTypingWatch } from './typing.js';
 import { createNotices } from './notices.js';
+import { mountRooms } from '../rooms/rooms.js';
 
 // the sidebar layout in chat.css starts at this width; below it the chat is a panel that opens
 const WIDE = '(min-width: 64rem)';
@@ -43,8 +46,14 @@ export function mountChat({ aside, socket, user, onAuthLost }) {
     let moreRun = null; // the fetchRun a next-page request belongs to, while one is on its way
     let searchText = '';
 
+    // the rooms list sits above the members; an open room takes the conversation's slot
+    const roomsNode = document.createElement('div');
+    roomsNode.className = 'chat-rooms-slot';
+    let rooms = null;
     const sidebar = createSidebar({
         store,
+        above: roomsNode,
+        otherUnread: () => rooms?.totalUnread() ?? 0,
         onOpen: (id) => open(id),
         onExpand: () => viewingChanged(),
         onSearch: (text) => {
@@ -91,6 +100,7 @@ export function mountChat({ aside, socket, user, onAuthLost }) {
 
     /** The panel opened, the window came back, the layout changed: what is on screen now is read. */
     function viewingChanged() {
+        rooms?.viewingChanged();
         if (conversation && viewing(conversation.peerId) && store.user(conversation.peerId)?.unread)
             markRead(conversation.peerId, conversation.newestId());
     }
@@ -106,6 +116,7 @@ export function mountChat({ aside, socket, user, onAuthLost }) {
             conversation.focus(wide.matches ? 'input' : 'title');
             return;
         }
+        rooms.close({ refocus: false });
         close({ refocus: false });
         notices.dismiss(peerId);
         conversation = createConversation({
@@ -251,9 +262,30 @@ export function mountChat({ aside, socket, user, onAuthLost }) {
         // other refusals (a typing or read frame) change nothing the reader needs to know
     }
 
+    // mounted after the chat's own handlers, so a hello reaches store.hello() first
+    rooms = mountRooms({
+        socket,
+        user,
+        mark: store,
+        slot: sidebar.slot,
+        wide: () => wide.matches,
+        shown: () => wide.matches || sidebar.expanded(),
+        beforeOpen: () => {
+            if (!wide.matches)
+                sidebar.setExpanded(true);
+            close({ refocus: false });
+        },
+        setOpen: (open) => sidebar.setOtherOpen(open),
+        onAuthLost,
+    });
+    roomsNode.replaceWith(rooms.node);
+    rooms.subscribe(() => sidebar.updateTotal());
+
     const onVisibility = () => {
-        if (document.visibilityState === 'hidden')
+        if (document.visibilityState === 'hidden') {
             typingOut.stop();
+            rooms.stopTyping();
+        }
         viewingChanged();
     };
     const onWide = () => viewingChanged();
@@ -299,6 +331,7 @@ export function mountChat({ aside, socket, user, onAuthLost }) {
             typingOut.stop();
             typingIn.clear();
             notices.clear();
+            rooms.destroy();
             conversation?.destroy();
             conversation = null;
             sidebar.destroy();

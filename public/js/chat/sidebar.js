@@ -24,14 +24,18 @@ function setBadge(el, count, what) {
 const SEARCH_DELAY_MS = 250;
 
 /**
- * createSidebar({store, onOpen, onExpand, onSearch, onMore}): onOpen(userId) when a member is chosen;
- * onExpand(open) when the narrow-screen panel opens or closes; onSearch(text) when the search text
- * changes ('' for everyone); onMore() when the next page is wanted (the list's end is in view).
- * Returns {node, slot, update, setCurrent, setTyping, setExpanded, expanded, setStatus, focusUser}.
+ * createSidebar({store, onOpen, onExpand, onSearch, onMore, above, otherUnread}): onOpen(userId) when
+ * a member is chosen; onExpand(open) when the narrow-screen panel opens or closes; onSearch(text)
+ * when the search text changes ('' for everyone); onMore() when the next page is wanted (the list's
+ * end is in view). above: a node for the panel above the members (the rooms list); otherUnread():
+ * unread messages elsewhere (rooms) for the panel's total badge.
+ * Returns {node, slot, update, updateTotal, setCurrent, setOtherOpen, setTyping, setExpanded,
+ * expanded, setStatus, focusUser}.
  */
-export function createSidebar({ store, onOpen, onExpand, onSearch, onMore }) {
+export function createSidebar({ store, onOpen, onExpand, onSearch, onMore, above = null, otherUnread = () => 0 }) {
     const items = new Map(); // userId → {li, button, name, state, typing, badge}
     let current = null;
+    let otherOpen = false; // something else (a room) fills the slot
     let isExpanded = false;
     let endInView = false;
     let searchTimer = null;
@@ -79,6 +83,7 @@ export function createSidebar({ store, onOpen, onExpand, onSearch, onMore }) {
     }, h('span', { class: 'chat-toggle-label' }, 'Messages'), totalBadge, h('span', { class: 'chat-chevron', 'aria-hidden': 'true' }));
     const slot = h('div', { class: 'chat-slot' });
     const panel = h('div', { class: 'chat-panel', id: 'chat-panel' },
+        above,
         h('section', { class: 'chat-users', 'aria-labelledby': 'chat-users-title' },
             h('h3', { class: 'chat-sr-only', id: 'chat-users-title' }, 'Members'),
             searchForm,
@@ -157,15 +162,19 @@ export function createSidebar({ store, onOpen, onExpand, onSearch, onMore }) {
         // a page that did not fill the view: the next one at once
         if (hasMore && endInView)
             onMore();
-        setBadge(totalBadge, store.totalUnread(), 'unread');
+        updateTotal();
         setCurrent(current);
+    }
+
+    function updateTotal() {
+        setBadge(totalBadge, store.totalUnread() + otherUnread(), 'unread');
     }
 
     function setCurrent(userId) {
         current = userId;
         for (const [id, it] of items)
             it.button.setAttribute('aria-current', id === userId ? 'true' : 'false');
-        node.dataset.view = userId === null ? 'list' : 'conversation';
+        node.dataset.view = userId === null && !otherOpen ? 'list' : 'conversation';
     }
 
     function setExpanded(open, { focus = false } = {}) {
@@ -191,7 +200,12 @@ export function createSidebar({ store, onOpen, onExpand, onSearch, onMore }) {
         node,
         slot,
         update,
+        updateTotal,
         setCurrent,
+        setOtherOpen(open) {
+            otherOpen = open;
+            setCurrent(current);
+        },
         setExpanded,
         setStatus,
         expanded: () => isExpanded,

@@ -11,9 +11,10 @@ export const HIDE_MS = 6_000;
 
 /**
  * Our side. send(frame) hands a frame to the live connection and returns whether it could; a frame
- * that could not go is simply not counted as sent, so the next keystroke tries again.
+ * that could not go is simply not counted as sent, so the next keystroke tries again. frameOf(to,
+ * active) builds the frame: a private `typing` unless a room's is given.
  */
-export function createTypingSender(send) {
+export function createTypingSender(send, frameOf = (to, active) => ({ type: 'typing', to, active })) {
     let to = null;        // whom the last `active:true` went to
     let active = false;
     let sentAt = 0;
@@ -22,7 +23,7 @@ export function createTypingSender(send) {
     function stop() {
         clearTimeout(idleTimer);
         if (active && to !== null)
-            send({ type: 'typing', to, active: false });
+            send(frameOf(to, false));
         active = false;
     }
 
@@ -37,7 +38,7 @@ export function createTypingSender(send) {
                 return;
             }
             const now = Date.now();
-            if ((!active || now - sentAt >= REFRESH_MS) && send({ type: 'typing', to: peer, active: true })) {
+            if ((!active || now - sentAt >= REFRESH_MS) && send(frameOf(peer, true))) {
                 active = true;
                 sentAt = now;
             }

@@ -1,0 +1,19 @@
+/*
+ * Sequences several plugins draw numbers from. Private messages (chat) and room messages (rooms) are
+ * numbered from one sequence, "messages", so that one id orders them all and one resume point replays
+ * them all. A number is drawn inside the caller's transaction: the row stays locked by it until it
+ * commits, so numbers grow in commit order, and a rollback gives the number back.
+ */
+#include <string.h>
+#include "db_private.h"
+
+int64_t forum_db_next_id(const char *name)
+{
+    forum_stmt_t *s = forum_db_stmt("INSERT INTO forum_sequences (name, value) VALUES (?, 1) "
+                                    "ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value");
+    int64_t id;
+    if (s == NULL || name == NULL || forum_db_bind_text(s, 1, name, strlen(name)) != 0 || forum_db_step(s) != FORUM_DB_ROW)
+        return 0;
+    id = forum_db_col_int(s, 0);
+    return forum_db_step(s) == FORUM_DB_DONE ? id : 0;
+}

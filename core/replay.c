@@ -1,0 +1,124 @@
+/*
+ * The replay of `/ws?after=ID`: a reconnecting client gets every message newer than ID that it may see,
+ * in id order, before anything live. Messages come from the plugins' replay sources (chat's private
+ * messages, the rooms' messages), all numbered from one sequence, so the core merges them by id and one
+ * resume point covers them all.
+ *
+ * Replay and live delivery never interleave: while a connection is catching up, frames published with
+ * FORUM_PUB_REPLAYABLE leave it out, and the replay reads on from the database, where every delivered
+ * message already is. It ends, on the loop, at a round in which no source has anything newer, so
+ * nothing can slip in between.
+ *
+ * Where a replay stands is kept by the connection (forum_hub_replay_set) and it goes on when the client
+ * has read what was sent (the queue drained): a swap of any plugin in mid-replay loses nothing, since
+ * the next round asks the sources that are current then.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include "ws_conn.h"
+
+enum { REPLAY_BATCH = 200, MAX_SOURCES = 16, FORUM_WS_TRY_AGAIN_LATER = 1013 };
+
+typedef struct source_batch {
+    const forum_replay_source_t *src;
+    int64_t ids[REPLAY_BATCH];
+    int n, at;
+} source_batch_t;
+
+int64_t forum_replay_last_id(int64_t user)
+{
+    const forum_replay_source_t *srcs[MAX_SOURCES];
+    size_t n = forum_plugins_replay_sources(srcs, MAX_SOURCES);
+    int64_t last = 0;
+    for (size_t i = 0; i != n; ++i) {
+        int64_t id = srcs[i]->last_id(user);
+        if (id > last)
+            last = id;
+    }
+    return last;
+}
+
+/* The source whose next id is the smallest one not above `bound`; NULL when none is left. */
+static source_batch_t *next_of(source_batch_t *b, size_t n, int64_t bound)
+{
+    source_batch_t *best = NULL;
+    for (size_t i = 0; i != n; ++i)
+        if (b[i].at != b[i].n && b[i].ids[b[i].at] <= bound && (best == NULL || b[i].ids[b[i].at] < best->ids[best->at]))
+            best = b + i;
+    return best;
+}
+
+void forum_replay_run(forum_ws_t *ws, int64_t user)
+{
+    /* static: a round is never re-entered (a send only queues) and the batches are large for the stack */
+    static source_batch_t batches[MAX_SOURCES];
+    const forum_replay_source_t *srcs[MAX_SOURCES];
+    int64_t after = forum_hub_replay_get(ws);
+
+    if (after < 0)
+        return;
+    for (;;) {
+        size_t n = forum_plugins_replay_sources(srcs, MAX_SOURCES);
+        int64_t bound = INT64_MAX; /* every message up to it, of every source, is in this round's batches */
+        source_batch_t *b;
+
+        for (size_t i = 0; i != n; ++i) {
+            int64_t complete_to = after;
+            batches[i].src = srcs[i];
+            batches[i].at = 0;
+            batches[i].n = srcs[i]->list(user, after, batches[i].ids, REPLAY_BATCH, &complete_to);
+            if (batches[i].n < 0) {
+                /* the database failed: the client reconnects with the last id it saw, and misses nothing */
+                forum_log(FORUM_LOG_WARN, "replay for user %lld: a source could not be read; the client is asked to reconnect",
+                          (long long)user);
+                forum_hub_replay_set(ws, after);
+                begin_close(ws, FORUM_WS_TRY_AGAIN_LATER, "try again later", 1);
+                return;
+            }
+            if (complete_to < bound)
+                bound = complete_to;
+        }
+        while ((b = next_of(batches, n, bound)) != NULL) {
+            if (forum_hub_drain_wait(ws)) {
+                forum_hub_replay_set(ws, after); /* the queue drained: here again */
+                return;
+            }
+            after = b->ids[b->at++];
+            b->src->send(ws, user, after);
+        }
+        if (bound == INT64_MAX) {
+            forum_hub_replay_set(ws, -1); /* caught up: live delivery takes over from here */
+            return;
+        }
+        if (bound > after)
+            after = bound; /* nothing up to it is left unsent */
+    }
+}
+
+/* The `after` parameter of the /ws query string, or -1 when absent or not a number. */
+static int64_t query_after(const char *query)
+{
+    for (const char *p = query; p != NULL && *p != '\0';) {
+        const char *amp = strchr(p, '&');
+        size_t len = amp != NULL ? (size_t)(amp - p) : strlen(p);
+        if (len > 6 && memcmp(p, "after=", 6) == 0 && len - 6 < 20) {
+            int64_t v = 0;
+            size_t i;
+            for (i = 6; i != len && p[i] >= '0' && p[i] <= '9' && v <= (INT64_MAX - 9) / 10; ++i)
+                v = v * 10 + (p[i] - '0');
+            /* digits only, no sign, no leading zero (but "0" itself) */
+            return i == len && (len == 7 || p[6] != '0') ? v : -1;
+        }
+        p = amp != NULL ? amp + 1 : NULL;
+    }
+    return -1;
+}
+
+void forum_replay_open(forum_ws_t *ws, int64_t user, const char *query)
+{
+    int64_t after = query_after(query);
+    if (after < 0)
+        return;
+    forum_hub_replay_set(ws, after);
+    forum_replay_run(ws, user);
+}
