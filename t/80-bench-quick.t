@@ -1,6 +1,7 @@
 # bench/run in QUICK mode: the benchmark tools run end to end at tiny sizes, and everything they verify
 # holds (every chat message arrived exactly once and in order, every idle connection answered its ping,
-# every broadcast reached every client, the JSON file has every figure). Speed is never judged here.
+# every broadcast reached every client, every lobby message reached every client once and in order and a
+# batch that arrived in one loop turn left in one write per connection, the JSON file has every figure). Speed is never judged here.
 # The tools come from the build under test (FORUMD_BUILD: build, or build-asan in the sanitizer run).
 use strict;
 use warnings;
@@ -15,7 +16,7 @@ for my $t (qw(wrk h2load taskset prlimit)) {
     plan skip_all => "$t is not installed" unless grep { -x "$_/$t" } split /:/, $ENV{PATH};
 }
 # the tools are part of every build (CMakeLists.txt): missing ones are a failure, not a reason to skip
-for my $t (qw(wsload seed)) {
+for my $t (qw(wsload seed lobbyload wsfloor)) {
     BAIL_OUT(build_dir() . "/tools/$t is not built") unless -x build_dir() . "/tools/$t";
 }
 
@@ -43,7 +44,7 @@ ok $m->{nproc} >= 1 && length($m->{model}) && length($m->{kernel}) && $m->{date}
 ok $r->{quick}, 'marked as a quick run';
 
 my $f = $r->{figures};
-for my $name (qw(feed chat_throughput chat_latency idle broadcast login_isolation growth)) {
+for my $name (qw(feed chat_throughput chat_latency idle broadcast login_isolation growth lobby lobby_sustained)) {
     ok $f->{$name} && !$f->{$name}{error}, "$name ran" or diag explain $f->{$name};
 }
 
@@ -85,6 +86,31 @@ subtest 'broadcast' => sub {
     my $x = $f->{broadcast};
     ok $x->{all_delivered}, 'every post.created reached every client, once';
     ok defined $x->{p95_ms}, 'p95 measured';
+};
+
+subtest 'lobby' => sub {
+    my $x = $f->{lobby};
+    ok $x->{all_delivered}, 'every round reached every client, on forumd and on the floor';
+    is $x->{duplicates}, 0, 'none doubled';
+    ok $x->{frame_payload_bytes} > 0, 'the floor wrote frames of the size forumd\'s had';
+    ok defined $x->{p95_ms} && defined $x->{floor_p95_ms} && defined $x->{ratio_p95}, 'last delivery on both, and the ratio';
+    for my $run (@{ $r->{details}{lobby}{forumd} }, @{ $r->{details}{lobby}{floor} }) {
+        is $run->{deliveries}, $run->{rounds_complete} * $run->{up}, 'one copy per client per round';
+    }
+};
+
+subtest 'lobby sustained' => sub {
+    my $x = $f->{lobby_sustained};
+    ok $x->{verified}, 'verified';
+    is $x->{missing}, 0, 'none missing';
+    is $x->{duplicates}, 0, 'none doubled';
+    is $x->{out_of_order}, 0, 'none out of order';
+    for my $run (@{ $r->{details}{lobby_sustained}{runs} }, @{ $r->{details}{lobby_sustained}{turn} }) {
+        is $run->{deliveries}, $run->{sent} * $run->{up}, 'every message reached every client';
+    }
+    # a batch is one client write, so one read and one loop turn on the server: one write per connection
+    # carries it (a write per frame would make this the batch size); the database's own writes add a little
+    cmp_ok $x->{turn_writes_per_conn_per_batch}, '<', 1.5, 'a loop turn\'s frames leave in one write per connection';
 };
 
 subtest 'login isolation' => sub {
