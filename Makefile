@@ -13,7 +13,7 @@ FUZZ       ?=
 DEBS := build-essential cmake pkg-config openssl \
         libh2o-dev libwslay-dev libssl-dev libuv1-dev libsqlite3-dev libyajl-dev libscrypt-dev libyaml-dev \
         libcmocka-dev sqlite3 curl nghttp2-client wrk perl libmojolicious-perl libtest-tcp-perl libio-socket-ssl-perl libserver-starter-perl \
-        chromium haproxy
+        chromium haproxy strace
 # and those only make fuzz needs: clang and its libFuzzer runtime (-fsanitize=fuzzer)
 FUZZ_DEBS := clang-14 libclang-rt-14-dev
 
