@@ -2,7 +2,8 @@
 # open on their newest ten messages and load more only when the reader goes up, that unread
 # messages open under a "New messages" line and only what was shown is read, right-to-left text,
 # a draft per conversation and room, links, relative times, groups and day lines, the phone panel
-# as a modal dialog, and Escape on desktop. It prints TAP; each line becomes a test.
+# as a modal dialog, Escape on desktop, and one presence for a member who never connected. It
+# prints TAP; each line becomes a test.
 use strict;
 use warnings;
 use FindBin;

@@ -5,7 +5,8 @@
  * what was on screen; right-to-left text; a draft per conversation and per room; links, relative
  * times that move on, grouped messages and day lines; a wider desktop column for a conversation;
  * the last message's time in the members list; the phone panel as a modal dialog, and Escape
- * closing a desktop conversation or room. TAP on stdout.
+ * closing a desktop conversation or room; one presence for a member who never connected. TAP on
+ * stdout.
  *
  *   node t/browser/polish.mjs https://127.0.0.1:PORT
  */
@@ -336,6 +337,20 @@ async function dialog(b, users) {
     await b.setViewportSize(DESKTOP);
 }
 
+/** A member who never connected: the same presence in the feed's new members and the chat. */
+async function neverConnected(b, e, users) {
+    const erin = await register(e, users.base, 'erin');
+    const both = await until(async () => b.evaluate((erin) => {
+        const feed = [...document.querySelectorAll('.member-list .member')].find((li) => li.querySelector('.member-name')?.textContent === erin.nickname);
+        const chat = document.querySelector(`.chat-user[data-user-id="${erin.id}"]`);
+        if (!feed || !chat)
+            return null;
+        return { feed: feed.querySelector('.presence')?.dataset.online ?? 'none', chat: chat.dataset.online };
+    }, erin));
+    check(both && both.feed === 'false' && both.chat === 'false',
+          'a member who registered and never connected is offline in both the new members panel and the chat list', JSON.stringify(both));
+}
+
 /** Relative times move on by themselves (a clock in the page that the test moves forward). */
 async function liveTimes(f, users) {
     await f.clock.install();
@@ -355,6 +370,7 @@ async function run(base, browser) {
     const b = await newPage(browser, DESKTOP);
     const c = await newPage(browser, DESKTOP);
     const d = await newPage(browser, DESKTOP);
+    const e = await newPage(browser, DESKTOP);
     const t = await newPage(browser, TALL);
     const watchers = [watch(b, 'ben'), watch(t, 'ben (tall)')];
     const users = { base };
@@ -362,7 +378,7 @@ async function run(base, browser) {
     users.carl = await register(c, base, 'carl');
     users.dana = await register(d, base, 'dana');
     await t.context().addCookies(await b.context().cookies());
-    for (const page of [c, d])
+    for (const page of [c, d, e])
         await page.goto(`${base}/favicon.svg`);
 
     // 30 read messages from carl, 30 in the lobby
@@ -387,6 +403,9 @@ async function run(base, browser) {
     await rtl(b, users, arabic);
     await drafts(b, users);
     await dialog(b, users);
+    await b.goto(`${base}/`);
+    await b.waitForSelector(`.chat-user[data-user-id="${users.dana.id}"]`);
+    await neverConnected(b, e, users);
 
     const f = await newPage(browser, DESKTOP);
     await f.context().addCookies(await b.context().cookies());
