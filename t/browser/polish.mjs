@@ -202,11 +202,11 @@ async function unread(b, users) {
 async function reads(b, users, links, newest) {
     const groups = await b.$$eval('.chat-conversation .chat-messages > li[data-id]', (els) => els.map((li) => ({
         grouped: li.dataset.grouped,
-        authorShown: li.querySelector('.chat-message-author').getBoundingClientRect().width > 2,
+        authorShown: li.querySelector('.chat-message-meta').getBoundingClientRect().width > 2,
     })));
     check(groups.length >= 23 && groups[0].grouped === 'false' && groups[0].authorShown
           && groups.slice(1).every((g) => g.grouped === 'true' && !g.authorShown),
-          'consecutive messages from dana are grouped: her name shows on the first only', JSON.stringify(groups.slice(0, 3)));
+          'consecutive messages from dana are grouped: her name and time show on the first only', JSON.stringify(groups.slice(0, 3)));
     const days = await b.$$eval('.chat-conversation .chat-messages > li.chat-day', (els) => els.map((el) => el.textContent));
     check(days.length === 1 && days[0] === 'Today', 'a "Today" line starts the day\'s messages, once', list(days));
 

@@ -225,13 +225,16 @@ export function createConversation(opts) {
         loading = false;
         if (!page)
             return;
-        const height = log.scrollHeight;
-        const top = log.scrollTop;
+        // the message that was at the top stays where it was: measured on it rather than on the
+        // log's height, which also changes when it joins the group of the page above
+        const anchor = messages.querySelector(':scope > li[data-id]');
+        const y = anchor?.getBoundingClientRect().top ?? 0;
         hasMore = Boolean(page.has_more);
         page.messages.forEach(insert);
         decorate(messages, firstUnread);
         drawStatus();
-        log.scrollTop = top + (log.scrollHeight - height);
+        if (anchor)
+            log.scrollTop += anchor.getBoundingClientRect().top - y;
     }
 
     const oldestId = () => Number(messages.querySelector(':scope > li[data-id]')?.dataset.id ?? 0) || null;
