@@ -19,6 +19,22 @@ function webUrl(text) {
     }
 }
 
+const count = (s, ch) => s.split(ch).length - 1;
+
+/**
+ * The address without the punctuation after it, except a closing bracket that belongs to it:
+ * "(see https://x.org/a_(b))." keeps one ")".
+ */
+function trimmed(raw) {
+    let tail = raw.match(TRAILING)?.[0] ?? '';
+    let kept = raw.slice(0, raw.length - tail.length);
+    while (tail.startsWith(')') && count(kept, '(') > count(kept, ')')) {
+        kept += ')';
+        tail = tail.slice(1);
+    }
+    return kept;
+}
+
 /**
  * The nodes for text: its addresses as <a>, the rest passed through plain(piece), which returns
  * what stands for a piece of ordinary text (itself by default, or nodes such as mention marks).
@@ -27,15 +43,7 @@ export function withLinks(text, plain = (s) => s) {
     const out = [];
     let at = 0;
     for (const m of text.matchAll(URL_RE)) {
-        let raw = m[0];
-        // a closing bracket that belongs to the address stays: "(see https://x.org/a_(b))"
-        const cut = raw.match(TRAILING);
-        if (cut) {
-            let tail = cut[0];
-            while (tail.startsWith(')') && (raw.slice(0, raw.length - tail.length).split('(').length > raw.slice(0, raw.length - tail.length).split(')').length))
-                tail = tail.slice(1);
-            raw = raw.slice(0, raw.length - tail.length);
-        }
+        const raw = trimmed(m[0]);
         const url = webUrl(raw);
         if (!url)
             continue;
