@@ -1,8 +1,9 @@
 /*
  * Members who joined while this page has been open, newest first, as the live connection reports
- * them (user.created), with their presence when a presence frame tells it. Nothing is invented:
- * a member's `online` stays null (unknown) until the server says, and becomes unknown again after
- * a reconnect, when presence frames may have been missed.
+ * them (user.created), with their presence. A member who has just registered has no connection
+ * yet (their page connects after the registration that announced them), so they start offline, as
+ * the chat's list shows them, and presence frames say when that changes. After a reconnect, when
+ * presence frames may have been missed, their presence is unknown (null) until the server says.
  */
 const LIMIT = 20;
 
@@ -16,7 +17,7 @@ export function createMembers() {
         joined(user) {
             if (list.some((m) => m.id === user.id))
                 return;
-            list = [{ id: user.id, nickname: user.nickname, joinedAt: new Date(), online: null }, ...list].slice(0, LIMIT);
+            list = [{ id: user.id, nickname: user.nickname, joinedAt: new Date(), online: false }, ...list].slice(0, LIMIT);
             changed();
         },
         presence(userId, online) {

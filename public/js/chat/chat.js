@@ -45,6 +45,7 @@ export function mountChat({ aside, socket, user, onAuthLost }) {
     let fetchRun = 0;
     let moreRun = null; // the fetchRun a next-page request belongs to, while one is on its way
     let searchText = '';
+    const drafts = new Map(); // peer id → what was written to them and not sent, kept while another conversation is open
 
     // the rooms list sits above the members; an open room takes the conversation's slot
     const roomsNode = document.createElement('div');
@@ -63,6 +64,7 @@ export function mountChat({ aside, socket, user, onAuthLost }) {
             loadUsers({ fresh: true });
         },
         onMore: () => loadMore(),
+        narrow: () => !wide.matches,
     });
     const notices = createNotices((id) => open(id));
     const typingOut = createTypingSender((frame) => socket.send(frame));
@@ -86,8 +88,9 @@ export function mountChat({ aside, socket, user, onAuthLost }) {
         return conversation?.peerId === peerId && (wide.matches || sidebar.expanded()) && document.visibilityState === 'visible';
     }
 
-    function markRead(peerId, upTo) {
-        store.clearUnread(peerId);
+    /** Read up to upTo with peerId, stillUnread of their messages after it. */
+    function markRead(peerId, upTo, stillUnread = 0) {
+        store.setUnread(peerId, stillUnread);
         if (!upTo)
             return;
         if (socket.send({ type: 'read', with: peerId, up_to: upTo }))
@@ -101,8 +104,8 @@ export function mountChat({ aside, socket, user, onAuthLost }) {
     /** The panel opened, the window came back, the layout changed: what is on screen now is read. */
     function viewingChanged() {
         rooms?.viewingChanged();
-        if (conversation && viewing(conversation.peerId) && store.user(conversation.peerId)?.unread)
-            markRead(conversation.peerId, conversation.newestId());
+        if (conversation && viewing(conversation.peerId))
+            conversation.viewed();
     }
 
     function sendFrame(item) {
@@ -122,6 +125,8 @@ export function mountChat({ aside, socket, user, onAuthLost }) {
         conversation = createConversation({
             store,
             peerId,
+            unread: store.user(peerId)?.unread ?? 0,
+            draft: drafts.get(peerId) ?? '',
             onSend(body) {
                 typingOut.stop();
                 sendFrame(store.queue(peerId, body));
@@ -135,17 +140,18 @@ export function mountChat({ aside, socket, user, onAuthLost }) {
             },
             onDiscard: (clientId) => store.discard(clientId),
             onClose: () => close({ refocus: true }),
-            onRead: (upTo) => {
-                if (viewing(peerId))
-                    markRead(peerId, upTo);
+            onRead: (upTo, stillUnread) => {
+                if (!viewing(peerId))
+                    return false;
+                markRead(peerId, upTo, stillUnread);
+                return true;
             },
+            escapeCloses: () => wide.matches,
             onAuthLost,
         });
         replace(sidebar.slot, conversation.node);
         sidebar.setCurrent(peerId);
         conversation.showTyping(typingIn.isTyping(peerId));
-        if (viewing(peerId))
-            store.clearUnread(peerId); // the read mark itself goes once the newest id is known
         conversation.focus(wide.matches ? 'input' : 'title');
     }
 
@@ -154,6 +160,11 @@ export function mountChat({ aside, socket, user, onAuthLost }) {
             return;
         const peerId = conversation.peerId;
         typingOut.stop();
+        const draft = conversation.draft();
+        if (draft.trim())
+            drafts.set(peerId, draft);
+        else
+            drafts.delete(peerId);
         conversation.destroy();
         conversation.node.remove();
         conversation = null;
@@ -241,13 +252,13 @@ export function mountChat({ aside, socket, user, onAuthLost }) {
         if (m.from === user.id && m.client_id)
             store.acknowledge(m.client_id);
         const fresh = store.seen(m.id);
-        if (conversation?.peerId === otherId)
-            conversation.add(m);
+        const inView = conversation?.peerId === otherId && conversation.add(m);
         if (!fresh)
             return; // seen before: an acknowledgement repeated for a message sent again
         if (m.from === otherId)
             typingIn.set(otherId, false);
-        const unread = !viewing(otherId);
+        // counted unread unless it reached the reader's eyes (conversation.add reported it read then)
+        const unread = !(inView && viewing(otherId));
         const known = store.conversationMoved(m, { unread });
         if (!known && !arrivedDuringFetch)
             loadUsers(); // a member this page has not heard of: ask for the list again
@@ -288,7 +299,10 @@ export function mountChat({ aside, socket, user, onAuthLost }) {
         }
         viewingChanged();
     };
-    const onWide = () => viewingChanged();
+    const onWide = () => {
+        sidebar.layoutChanged();
+        viewingChanged();
+    };
 
     const unsubscribe = [
         socket.on('hello', onHello),

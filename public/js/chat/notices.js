@@ -53,7 +53,7 @@ export function createNotices(onOpen) {
                     title: 'Dismiss',
                     onclick: () => dismiss(sender.id),
                 }, '×'),
-                h('p', { class: 'chat-notice-preview' }),
+                h('p', { class: 'chat-notice-preview', dir: 'auto' }),
                 h('button', {
                     type: 'button',
                     class: 'button chat-notice-open',
@@ -77,7 +77,7 @@ export function createNotices(onOpen) {
         shown.set(sender.id, notice);
         notice.count += 1;
         const what = notice.count === 1 ? 'a message' : `${notice.count} messages`;
-        replace(notice.text, h('strong', { class: 'chat-notice-name' }, sender.nickname), ` sent you ${what}`);
+        replace(notice.text, h('strong', { class: 'chat-notice-name', dir: 'auto' }, sender.nickname), ` sent you ${what}`);
         notice.el.querySelector('.chat-notice-preview').textContent = preview(body);
         node.prepend(notice.el); // the newest on top; an updated notice moves up again
         arm(sender.id);

@@ -7,8 +7,16 @@
  * The list is loaded a page at a time: at its end a "More members" button asks for the next page,
  * and does so by itself whenever it scrolls into view. Above the list, a search field narrows it to
  * the nicknames that start with what is typed (the server does the search, a page at a time too).
+ * Each member shows when their last message with the reader was (GET /api/users gives its time,
+ * not its text).
+ *
+ * On a narrow screen the open panel covers the page: it is then a modal dialog (the page behind is
+ * inert, Tab and Shift+Tab go round inside it, Escape closes it).
  */
 import { h, replace } from '../dom.js';
+import { timeAgo } from './times.js';
+
+const FOCUSABLE = 'a[href], button:not([disabled]), input:not([disabled]), textarea:not([disabled]), select, [tabindex]:not([tabindex="-1"])';
 
 function badge(count, what) {
     return h('span', { class: 'chat-badge', hidden: count === 0 },
@@ -32,13 +40,15 @@ const SEARCH_DELAY_MS = 250;
  * Returns {node, slot, update, updateTotal, setCurrent, setOtherOpen, setTyping, setExpanded,
  * expanded, setStatus, focusUser}.
  */
-export function createSidebar({ store, onOpen, onExpand, onSearch, onMore, above = null, otherUnread = () => 0 }) {
+export function createSidebar({ store, onOpen, onExpand, onSearch, onMore, above = null, otherUnread = () => 0, narrow = () => false }) {
     const items = new Map(); // userId → {li, button, name, state, typing, badge}
     let current = null;
     let otherOpen = false; // something else (a room) fills the slot
     let isExpanded = false;
     let endInView = false;
     let searchTimer = null;
+    let isModal = false;
+    const inerted = new Set(); // what this dialog made inert, and only that, is given back
 
     const list = h('ul', { class: 'chat-user-list', 'aria-labelledby': 'chat-users-title' });
     const status = h('p', { class: 'chat-users-status muted', role: 'status' }, 'Loading members…');
@@ -52,6 +62,7 @@ export function createSidebar({ store, onOpen, onExpand, onSearch, onMore, above
         autocapitalize: 'none',
         spellcheck: 'false',
         maxlength: 32,
+        dir: 'auto',
         placeholder: 'Search by nickname',
         oninput: () => {
             clearTimeout(searchTimer);
@@ -85,7 +96,7 @@ export function createSidebar({ store, onOpen, onExpand, onSearch, onMore, above
     const panel = h('div', { class: 'chat-panel', id: 'chat-panel' },
         above,
         h('section', { class: 'chat-users', 'aria-labelledby': 'chat-users-title' },
-            h('h3', { class: 'chat-sr-only', id: 'chat-users-title' }, 'Members'),
+            h('h3', { class: 'chat-sr-only', id: 'chat-users-title' }, 'Direct messages'),
             searchForm,
             status,
             list,
@@ -107,21 +118,62 @@ export function createSidebar({ store, onOpen, onExpand, onSearch, onMore, above
         if (event.key === 'Escape' && isExpanded && !event.defaultPrevented) {
             setExpanded(false, { focus: true });
             event.preventDefault();
+        } else if (event.key === 'Tab' && isModal) {
+            // the focus goes round inside the dialog
+            const all = [...node.querySelectorAll(FOCUSABLE)].filter((el) => el.checkVisibility());
+            const first = all[0];
+            const last = all.at(-1);
+            if (event.shiftKey && document.activeElement === first) {
+                last.focus();
+                event.preventDefault();
+            } else if (!event.shiftKey && document.activeElement === last) {
+                first.focus();
+                event.preventDefault();
+            }
         }
     });
+
+    /** The open panel of a narrow screen is a modal dialog; anything else is part of the page. */
+    function applyModal() {
+        const modal = isExpanded && narrow();
+        if (modal === isModal)
+            return;
+        isModal = modal;
+        if (modal) {
+            node.setAttribute('role', 'dialog');
+            node.setAttribute('aria-modal', 'true');
+            node.setAttribute('aria-labelledby', 'chat-title');
+            const host = [...document.body.children].find((el) => el.contains(node));
+            for (const el of document.body.children) {
+                if (el !== host && !el.inert && el.tagName !== 'SCRIPT') {
+                    el.inert = true;
+                    inerted.add(el);
+                }
+            }
+        } else {
+            node.removeAttribute('role');
+            node.removeAttribute('aria-modal');
+            node.removeAttribute('aria-labelledby');
+            inerted.forEach((el) => {
+                el.inert = false;
+            });
+            inerted.clear();
+        }
+    }
 
     function item(user) {
         let it = items.get(user.id);
         if (it)
             return it;
-        const name = h('span', { class: 'chat-user-name' });
+        const name = h('span', { class: 'chat-user-name', dir: 'auto' });
         const state = h('span', { class: 'chat-sr-only' });
         const typing = h('span', { class: 'chat-user-typing', hidden: true }, 'typing…');
+        const last = h('span', { class: 'chat-user-last' });
         const count = badge(0, 'unread');
         const button = h('button', { type: 'button', class: 'chat-user-button', onclick: () => onOpen(user.id) },
-            h('span', { class: 'chat-dot', 'aria-hidden': 'true' }), name, state, typing, count);
+            h('span', { class: 'chat-dot', 'aria-hidden': 'true' }), name, state, typing, last, count);
         const li = h('li', { class: 'chat-user', 'data-user-id': user.id }, button);
-        it = { li, button, name, state, typing, badge: count };
+        it = { li, button, name, state, typing, last, lastAt: null, badge: count };
         items.set(user.id, it);
         return it;
     }
@@ -142,6 +194,11 @@ export function createSidebar({ store, onOpen, onExpand, onSearch, onMore, above
             it.name.textContent = user.nickname;
             it.state.textContent = user.online ? ', online' : ', offline';
             it.li.dataset.online = String(user.online);
+            if (it.lastAt !== user.lastAt) {
+                it.lastAt = user.lastAt;
+                replace(it.last, user.lastAt && [h('span', { class: 'chat-sr-only' }, ', last message '),
+                    timeAgo(user.lastAt, { class: 'chat-user-time' })]);
+            }
             setBadge(it.badge, user.unread, user.unread === 1 ? 'unread message' : 'unread messages');
             if (list.children[i] !== it.li)
                 list.insertBefore(it.li, list.children[i] ?? null);
@@ -184,6 +241,7 @@ export function createSidebar({ store, onOpen, onExpand, onSearch, onMore, above
         node.dataset.expanded = String(open);
         toggle.setAttribute('aria-expanded', String(open));
         document.body.classList.toggle('chat-sheet-open', open);
+        applyModal();
         if (focus)
             toggle.focus();
         onExpand(open);
@@ -207,6 +265,8 @@ export function createSidebar({ store, onOpen, onExpand, onSearch, onMore, above
             setCurrent(current);
         },
         setExpanded,
+        /** The window crossed the narrow/wide line: the panel is a dialog or not. */
+        layoutChanged: applyModal,
         setStatus,
         expanded: () => isExpanded,
         setTyping(userId, typing) {
@@ -218,6 +278,8 @@ export function createSidebar({ store, onOpen, onExpand, onSearch, onMore, above
             items.get(userId)?.button.focus();
         },
         destroy() {
+            isExpanded = false;
+            applyModal();
             watchEnd.disconnect();
             clearTimeout(searchTimer);
         },

@@ -173,6 +173,15 @@ export function createChatStore(me) {
             emit('users');
         },
 
+        /** What is still unread with id once part of the conversation has been read. */
+        setUnread(id, count) {
+            const u = users.get(id);
+            if (!u || u.unread === count)
+                return;
+            u.unread = Math.max(0, count);
+            emit('users');
+        },
+
         // --- where the live connection resumes ---
 
         /** hello: the first connection starts from the server's newest id; a reconnect keeps its own. */

@@ -38,6 +38,7 @@ export function createRoomsList({ rooms, onOpen, onCreate, onMore }) {
         type: 'text',
         autocomplete: 'off',
         maxlength: NAME_MAX,
+        dir: 'auto',
         'aria-describedby': 'room-name-hint',
     });
     const nameError = h('p', { class: 'field-error room-name-error', id: 'room-name-error', hidden: true });
@@ -154,6 +155,7 @@ export function createRoomsList({ rooms, onOpen, onCreate, onMore }) {
         sorted.forEach((room, i) => {
             const it = item(room);
             it.name.textContent = room.name;
+            it.name.dir = 'auto';
             it.li.dataset.joined = String(room.joined);
             const count = `${room.memberCount} member${room.memberCount === 1 ? '' : 's'}`;
             // seen: whether one can write there; heard: that too, and how many are in

@@ -1,7 +1,7 @@
 /*
  * One open room: a header with its name, member count and Join/Leave, the messages with their
- * senders (the newest PAGE first, older pages while the reader scrolls near the top, exactly as a
- * private conversation), the messages still waiting for the server, who is typing, and the composer.
+ * senders (the newest PAGE first whatever the window's height, older pages when the reader goes up
+ * near the top, exactly as a private conversation: chat/log.js), the messages still waiting for the server, who is typing, and the composer.
  *
  * Messages are kept by id, so one that arrives twice (live and in a history page, or replayed after
  * a reconnect) is shown once. A message that mentions the reader is marked, and their @nickname in
@@ -14,33 +14,42 @@
 import { h, replace } from '../dom.js';
 import { api, errorOf } from '../api.js';
 import { LOBBY_ID } from './store.js';
+import { withLinks } from '../chat/links.js';
+import { timeAgo } from '../chat/times.js';
+import { decorate, watchUpward } from '../chat/log.js';
 
 const PAGE = 10;
 const NEAR_TOP_PX = 80;      // this close to the top, the next older page is fetched
 const NEAR_BOTTOM_PX = 48;   // this close to the bottom, a new message scrolls into view and is read
 const BODY_MAX = 4000;
 
-const when = (iso) => new Date(iso).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
 const escapeRe = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
-/** The body as text nodes, with each @nickname of the reader in a <mark> (nickname characters: API.md). */
+/**
+ * The body as nodes: web addresses as links, and each @nickname of the reader in a <mark>
+ * (nickname characters: API.md) in the text between them.
+ */
 function bodyWithMentions(body, nickname) {
     const re = new RegExp(`@${escapeRe(nickname)}(?![A-Za-z0-9_.-])`, 'gi');
-    const out = [];
-    let at = 0;
-    for (const m of body.matchAll(re)) {
-        out.push(body.slice(at, m.index), h('mark', { class: 'room-mention' }, m[0]));
-        at = m.index + m[0].length;
-    }
-    out.push(body.slice(at));
-    return out;
+    return withLinks(body, (text) => {
+        const out = [];
+        let at = 0;
+        for (const m of text.matchAll(re)) {
+            out.push(text.slice(at, m.index), h('mark', { class: 'room-mention' }, m[0]));
+            at = m.index + m[0].length;
+        }
+        out.push(text.slice(at));
+        return out;
+    });
 }
 
 /**
- * createRoomView({rooms, roomId, onSend, onInput, onBlur, onJoin, onLeave, onClose, onRead,
- * onAuthLost}): rooms is the rooms store. onSend(body) sends; onJoin() and onLeave() resolve to an
- * error text or null; onRead(newestId) is called for what the reader has in view.
- * Returns {node, roomId, add, refused, showTyping, drawRoom, renderPending, newestId, viewed, focus, destroy}.
+ * createRoomView({rooms, roomId, draft, onSend, onInput, onBlur, onJoin, onLeave, onClose, onRead,
+ * escapeCloses, onAuthLost}): rooms is the rooms store; draft what its composer held when the room
+ * was last open. onSend(body) sends; onJoin() and onLeave() resolve to an error text or null;
+ * onRead(newestId) is called for what the reader has in view; escapeCloses() says whether Escape
+ * closes the room (a desktop column).
+ * Returns {node, roomId, add, refused, showTyping, drawRoom, renderPending, newestId, viewed, draft, focus, destroy}.
  */
 export function createRoomView(opts) {
     const { rooms, roomId } = opts;
@@ -71,7 +80,9 @@ export function createRoomView(opts) {
         maxlength: BODY_MAX,
         placeholder: 'Write a message…',
         autocomplete: 'off',
+        dir: 'auto',
     });
+    input.value = opts.draft ?? '';
     const inputLabel = h('label', { for: 'room-input', class: 'chat-sr-only' });
     const form = h('form', { class: 'chat-composer', novalidate: true },
         inputLabel, input, h('button', { type: 'submit', class: 'button chat-send' }, 'Send'));
@@ -94,6 +105,7 @@ export function createRoomView(opts) {
     function drawRoom() {
         const r = room();
         title.textContent = r.name;
+        title.dir = 'auto';
         meta.textContent = `${r.memberCount} member${r.memberCount === 1 ? '' : 's'}`;
         inputLabel.textContent = `Message to ${r.name}`;
         membership.hidden = r.id === LOBBY_ID || !r.joined;
@@ -142,12 +154,19 @@ export function createRoomView(opts) {
     function messageItem(m) {
         const mine = m.from?.id === me.id;
         const mentioned = !mine && Array.isArray(m.mentions) && m.mentions.includes(me.id);
-        return h('li', { class: 'chat-message', 'data-id': m.id, 'data-mine': String(mine), 'data-mention': String(mentioned) },
-            h('p', { class: 'chat-message-meta' },
-                h('span', { class: 'chat-message-author' }, m.from?.nickname ?? 'a member'), ' ',
-                h('time', { class: 'chat-message-time', datetime: m.created_at, title: new Date(m.created_at).toLocaleString() }, when(m.created_at)),
-                mentioned && h('span', { class: 'room-mention-label' }, 'mentions you')),
-            h('p', { class: 'chat-message-body' }, bodyWithMentions(m.body, me.nickname)));
+        return h('li', {
+            class: 'chat-message',
+            'data-id': m.id,
+            'data-mine': String(mine),
+            'data-mention': String(mentioned),
+            'data-from': m.from?.id ?? 0,
+            'data-at': m.created_at,
+        },
+        h('p', { class: 'chat-message-meta' },
+            h('span', { class: 'chat-message-author', dir: 'auto' }, m.from?.nickname ?? 'a member'), ' ',
+            timeAgo(m.created_at, { class: 'chat-message-time' }),
+            mentioned && h('span', { class: 'room-mention-label' }, 'mentions you')),
+        h('p', { class: 'chat-message-body', dir: 'auto' }, bodyWithMentions(m.body, me.nickname)));
     }
 
     /** Puts a message in id order; returns false when it is already shown. */
@@ -157,7 +176,8 @@ export function createRoomView(opts) {
         const li = messageItem(m);
         byId.set(m.id, li);
         let next = null;
-        for (let el = messages.lastElementChild; el && Number(el.dataset.id) > m.id; el = el.previousElementSibling)
+        // past the newer messages (and the day lines among them, which decorate() puts back in place)
+        for (let el = messages.lastElementChild; el && !(Number(el.dataset.id) < m.id); el = el.previousElementSibling)
             next = el;
         messages.insertBefore(li, next);
         return true;
@@ -203,10 +223,10 @@ export function createRoomView(opts) {
         loaded = true;
         hasMore = Boolean(page.has_more);
         page.messages.forEach(insert);
+        decorate(messages);
         drawStatus();
         toBottom();
         viewed();
-        fill();
     }
 
     /** The next older page, unless one is on its way already or there is none. */
@@ -219,24 +239,21 @@ export function createRoomView(opts) {
         if (!page)
             return;
         loading = false;
-        const height = log.scrollHeight;
-        const top = log.scrollTop;
+        // the message that was at the top stays where it was: measured on it rather than on the
+        // log's height, which also changes when it joins the group of the page above
+        const anchor = messages.querySelector(':scope > li[data-id]');
+        const y = anchor?.getBoundingClientRect().top ?? 0;
         hasMore = Boolean(page.has_more);
         page.messages.forEach(insert);
+        decorate(messages);
         drawStatus();
-        log.scrollTop = top + (log.scrollHeight - height);
-        fill();
+        if (anchor)
+            log.scrollTop += anchor.getBoundingClientRect().top - y;
     }
 
-    /** A log too short to scroll cannot be scrolled up: load older pages until it can. */
-    function fill() {
-        if (hasMore && log.scrollHeight <= log.clientHeight)
-            older();
-    }
-
-    const oldestId = () => Number(messages.firstElementChild?.dataset.id ?? 0) || null;
+    const oldestId = () => Number(messages.querySelector(':scope > li[data-id]')?.dataset.id ?? 0) || null;
     function newestId() {
-        return Number(messages.lastElementChild?.dataset.id ?? 0) || null;
+        return Number([...messages.querySelectorAll(':scope > li[data-id]')].at(-1)?.dataset.id ?? 0) || null;
     }
 
     /** The end of the log is in view: everything up to the newest message has been shown. */
@@ -245,11 +262,8 @@ export function createRoomView(opts) {
             opts.onRead(newestId());
     }
 
-    log.addEventListener('scroll', () => {
-        if (log.scrollTop < NEAR_TOP_PX)
-            older();
-        viewed();
-    }, { passive: true });
+    const stopWatching = watchUpward(log, NEAR_TOP_PX, () => older());
+    log.addEventListener('scroll', () => viewed(), { passive: true });
 
     function renderPending() {
         const stick = nearBottom();
@@ -262,7 +276,7 @@ export function createRoomView(opts) {
         h('p', { class: 'chat-message-meta' },
             h('span', { class: 'chat-message-author' }, me.nickname), ' ',
             h('span', { class: 'chat-message-state' }, 'sending…')),
-        h('p', { class: 'chat-message-body' }, p.body))));
+        h('p', { class: 'chat-message-body', dir: 'auto' }, p.body))));
         pendingList.hidden = pendingList.childElementCount === 0;
         if (stick)
             toBottom();
@@ -281,6 +295,12 @@ export function createRoomView(opts) {
     });
     input.addEventListener('input', () => opts.onInput(input.value.trim() === ''));
     input.addEventListener('blur', () => opts.onBlur());
+    node.addEventListener('keydown', (event) => {
+        if (event.key === 'Escape' && !event.defaultPrevented && opts.escapeCloses?.()) {
+            event.preventDefault();
+            opts.onClose();
+        }
+    });
     form.addEventListener('submit', (event) => {
         event.preventDefault();
         const body = input.value.trim();
@@ -306,6 +326,7 @@ export function createRoomView(opts) {
             const stick = nearBottom() || m.from?.id === me.id;
             if (!insert(m))
                 return true;
+            decorate(messages);
             if (loaded && !hasMore)
                 drawStatus();
             if (stick)
@@ -339,6 +360,8 @@ export function createRoomView(opts) {
         renderPending,
         newestId,
         viewed,
+        /** What is written in the composer and not sent. */
+        draft: () => input.value,
         focus(what) {
             if (what === 'input' && !form.hidden)
                 input.focus();
@@ -347,6 +370,7 @@ export function createRoomView(opts) {
         },
         destroy() {
             gone = true;
+            stopWatching();
         },
     };
 }

@@ -38,6 +38,7 @@ function waitText(ms) {
 export function mountRooms({ socket, user, mark, slot, wide, shown, beforeOpen, setOpen, onAuthLost }) {
     const rooms = createRoomsStore({ id: user.id, nickname: user.nickname });
     let view = null;
+    const drafts = new Map(); // room id → what was written there and not sent, kept while another room or conversation is open
     let gone = false;
     let arrivedDuringFetch = null; // messages that came while GET /api/rooms was on its way
     let fetchRun = 0;
@@ -132,6 +133,7 @@ export function mountRooms({ socket, user, mark, slot, wide, shown, beforeOpen, 
         view = createRoomView({
             rooms,
             roomId,
+            draft: drafts.get(roomId) ?? '',
             onSend(body) {
                 typingOut.stop();
                 sendFrame(rooms.queue(roomId, body));
@@ -145,6 +147,7 @@ export function mountRooms({ socket, user, mark, slot, wide, shown, beforeOpen, 
                 if (viewing(roomId))
                     markRead(roomId, upTo);
             },
+            escapeCloses: wide,
             onAuthLost,
         });
         slot.replaceChildren(view.node);
@@ -162,6 +165,11 @@ export function mountRooms({ socket, user, mark, slot, wide, shown, beforeOpen, 
             return;
         const roomId = view.roomId;
         typingOut.stop();
+        const draft = view.draft();
+        if (draft.trim())
+            drafts.set(roomId, draft);
+        else
+            drafts.delete(roomId);
         view.destroy();
         view.node.remove();
         view = null;
