@@ -27,7 +27,7 @@ export function mountShell(main, { title }) {
     const notice = h('p', { class: 'notice', role: 'alert', hidden: true });
     const header = h('header', { class: 'site-header' },
         h('a', { class: 'brand', href: '#/' },
-            h('img', { class: 'brand-mark', src: '/favicon.svg', alt: '', width: 28, height: 28 }),
+            h('img', { class: 'brand-mark', src: new URL('../favicon.svg', import.meta.url).href, alt: '', width: 28, height: 28 }),
             title),
         nav);
     const footer = h('footer', { class: 'site-footer' },
