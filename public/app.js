@@ -27,6 +27,9 @@ const ROUTES = {
     '/post/:id': { view: postView, signedIn: true },
 };
 
+// the views put the scroll position back themselves (the feed on Back); the browser's own attempt comes
+// before they are drawn and would land elsewhere
+history.scrollRestoration = 'manual';
 const shell = mountShell(document.getElementById('app'), { title: TITLE });
 const attention = createAttention({ footer: shell.footer, siteTitle: TITLE });
 const members = createMembers();

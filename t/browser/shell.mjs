@@ -225,10 +225,61 @@ async function attention(base, browser) {
     await sender.context().close();
 }
 
+/** Back from a post to a feed paged and scrolled down: the same posts, the same place, no page fetched again. */
+async function feedBack(base, browser) {
+    const page = await newPage(browser, DESKTOP);
+    const watcher = watch(page, 'back');
+    await page.goto(`${base}/`);
+    await visible(page, '#login-form');
+    await pageApi(page, 'POST', '/api/auth/register', user(`fay${tag}`));
+    for (let i = 1; i <= 25; i += 1) {
+        const res = await pageApi(page, 'POST', '/api/posts', { title: `Back post ${i}`, body: `Body ${i}`, categories: ['general'] });
+        if (res.status !== 201)
+            throw new Error(`creating post ${i}: ${JSON.stringify(res)}`);
+    }
+    await page.reload();
+    const cards = () => page.locator('.post-list > .post-card').count();
+    await until(page, async () => await cards() === 20);
+    await page.locator('.load-more').click();
+    await until(page, async () => await cards() >= 25);
+    const ids = () => page.$$eval('.post-list > .post-card', (all) => all.map((c) => Number(c.dataset.id)));
+    const before = await ids();
+    await page.evaluate(() => window.scrollTo(0, document.documentElement.scrollHeight));
+    const y = await page.evaluate(() => window.scrollY);
+    const pages = [];
+    page.on('request', (req) => {
+        if (new URL(req.url()).pathname === '/api/posts' && req.method() === 'GET')
+            pages.push(new URL(req.url()).search);
+    });
+    const last = before[before.length - 1];
+    await page.locator(`.post-card[data-id="${last}"] .post-card-link`).click();
+    await until(page, async () => await page.evaluate(() => location.hash) === `#/post/${last}`);
+    await visible(page, '#app h1');
+    await page.goBack();
+    await until(page, async () => await cards() === before.length);
+    await page.waitForLoadState('networkidle');
+    const after = await ids();
+    const y2 = await page.evaluate(() => window.scrollY);
+    check(JSON.stringify(after) === JSON.stringify(before), `back: the feed shows the ${before.length} posts it had loaded`, `before ${before.length}, after ${after.length}`);
+    check(y > 0 && Math.abs(y2 - y) <= 2, 'back: at the scroll position it had', `scrollY before ${y}, after ${y2}`);
+    check(!pages.some((q) => q.includes('before=')), 'back: no page fetched again but the first (for what is new)', pages.join(' '));
+
+    await page.locator('.post-card-link').first().click();
+    await until(page, async () => (await page.evaluate(() => location.hash)).startsWith('#/post/'));
+    await page.locator('a.nav-link[href="#/"]').click();
+    await until(page, async () => await cards() > 0);
+    await page.waitForLoadState('networkidle');
+    check(await cards() === 20, 'back: the feed reached by its link starts afresh (20 posts)', `cards: ${await cards()}`);
+    const problems = watcher.problems();
+    check(problems.length === 0, 'back: no errors on the page', list(problems));
+    await page.context().close();
+}
+
 async function run(base, browser) {
     await signedOutLoad(base, browser);
     await reconnecting(base, browser);
     await attention(base, browser);
+    await feedBack(base, browser);
 }
 
 process.exit(await runTests('shell.mjs', run, { timeoutMs: 150_000 }));
