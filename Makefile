@@ -18,7 +18,7 @@ DEBS := build-essential cmake pkg-config openssl \
 # and those only make fuzz needs: clang and its libFuzzer runtime (-fsanitize=fuzzer)
 FUZZ_DEBS := clang-14 libclang-rt-14-dev
 
-.PHONY: run test bench fuzz deps fuzz-deps node-deps build asan cert unit-test clean
+.PHONY: run test bench lighthouse fuzz deps fuzz-deps node-deps build asan cert unit-test clean
 
 run: deps build cert
 	@mkdir -p var
@@ -31,6 +31,11 @@ test: deps node-deps build asan cert
 # the benchmarks (bench/run): a table on stdout, the figures in build/bench.json; QUICK=1: tiny sizes, seconds
 bench: deps build cert
 	QUICK=$(QUICK) FORUMD_BUILD=$(BUILD) bench/run
+
+# Lighthouse figures of the client's views (bench/lighthouse/run), with Lighthouse as pinned in its lockfile
+lighthouse: deps node-deps build cert
+	@[ -d bench/lighthouse/node_modules/lighthouse ] || (cd bench/lighthouse && npm ci --no-audit --no-fund --loglevel=error)
+	FORUMD_BUILD=$(BUILD) bench/lighthouse/run
 
 # make fuzz: each libFuzzer harness t/fuzz/NAME.c for FUZZ_TIME seconds (FUZZ: only these names), from the
 # corpus in t/fuzz/corpus/NAME; new inputs and crashes stay in $(FUZZ_BUILD)/fuzz-work (t/fuzz/run)
