@@ -207,7 +207,8 @@ async function checkSession() {
 }
 
 async function start() {
-    replace(shell.view, h('p', { class: 'muted' }, 'Loading…'));
+    // nothing in main until the session is known: a placeholder would only be pushed about by the view
+    shell.view.setAttribute('aria-busy', 'true');
     const { res, user } = await whoAmI();
     if (user) {
         state.user = user;
@@ -215,6 +216,7 @@ async function start() {
     } else if (user === undefined) {
         shell.notify(errorOf(res).message);
     }
+    shell.view.removeAttribute('aria-busy');
     render({ focus: false });
     window.addEventListener('hashchange', () => {
         shell.notify('');

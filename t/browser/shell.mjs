@@ -22,6 +22,24 @@ const user = (nickname) => ({
     age: 33, gender: 'other',
 });
 
+/** Makes every page of page's context add up its layout shifts (those not caused by input) in window.cls. */
+function recordShifts(page) {
+    return page.context().addInitScript(() => {
+        window.cls = 0;
+        window.shifts = [];
+        new PerformanceObserver((list) => {
+            for (const entry of list.getEntries()) {
+                if (entry.hadRecentInput)
+                    continue;
+                window.cls += entry.value;
+                window.shifts.push(`${entry.value.toFixed(4)}: ${entry.sources.map((s) => s.node?.nodeName + '.' + (s.node?.className ?? '')).join(', ')}`);
+            }
+        }).observe({ type: 'layout-shift', buffered: true });
+    });
+}
+
+const shiftsOf = (page) => page.evaluate(() => ({ cls: window.cls, shifts: window.shifts }));
+
 /** Waits (real time) until fn() is true; returns whether it became so. */
 async function until(page, fn, timeout = LIVE_TIMEOUT_MS) {
     const deadline = Date.now() + timeout;
@@ -237,9 +255,15 @@ async function feedBack(base, browser) {
         if (res.status !== 201)
             throw new Error(`creating post ${i}: ${JSON.stringify(res)}`);
     }
+    await recordShifts(page);
     await page.reload();
     const cards = () => page.locator('.post-list > .post-card').count();
     await until(page, async () => await cards() === 20);
+    await page.waitForLoadState('networkidle');
+    await until(page, async () => await connection(page) === 'online');
+    await page.waitForTimeout(300); // the frames after the last answer are drawn
+    const feedShift = await shiftsOf(page);
+    check(feedShift.cls <= 0.02, 'layout: the desktop feed loads with a layout shift of 0.02 at most', `CLS ${feedShift.cls}\n${feedShift.shifts.join('\n')}`);
     await page.locator('.load-more').click();
     await until(page, async () => await cards() >= 25);
     const ids = () => page.$$eval('.post-list > .post-card', (all) => all.map((c) => Number(c.dataset.id)));

@@ -231,6 +231,8 @@ export function feedView(ctx) {
         'Load more');
     const announcer = h('p', { class: 'visually-hidden', 'aria-live': 'polite' });
     const members = membersPanel(ctx.members);
+    // below the posts, it would be pushed down the page by them as they load: it comes once they are there
+    members.node.hidden = true;
 
     const node = h('section', { class: 'feed', 'aria-labelledby': 'home-title' },
         heading,
@@ -310,6 +312,7 @@ export function feedView(ctx) {
         if (!loaded || list.size === 0)
             setNextBefore(res.json.next_before);
         loaded = true;
+        members.node.hidden = false;
         for (const post of [...posts, ...early.splice(0)]) {
             const known = list.get(post.id);
             if (known)
@@ -419,6 +422,7 @@ export function feedView(ctx) {
         replace(formSlot, form);
         if (remembered) {
             loaded = true;
+            members.node.hidden = false;
             remembered.posts.forEach(addPost);
             setNextBefore(remembered.nextBefore);
             showEmpty();
