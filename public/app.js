@@ -6,6 +6,7 @@
  */
 import { h, replace } from './js/dom.js';
 import { mountShell } from './js/shell.js';
+import { createAttention } from './js/attention.js';
 import { api, errorOf } from './js/api.js';
 import { LiveSocket } from './js/socket.js';
 import { createMembers } from './js/members.js';
@@ -26,7 +27,11 @@ const ROUTES = {
     '/post/:id': { view: postView, signedIn: true },
 };
 
+// the views put the scroll position back themselves (the feed on Back); the browser's own attempt comes
+// before they are drawn and would land elsewhere
+history.scrollRestoration = 'manual';
 const shell = mountShell(document.getElementById('app'), { title: TITLE });
+const attention = createAttention({ footer: shell.footer, siteTitle: TITLE });
 const members = createMembers();
 const state = {
     user: null,
@@ -40,6 +45,7 @@ const socket = new LiveSocket({
     onState: shell.setConnection,
     checkAuth: checkSession,
 });
+shell.onRetry(() => socket.retryNow());
 socket.on('hello', (frame) => {
     if (frame.user)
         adopt(frame.user);
@@ -50,6 +56,16 @@ socket.on('user.created', (frame) => {
         members.joined(frame.user);
 });
 socket.on('presence', (frame) => members.presence(frame.user_id, frame.online));
+socket.on('message', ({ message: m }) => {
+    if (m && state.user && m.from !== state.user.id)
+        attention.notify('New private message', m.body, `message-${m.from}`);
+});
+socket.on('room.message', ({ message: m }) => {
+    if (m && state.user && m.from?.id !== state.user.id && Array.isArray(m.mentions) && m.mentions.includes(state.user.id))
+        attention.notify(`${m.from?.nickname ?? 'Someone'} mentioned you`, m.body, `room-${m.room}`);
+});
+// the chat's sidebar announces its total of unread messages (private and rooms)
+document.addEventListener('forum:unread', (event) => attention.setUnread(event.detail));
 const forum = createForum(socket);
 
 /** The hash as {path, query}: '#/?category=news' → {path: '/', query: '?category=news'}. */
@@ -84,12 +100,13 @@ function render({ focus }) {
     state.current?.destroy?.();
     const ctx = {
         user: state.user, members, forum, params, query: new URLSearchParams(query),
-        setTitle: (title) => { document.title = `${title} · ${TITLE}`; },
+        setTitle: (title) => attention.setViewTitle(title),
         onLoggedIn: signedIn, onAuthLost: checkSession,
     };
     state.current = ROUTES[route].view(ctx);
     replace(shell.view, state.current.node);
-    document.title = `${state.current.title} · ${TITLE}`;
+    attention.setViewTitle(state.current.title);
+    attention.setSignedIn(Boolean(state.user));
     shell.setNav(state.user ? navigation(path) : null);
     syncChat();
     if (focus)
@@ -163,30 +180,43 @@ async function logOut() {
     }
 }
 
+/**
+ * Asks the server who this browser is: {user} (null when signed out), or null when the server
+ * could not say. GET /api/auth/session answers 200 either way, so a signed-out load logs no error.
+ */
+async function whoAmI() {
+    const res = await api('GET', '/api/auth/session');
+    if (res.status !== 200 || !res.json || !('user' in res.json))
+        return { res, user: undefined };
+    return { res, user: res.json.user };
+}
+
 /** Asks the server whether the session lives; if it does not, back to the login view. */
 async function checkSession() {
-    const res = await api('GET', '/api/auth/me');
-    if (res.status === 401) {
+    const { user } = await whoAmI();
+    if (user === null) {
         if (state.user) {
             signedOut();
             shell.notify('Your session has ended. Please log in again.');
         }
         return false;
     }
-    if (res.status === 200 && res.json?.user)
-        adopt(res.json.user);
+    if (user)
+        adopt(user);
     return true; // alive, or unknown (server unreachable): keep trying
 }
 
 async function start() {
-    replace(shell.view, h('p', { class: 'muted' }, 'Loading…'));
-    const res = await api('GET', '/api/auth/me');
-    if (res.status === 200 && res.json?.user) {
-        state.user = res.json.user;
+    // nothing in main until the session is known: a placeholder would only be pushed about by the view
+    shell.view.setAttribute('aria-busy', 'true');
+    const { res, user } = await whoAmI();
+    if (user) {
+        state.user = user;
         socket.start();
-    } else if (res.status !== 401) {
+    } else if (user === undefined) {
         shell.notify(errorOf(res).message);
     }
+    shell.view.removeAttribute('aria-busy');
     render({ focus: false });
     window.addEventListener('hashchange', () => {
         shell.notify('');

@@ -356,6 +356,20 @@ static int me_route(forum_req_t *req)
     return 0;
 }
 
+/* GET /api/auth/session: who this browser is, null when nobody; always 200, so the client's first question on a
+ * signed-out load is not an error the browser logs in its console */
+static int session_route(forum_req_t *req)
+{
+    yajl_gen g = api->res_json_begin(req, 200);
+    yajl_gen_map_open(g);
+    yajl_gen_string(g, (const unsigned char *)"user", 4);
+    if (!write_user(g, api->req_user(req)))
+        yajl_gen_null(g);
+    yajl_gen_map_close(g);
+    api->res_json_end(req);
+    return 0;
+}
+
 static void on_hello(const forum_event_t *ev)
 {
     yajl_gen_string(ev->gen, (const unsigned char *)"user", 4);
@@ -436,6 +450,7 @@ static int init(forum_plugin_t *p, const forum_api_t *a)
         api->migration(p, 1, schema_v1) || api->route(p, "POST", "/api/auth/register", FORUM_ROUTE_PUBLIC, register_route) ||
         api->route(p, "POST", "/api/auth/login", FORUM_ROUTE_PUBLIC, login_route) ||
         api->route(p, "POST", "/api/auth/logout", 0, logout_route) || api->route(p, "GET", "/api/auth/me", 0, me_route) ||
+        api->route(p, "GET", "/api/auth/session", FORUM_ROUTE_PUBLIC, session_route) ||
         api->on_event(p, "ws.hello", on_hello)) {
         fini(p); /* the host runs fini only after an init that succeeded */
         return -1;

@@ -61,6 +61,8 @@ const emptyDraft = () => ({ title: '', body: '', categories: [], open: false });
  *   draft:        the new post being written, {title, body, categories, open}
  *   commentDrafts: Map post id → the comment being written under it
  *   feedHash:     the hash of the last feed shown ('#/' or '#/?category=…'), for "back to posts"
+ *   feedMemory:   what the last feed view had when it was left ({id, wanted, posts, nextBefore,
+ *                 scrollY}), for Back to bring it back as it was (views/feed.js)
  *   reset():      forgets drafts and everything remembered (logout, another account)
  */
 export function createForum(socket) {
@@ -91,6 +93,7 @@ export function createForum(socket) {
         draft: emptyDraft(),
         commentDrafts: new Map(),
         feedHash: '#/',
+        feedMemory: null,
         onPost: (fn) => posts.add(fn),
         onComment: (fn) => comments.add(fn),
         onHello: (fn) => hellos.add(fn),
@@ -107,6 +110,7 @@ export function createForum(socket) {
             store.draft = emptyDraft();
             store.commentDrafts.clear();
             store.feedHash = '#/';
+            store.feedMemory = null;
         },
     };
     return store;

@@ -12,6 +12,8 @@
  */
 const BASE_DELAY_MS = 500;
 const MAX_DELAY_MS = 30_000;
+const FIRST_MINUTE_MAX_MS = 5_000;
+const FIRST_MINUTE_MS = 60_000;
 const STABLE_MS = 10_000;        // a connection that lasted this long resets the backoff
 const PING_EVERY_MS = 25_000;    // our own ping: the browser hides the server's pings from scripts
 const SILENCE_LIMIT_MS = 60_000; // no frame at all for this long: the connection is dead
@@ -30,16 +32,32 @@ export class LiveSocket {
     #retryTimer = 0;
     #pingTimer = 0;
     #lastHeard = 0;
+    #waitingForAuth = false;
+    #offlineSince = 0; // when the connection was lost (0: online, or not started)
 
     /**
      * path: '/ws'; params(): the query as an object; onState(name): 'offline', 'connecting' or
-     * 'online' (after the hello frame); checkAuth(): resolves to false when the session is gone.
+     * 'online' (after the hello frame) while started, 'stopped' after stop(); checkAuth(): resolves
+     * to false when the session is gone.
      */
     constructor({ path = '/ws', params = () => ({}), onState = () => {}, checkAuth = async () => true } = {}) {
         this.#path = path;
         this.#params = params;
         this.#onState = onState;
         this.#checkAuth = checkAuth;
+        window.addEventListener('online', () => this.retryNow());
+        document.addEventListener('visibilitychange', () => {
+            if (document.visibilityState === 'visible')
+                this.retryNow();
+        });
+    }
+
+    /** While waiting to reconnect: reconnects at once. Does nothing when connected or stopped. */
+    retryNow() {
+        if (!this.#running || this.#ws !== null || this.#waitingForAuth)
+            return;
+        clearTimeout(this.#retryTimer);
+        this.#connect(this.#run);
     }
 
     /** Calls handler(frame) for every frame of this type; returns the function that unsubscribes. */
@@ -64,6 +82,7 @@ export class LiveSocket {
         this.#running = true;
         this.#run += 1;
         this.#attempt = 0;
+        this.#offlineSince = 0;
         this.#connect(this.#run);
     }
 
@@ -76,7 +95,7 @@ export class LiveSocket {
         const ws = this.#ws;
         this.#ws = null;
         ws?.close(1000);
-        this.#onState('offline');
+        this.#onState('stopped');
     }
 
     #url() {
@@ -123,8 +142,10 @@ export class LiveSocket {
         } catch {
             return;
         }
-        if (frame?.type === 'hello')
+        if (frame?.type === 'hello') {
+            this.#offlineSince = 0;
             this.#onState('online');
+        }
         for (const handler of this.#handlers.get(frame?.type) ?? []) {
             try {
                 handler(frame);
@@ -140,14 +161,20 @@ export class LiveSocket {
         this.#ws = null;
         clearInterval(this.#pingTimer);
         this.#onState('offline');
-        if (conn.openedAt && Date.now() - conn.openedAt >= STABLE_MS)
+        const now = Date.now();
+        if (!this.#offlineSince)
+            this.#offlineSince = now;
+        if (conn.openedAt && now - conn.openedAt >= STABLE_MS)
             this.#attempt = 0;
         if (!conn.openedAt || code === POLICY_VIOLATION) {
+            this.#waitingForAuth = true;
             const authenticated = await this.#checkAuth();
+            this.#waitingForAuth = false;
             if (!authenticated || run !== this.#run)
                 return;
         }
-        const ceiling = Math.min(MAX_DELAY_MS, BASE_DELAY_MS * 2 ** this.#attempt);
+        const cap = Date.now() - this.#offlineSince < FIRST_MINUTE_MS ? FIRST_MINUTE_MAX_MS : MAX_DELAY_MS;
+        const ceiling = Math.min(cap, BASE_DELAY_MS * 2 ** Math.min(this.#attempt, 16));
         this.#attempt += 1;
         // half fixed, half random: clients that lost the server together do not return together
         const delay = ceiling / 2 + Math.random() * (ceiling / 2);

@@ -224,7 +224,9 @@ export function createSidebar({ store, onOpen, onExpand, onSearch, onMore, above
     }
 
     function updateTotal() {
-        setBadge(totalBadge, store.totalUnread() + otherUnread(), 'unread');
+        const total = store.totalUnread() + otherUnread();
+        setBadge(totalBadge, total, 'unread');
+        document.dispatchEvent(new CustomEvent('forum:unread', { detail: total })); // for the tab's title (app.js)
     }
 
     function setCurrent(userId) {

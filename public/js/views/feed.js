@@ -3,6 +3,11 @@
  * "Load more" (keyset: before the oldest one shown), a category filter kept in the hash, the form
  * that writes a new post, and the members who joined while the page has been open.
  *
+ * Back keeps what the reader had: leaving the feed remembers its posts, its "Load more" cursor and
+ * the scroll position in forum.feedMemory under an id stamped on the history entry, and a feed
+ * drawn for that same entry again (Back, Forward) shows them as they were, then asks for the first
+ * page to merge in what is new. A feed reached by a link starts afresh.
+ *
  * Live: a post.created that fits the filter goes in at its place (the top), a comment.created
  * updates the comment count of its post. Every list is keyed by id, so a post that arrives both in
  * an answer and in a frame is shown once.
@@ -207,6 +212,10 @@ export function feedView(ctx) {
     const refocus = focusFilter;
     focusFilter = false;
     forum.feedHash = feedHash(wanted);
+    const memory = forum.feedMemory;
+    const remembered = memory && memory.wanted === wanted && history.state?.feedMemory === memory.id ? memory : null;
+    const memoryId = remembered?.id ?? `${Date.now()}-${Math.random().toString(36).slice(2)}`;
+    history.replaceState({ ...history.state, feedMemory: memoryId }, '');
 
     const heading = h('h1', { id: 'home-title', tabindex: -1 }, 'Welcome, ', h('span', { class: 'nickname' }, ctx.user.nickname));
     const filters = h('div', { class: 'filters-slot' });
@@ -222,6 +231,8 @@ export function feedView(ctx) {
         'Load more');
     const announcer = h('p', { class: 'visually-hidden', 'aria-live': 'polite' });
     const members = membersPanel(ctx.members);
+    // below the posts, it would be pushed down the page by them as they load: it comes once they are there
+    members.node.hidden = true;
 
     const node = h('section', { class: 'feed', 'aria-labelledby': 'home-title' },
         heading,
@@ -301,6 +312,7 @@ export function feedView(ctx) {
         if (!loaded || list.size === 0)
             setNextBefore(res.json.next_before);
         loaded = true;
+        members.node.hidden = false;
         for (const post of [...posts, ...early.splice(0)]) {
             const known = list.get(post.id);
             if (known)
@@ -408,6 +420,14 @@ export function feedView(ctx) {
         const { toggle, form } = composer(ctx, cats.list, created);
         toolbar.append(toggle);
         replace(formSlot, form);
+        if (remembered) {
+            loaded = true;
+            members.node.hidden = false;
+            remembered.posts.forEach(addPost);
+            setNextBefore(remembered.nextBefore);
+            showEmpty();
+            window.scrollTo(0, remembered.scrollY);
+        }
         loadFirst();
     }
     start();
@@ -416,6 +436,12 @@ export function feedView(ctx) {
         node,
         title: 'Forum',
         destroy() {
+            if (loaded) {
+                forum.feedMemory = {
+                    id: memoryId, wanted, nextBefore, scrollY: window.scrollY,
+                    posts: list.ids().map((id) => list.get(id)?.post).filter(Boolean),
+                };
+            }
             gone = true;
             unsubscribe.forEach((fn) => fn());
         },
