@@ -83,8 +83,11 @@ subtest 'request bodies over the limit are refused before they are read' => sub 
     my $res = curl_json('curl -s --http1.1', 'POST', $server->url . '/api/anything',
                         body => $big, headers => ['Content-Type: application/json']);
     is $res->{status}, 413, 'HTTP/1.1: 413';
+    # over TLS curl holds the body back until the server answers its Expect: h2o 2.2 closes a refused
+    # request's connection without lingering, so a client still writing its body may see the reset
+    # before it reads the 413 (README, "The API"); this checks the 413 itself, not that race
     my $tls = curl_json('curl -s --http1.1 --insecure', 'POST', $server->tls_url . '/api/anything',
-                        body => $big, headers => ['Content-Type: application/json']);
+                        body => $big, headers => ['Content-Type: application/json', 'Expect: 100-continue']);
     is $tls->{status}, 413, 'HTTPS/1.1: 413';
     # HTTP/2: h2o 2.2 resets the stream (REFUSED_STREAM) once the body passes the limit
     my $file = File::Temp->new;
