@@ -107,7 +107,7 @@ subtest 'a broadcast to more connections than a slice: the loop polls between sl
     }
     my $read_until = sub {
         my ($what) = @_;
-        my $sel = IO::Select->new(grep { index($buf{$_}, $what) < 0 } @raw);
+        my $sel = IO::Select->new(grep { index($buf{$_} // '', $what) < 0 } @raw);
         my $t0 = time;
         while ($sel->count && time - $t0 < 30) {
             for my $s ($sel->can_read(1)) {
