@@ -2,7 +2,8 @@
  * Browser test of where the chat sits (issue 14, item 2): from about 700 px up the members list is
  * on screen beside the feed at all times (800 and 1024 px wide, two windows side by side on one
  * screen), a member's row is clickable there and opens the conversation beside the list; below it
- * a phone keeps the "Messages" panel that opens over the page. TAP on stdout.
+ * a phone keeps the "Messages" panel that opens over the page. Each member's row shows the last
+ * message's preview under the name (item 9), live. TAP on stdout.
  *
  *   node t/browser/layout.mjs https://127.0.0.1:PORT
  */
@@ -97,6 +98,46 @@ async function sideBySide(a, base, bob, viewport) {
     await until(async () => await a.locator('.chat-conversation').count() === 0);
 }
 
+/** Sends one private message over a WebSocket of the page's own; resolves once the server stored it. */
+function wsSend(page, to, body) {
+    return page.evaluate(async ({ to, body }) => {
+        const ws = new WebSocket(`wss://${location.host}/ws`);
+        const clientId = `layout-${Date.now()}`;
+        const got = await new Promise((resolve, reject) => {
+            setTimeout(() => reject(new Error('no answer over the test socket')), 10_000);
+            ws.onmessage = (event) => {
+                const f = JSON.parse(event.data);
+                if (f.type === 'hello')
+                    ws.send(JSON.stringify({ type: 'message.send', to, body, client_id: clientId }));
+                else if (f.type === 'error' || (f.type === 'message' && f.message?.client_id === clientId))
+                    resolve(f);
+            };
+        });
+        ws.close();
+        return got;
+    }, { to, body });
+}
+
+const previewOf = (page, id) => page.evaluate((id) => {
+    const el = document.querySelector(`.chat-user[data-user-id="${id}"] .chat-user-preview`);
+    return el && el.checkVisibility() ? { text: el.textContent, dir: el.getAttribute('dir') } : null;
+}, id);
+
+/** The last message's preview under the member's name: from GET /api/users, and live. */
+async function preview(a, b, base, ann, bob) {
+    const first = `${'x'.repeat(79)}\u{1F600}\u{1F600} more`;
+    await wsSend(b, ann.id, first);
+    await a.goto(`${base}/`);
+    const loaded = await until(() => previewOf(a, bob.id));
+    check(loaded && loaded.text === `${'x'.repeat(79)}\u{1F600}` && loaded.dir === 'auto',
+          'under a member\'s name, the last message\'s first 80 characters (dir="auto")', JSON.stringify(loaded));
+    const reply = '<b>not bold</b> مرحبا';
+    await wsSend(b, ann.id, reply);
+    const live = await until(async () => (await previewOf(a, bob.id))?.text === reply);
+    const asText = await a.evaluate((id) => !document.querySelector(`.chat-user[data-user-id="${id}"] .chat-user-preview b`), bob.id);
+    check(live && asText, 'a new message replaces it at once, as text', JSON.stringify(await previewOf(a, bob.id)));
+}
+
 /** A phone: the list waits behind the "Messages" bar, which opens it as a panel; a row opens a conversation. */
 async function phone(a, base, bob) {
     await a.setViewportSize(PHONE);
@@ -125,11 +166,14 @@ async function run(base, browser) {
     const a = await newPage(browser, SIDE_BY_SIDE[0]);
     const b = await newPage(browser, SIDE_BY_SIDE[0]);
     const watcher = watch(a, 'ann');
-    await register(a, base, 'ann');
+    const ann = await register(a, base, 'ann');
     const bob = await register(b, base, 'bob');
+    await b.goto(`${base}/favicon.svg`);
     for (const viewport of SIDE_BY_SIDE)
         await sideBySide(a, base, bob, viewport);
     await phone(a, base, bob);
+    await a.setViewportSize(SIDE_BY_SIDE[0]);
+    await preview(a, b, base, ann, bob);
     const problems = watcher.problems();
     check(problems.length === 0, 'no console errors, page errors or failed requests', list(problems));
 }
