@@ -56,8 +56,9 @@ subtest 'the users list before any message: everyone else by nickname, case-inse
     my $rest = api('alice', 'GET', "/api/users?limit=2&after=$two->{next}")->{json};
     is_deeply [map { $_->{nickname} } @{ $rest->{users} }], [qw(dave zed)], 'after=next: the two after them';
     my $u = $page->{users}[0];
-    is_deeply [sort keys %$u], [sort qw(id nickname online last_message_at last_message_id unread)], 'each with its fields';
+    is_deeply [sort keys %$u], [sort qw(id nickname online last_message_at last_message_id last_message_preview unread)], 'each with its fields';
     is $u->{last_message_at}, undef, 'no last message yet';
+    is $u->{last_message_preview}, undef, 'so no preview';
     is $u->{unread}, 0, 'nothing unread';
 };
 
@@ -312,6 +313,29 @@ subtest 'a long replay is paced, complete and in order' => sub {
     is $got[-1], $ids[-1], 'up to the newest';
     ok !$wa->{closed}, 'without the connection being dropped as slow';
     $_->close for $wa, $z;
+};
+
+subtest 'each row carries the last message exchanged, cut to 80 characters, null without one' => sub {
+    my $row = sub {
+        my ($name, $other) = @_;
+        return (grep { $_->{nickname} eq $other } @{ api($name, 'GET', '/api/users')->{json}{users} })[0];
+    };
+    my $wc = ws('carol');
+    my $long = ('a' x 79) . "\x{1F600}\x{1F600} and more";
+    send_msg($wc, 'zed', $long);
+    $wc->wait_for('message');
+    my $cut = $row->('carol', 'zed')->{last_message_preview};
+    is $cut, ('a' x 79) . "\x{1F600}", 'a long body: its first 80 characters, the cut after a whole 4-byte character';
+    is length $cut, 80, 'which are 80 characters';
+    is $row->('zed', 'carol')->{last_message_preview}, $cut, 'the same preview on the other side';
+    my $wz = ws('zed');
+    send_msg($wz, 'carol', "\x{645}\x{631}\x{62D}\x{628}\x{627} short");
+    $wz->wait_for('message');
+    is $row->('carol', 'zed')->{last_message_preview}, "\x{645}\x{631}\x{62D}\x{628}\x{627} short",
+        'a reply from either side becomes the preview, whole when shorter';
+    my $never = $row->('carol', 'Bob');
+    ok exists $never->{last_message_preview} && !defined $never->{last_message_preview}, 'null for a member without messages';
+    $_->close for $wc, $wz;
 };
 
 is $server->stop, 0, 'forumd exits 0';

@@ -323,12 +323,13 @@ subtest 'every users-list and read-mark query walks an index' => sub {
         return join "\n", `sqlite3 -readonly '$server->{db}' "EXPLAIN QUERY PLAN $sql"`;
     };
     # the statements of plugins/chat/store.c, with constants for their parameters
-    my $conv = $plan->('SELECT c.other_id, u.nickname, c.last_message_at, c.unread, c.last_message_id '
-                       . 'FROM conversations c JOIN users u ON u.id = c.other_id '
+    my $conv = $plan->('SELECT c.other_id, u.nickname, c.last_message_at, c.unread, c.last_message_id, substr(m.body, 1, 80) '
+                       . 'FROM conversations c JOIN users u ON u.id = c.other_id LEFT JOIN messages m ON m.id = c.last_message_id '
                        . 'WHERE c.user_id = 1 AND c.last_message_id < 99 ORDER BY c.last_message_id DESC LIMIT 51');
     like $conv, qr/SEARCH c USING (?:COVERING )?INDEX conversations_recent \(user_id=\? AND last_message_id<\?\)/,
         'conversations walk (user_id, last_message_id)';
     like $conv, qr/SEARCH u USING INTEGER PRIMARY KEY/, 'and find each user by id';
+    like $conv, qr/SEARCH m USING INTEGER PRIMARY KEY/, 'and the last message (its preview) by id';
     unlike $conv, qr/TEMP B-TREE|SCAN/, 'without sorting or scanning';
     for my $where ("u.nickname > 'a'", "u.nickname > 'a' AND u.nickname < 'b'", "u.nickname >= 'a'", "u.nickname >= 'a' AND u.nickname < 'b'") {
         my $others = $plan->('SELECT u.id, u.nickname, EXISTS (SELECT 1 FROM conversations c WHERE c.user_id = 1 AND c.other_id = u.id) '

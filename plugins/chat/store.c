@@ -197,8 +197,12 @@ int chat_mark_read(int64_t user, int64_t other, int64_t up_to)
 
 forum_stmt_t *chat_conversations_page(int64_t user, int64_t before_id, int64_t limit)
 {
-    forum_stmt_t *s = api->db_stmt("SELECT c.other_id, u.nickname, c.last_message_at, c.unread, c.last_message_id "
+    /* the last message's preview: its first 80 characters (substr counts the characters of TEXT, not bytes, so
+     * a cut never splits one) */
+    forum_stmt_t *s = api->db_stmt("SELECT c.other_id, u.nickname, c.last_message_at, c.unread, c.last_message_id, "
+                                   "substr(m.body, 1, 80) "
                                    "FROM conversations c JOIN users u ON u.id = c.other_id "
+                                   "LEFT JOIN messages m ON m.id = c.last_message_id "
                                    "WHERE c.user_id = ?1 AND c.last_message_id < ?2 ORDER BY c.last_message_id DESC LIMIT ?3");
     if (s == NULL)
         return NULL;

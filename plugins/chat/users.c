@@ -221,7 +221,9 @@ static int make_prefix(const char *q, prefix_t *p)
 
 /* --- the page --- */
 
-static void write_user(yajl_gen g, int64_t id, const char *nickname, const char *last_at, int64_t unread, int64_t last_id)
+/* `preview`: the last message's first characters, NULL without one (written as null) */
+static void write_user(yajl_gen g, int64_t id, const char *nickname, const char *last_at, int64_t unread, int64_t last_id,
+                       const char *preview)
 {
     yajl_gen_map_open(g);
     pu_key_int(g, "id", id);
@@ -236,6 +238,7 @@ static void write_user(yajl_gen g, int64_t id, const char *nickname, const char 
         yajl_gen_null(g);
     else
         yajl_gen_integer(g, last_id);
+    pu_key_str(g, "last_message_preview", preview);
     yajl_gen_map_close(g);
 }
 
@@ -266,7 +269,8 @@ static int walk_conversations(page_t *page)
                 page->full = 1;
                 return 0;
             }
-            write_user(page->g, api->db_col_int(s, 0), nickname, api->db_col_text(s, 2), api->db_col_int(s, 3), last_id);
+            write_user(page->g, api->db_col_int(s, 0), nickname, api->db_col_text(s, 2), api->db_col_int(s, 3), last_id,
+                       api->db_col_text(s, 5));
             ++page->written;
         }
         page->pos.before_id = last_id;
@@ -303,7 +307,7 @@ static int walk_others(page_t *page)
                 page->full = 1;
                 return 0;
             }
-            write_user(page->g, id, nickname, NULL, 0, 0);
+            write_user(page->g, id, nickname, NULL, 0, 0, NULL);
             ++page->written;
         }
         /* whole: the statement leaves out nicknames longer than the position holds, so none is cut mid-character */

@@ -24,8 +24,9 @@ import { createTypingSender, createTypingWatch } from './typing.js';
 import { createNotices } from './notices.js';
 import { mountRooms } from '../rooms/rooms.js';
 
-// the sidebar layout in chat.css starts at this width; below it the chat is a panel that opens
-const WIDE = '(min-width: 64rem)';
+// the sidebar layout in chat.css starts at this width (700 px: two windows side by side on one
+// screen); below it the chat is a panel that opens
+const WIDE = '(min-width: 43.75rem)';
 // members per page of GET /api/users, and the most a refetch of the first page asks for (API.md's limit)
 const PAGE = 50;
 const PAGE_MAX = 200;

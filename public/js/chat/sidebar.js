@@ -167,13 +167,16 @@ export function createSidebar({ store, onOpen, onExpand, onSearch, onMore, above
             return it;
         const name = h('span', { class: 'chat-user-name', dir: 'auto' });
         const state = h('span', { class: 'chat-sr-only' });
+        // the last message under the name; the time stays beside it
+        const preview = h('span', { class: 'chat-user-preview', dir: 'auto', hidden: true });
         const typing = h('span', { class: 'chat-user-typing', hidden: true }, 'typing…');
         const last = h('span', { class: 'chat-user-last' });
         const count = badge(0, 'unread');
         const button = h('button', { type: 'button', class: 'chat-user-button', onclick: () => onOpen(user.id) },
-            h('span', { class: 'chat-dot', 'aria-hidden': 'true' }), name, state, typing, last, count);
+            h('span', { class: 'chat-dot', 'aria-hidden': 'true' }),
+            h('span', { class: 'chat-user-text' }, name, state, preview), typing, last, count);
         const li = h('li', { class: 'chat-user', 'data-user-id': user.id }, button);
-        it = { li, button, name, state, typing, last, lastAt: null, badge: count };
+        it = { li, button, name, state, preview, typing, last, lastAt: null, badge: count };
         items.set(user.id, it);
         return it;
     }
@@ -198,6 +201,10 @@ export function createSidebar({ store, onOpen, onExpand, onSearch, onMore, above
                 it.lastAt = user.lastAt;
                 replace(it.last, user.lastAt && [h('span', { class: 'chat-sr-only' }, ', last message '),
                     timeAgo(user.lastAt, { class: 'chat-user-time' })]);
+            }
+            if (it.preview.textContent !== (user.preview ?? '')) {
+                it.preview.textContent = user.preview ?? '';
+                it.preview.hidden = !user.preview;
             }
             setBadge(it.badge, user.unread, user.unread === 1 ? 'unread message' : 'unread messages');
             if (list.children[i] !== it.li)

@@ -16,6 +16,11 @@
 /** SQLite's NOCASE: ASCII letters fold, every other character compares as it is. */
 const fold = (s) => s.replace(/[A-Z]+/g, (m) => m.toLowerCase());
 
+// the members list's preview of a conversation's last message: its first 80 characters (code points,
+// as GET /api/users cuts last_message_preview), so a live message reads as a reload would show it
+const PREVIEW_CHARS = 80;
+const preview = (body) => (typeof body === 'string' ? Array.from(body).slice(0, PREVIEW_CHARS).join('') : null);
+
 function byNickname(a, b) {
     const x = fold(a.nickname);
     const y = fold(b.nickname);
@@ -54,7 +59,7 @@ export function newClientId() {
  * messages).
  */
 export function createChatStore(me) {
-    const users = new Map(); // id → {id, nickname, online, lastAt, lastId, unread}
+    const users = new Map(); // id → {id, nickname, online, lastAt, lastId, preview, unread}
     let order = [];
     let query = '';          // the search the loaded pages answer ('' for everyone)
     let next = null;         // the cursor of the next page, null once every page is loaded
@@ -78,6 +83,7 @@ export function createChatStore(me) {
                 online: Boolean(r.online),
                 lastAt: r.last_message_at ?? null,
                 lastId: r.last_message_id ?? null,
+                preview: r.last_message_preview ?? null,
                 unread: r.unread ?? 0,
             };
             users.set(u.id, u);
@@ -122,7 +128,7 @@ export function createChatStore(me) {
         addUser({ id, nickname }) {
             if (id === me.id || users.has(id) || typeof nickname !== 'string' || !fold(nickname).startsWith(fold(query)))
                 return;
-            const u = { id, nickname, online: false, lastAt: null, lastId: null, unread: 0 };
+            const u = { id, nickname, online: false, lastAt: null, lastId: null, preview: null, unread: 0 };
             if (next !== null) {
                 // past the loaded pages: the page that holds them brings them
                 const last = order.findLast((o) => o.lastAt === null);
@@ -158,6 +164,7 @@ export function createChatStore(me) {
                 return false;
             u.lastAt = message.created_at;
             u.lastId = message.id;
+            u.preview = preview(message.body);
             if (unread && message.from !== me.id)
                 u.unread += 1;
             resort();
