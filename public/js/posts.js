@@ -169,7 +169,7 @@ function categoryTags(slugs, names) {
 }
 
 function byline(author) {
-    return h('span', { class: 'author' }, author?.nickname ?? 'someone');
+    return h('span', { class: 'author', dir: 'auto' }, author?.nickname ?? 'someone');
 }
 
 const EXCERPT_CHARS = 180;
@@ -186,12 +186,12 @@ function excerpt(body) {
 export function postCard(post, names) {
     const titleId = `post-card-${post.id}`;
     const count = h('span', { class: 'comment-count' }, commentCount(post.comment_count));
-    const link = h('a', { class: 'post-card-link', href: `#/post/${post.id}` }, post.title);
+    const link = h('a', { class: 'post-card-link', href: `#/post/${post.id}`, dir: 'auto' }, post.title);
     const node = h('li', { class: 'post-card', 'data-id': post.id },
         h('article', { 'aria-labelledby': titleId },
             h('h3', { class: 'post-card-title', id: titleId }, link),
             h('p', { class: 'post-meta' }, 'by ', byline(post.author), ' · ', timeOf(post.created_at)),
-            h('p', { class: 'post-excerpt' }, excerpt(post.body)),
+            h('p', { class: 'post-excerpt', dir: 'auto' }, excerpt(post.body)),
             h('div', { class: 'post-card-foot' }, categoryTags(post.categories, names), count)));
     return {
         node,
@@ -210,7 +210,7 @@ export function postDetails(post, names) {
     const node = h('div', { class: 'post-details' },
         h('p', { class: 'post-meta' }, 'by ', byline(post.author), ' · ', timeOf(post.created_at), ' · ', count),
         categoryTags(post.categories, names),
-        h('div', { class: 'post-body' }, post.body));
+        h('div', { class: 'post-body', dir: 'auto' }, post.body));
     return {
         node,
         setCount(n) {
@@ -226,7 +226,7 @@ export function commentItem(comment) {
         node: h('li', { class: 'comment', 'data-id': comment.id },
             h('article', { 'aria-label': `Comment by ${comment.author?.nickname ?? 'someone'}` },
                 h('p', { class: 'comment-meta' }, byline(comment.author), ' · ', timeOf(comment.created_at)),
-                h('div', { class: 'comment-body' }, comment.body))),
+                h('div', { class: 'comment-body', dir: 'auto' }, comment.body))),
     };
 }
 

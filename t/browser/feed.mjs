@@ -123,6 +123,8 @@ async function formErrors(page, watcher, post) {
     check(open && expanded === 'true', '"New post" opens the form', `aria-expanded: ${expanded}`);
     const focus = await focused(page);
     check(focus === 'input#new-post-title', 'with the focus in the title', `focus: ${focus}`);
+    const fieldDirs = await page.evaluate(() => ['#new-post-title', '#new-post-body'].map((s) => document.querySelector(s)?.dir));
+    check(fieldDirs.every((d) => d === 'auto'), 'its title and text fields take the direction of what is typed (dir=auto)', fieldDirs.join(', '));
     const legends = await page.locator('#post-form legend, #post-form label[for^="new-post-"]:not(.checkbox)').allTextContents();
     check(legends.join('|') === 'Title|Text|Categories', 'it asks for a title, a text and categories', legends.join('|'));
     const boxes = await page.locator('#post-form input[type="checkbox"]').count();
@@ -373,6 +375,14 @@ async function run(base, browser) {
           `alice: ${aComments.join(' | ')}\nbob: ${bComments.join(' | ')}`);
     const twice = await waitForText(bNews, `.post-card[data-id="${postId}"] .comment-count`, '2 comments', LIVE_TIMEOUT_MS);
     check(twice === '2 comments', 'and the feed counts 2 comments', `count: ${twice}`);
+    // right-to-left text (Arabic, Hebrew) takes its own direction: dir=auto on every piece of user text and every field
+    const postDirs = await b.evaluate(() => ['#post-title', '.post-body', '.post-meta .author', '.comment-body', '.comment-meta .author',
+                                             '#comment-body'].map((s) => `${s}: ${document.querySelector(s)?.dir}`));
+    const cardDirs = await bNews.evaluate(() => ['.post-card-link', '.post-excerpt', '.post-card .author', '.nickname']
+        .map((s) => `${s}: ${document.querySelector(s)?.dir}`));
+    check([...postDirs, ...cardDirs].every((d) => d.endsWith(': auto')),
+          "a post's title, text, authors and comments, the comment field, and the feed's cards and nickname have dir=auto",
+          [...postDirs, ...cardDirs].join('; '));
     await shots(a, 'post');
 
     // frames lost while a connection was down: the tab catches up when it is back

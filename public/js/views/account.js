@@ -18,7 +18,7 @@ function profile(user) {
             since.toLocaleString(undefined, { dateStyle: 'long', timeStyle: 'short' }))],
     ];
     return h('dl', { class: 'profile' },
-        rows.map(([term, value]) => h('div', { class: 'profile-row' }, h('dt', null, term), h('dd', null, value))));
+        rows.map(([term, value]) => h('div', { class: 'profile-row' }, h('dt', null, term), h('dd', { dir: 'auto' }, value))));
 }
 
 export function accountView(ctx) {

@@ -28,7 +28,7 @@ const feedHash = (slug) => (slug ? `#/?category=${encodeURIComponent(slug)}` : '
 function memberItem(member) {
     const time = member.joinedAt.toLocaleTimeString(undefined, { hour: '2-digit', minute: '2-digit' });
     return h('li', { class: 'member' },
-        h('span', { class: 'member-name' }, member.nickname),
+        h('span', { class: 'member-name', dir: 'auto' }, member.nickname),
         member.online !== null && h('span', { class: 'presence', 'data-online': String(member.online) }, PRESENCE[member.online]),
         h('span', { class: 'member-meta' }, 'joined ', h('time', { datetime: member.joinedAt.toISOString() }, time)));
 }
@@ -114,9 +114,9 @@ function composer(ctx, categories, onCreated) {
     const draft = forum.draft;
     const fields = {
         title: field('new-post-title', 'Title',
-            h('input', { type: 'text', name: 'title', maxlength: 200, required: true, autocomplete: 'off' })),
+            h('input', { type: 'text', name: 'title', maxlength: 200, required: true, autocomplete: 'off', dir: 'auto' })),
         body: field('new-post-body', 'Text',
-            h('textarea', { name: 'body', rows: 7, maxlength: 20000, required: true })),
+            h('textarea', { name: 'body', rows: 7, maxlength: 20000, required: true, dir: 'auto' })),
         categories: categoryField(categories),
     };
     fields.title.control.value = draft.title;
@@ -217,7 +217,7 @@ export function feedView(ctx) {
     const memoryId = remembered?.id ?? `${Date.now()}-${Math.random().toString(36).slice(2)}`;
     history.replaceState({ ...history.state, feedMemory: memoryId }, '');
 
-    const heading = h('h1', { id: 'home-title', tabindex: -1 }, 'Welcome, ', h('span', { class: 'nickname' }, ctx.user.nickname));
+    const heading = h('h1', { id: 'home-title', tabindex: -1 }, 'Welcome, ', h('span', { class: 'nickname', dir: 'auto' }, ctx.user.nickname));
     const filters = h('div', { class: 'filters-slot' });
     const listTitle = h('h2', { id: 'feed-title' }, 'Latest posts');
     const toolbar = h('div', { class: 'feed-head' }, listTitle);

@@ -9,7 +9,7 @@ import { field, fieldText, formMessage, onSubmit, showErrors } from '../form.js'
 export function loginView(ctx) {
     const fields = {
         login: field('login-login', 'Nickname or email',
-            h('input', { type: 'text', name: 'login', autocomplete: 'username', autocapitalize: 'none',
+            h('input', { type: 'text', name: 'login', dir: 'auto', autocomplete: 'username', autocapitalize: 'none',
                          spellcheck: 'false', maxlength: 254, required: true })),
         password: field('login-password', 'Password',
             h('input', { type: 'password', name: 'password', autocomplete: 'current-password', required: true })),

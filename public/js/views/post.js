@@ -42,7 +42,7 @@ export function postView(ctx) {
     const announcer = h('p', { class: 'visually-hidden', 'aria-live': 'polite' });
 
     const commentField = field('comment-body', 'Add a comment',
-        h('textarea', { name: 'body', rows: 3, maxlength: 5000, required: true }));
+        h('textarea', { name: 'body', rows: 3, maxlength: 5000, required: true, dir: 'auto' }));
     commentField.control.value = forum.commentDrafts.get(id) ?? '';
     commentField.control.addEventListener('input', () => {
         if (commentField.control.value)
@@ -141,6 +141,7 @@ export function postView(ctx) {
         const post = postRes.json.post;
         if (!loaded) {
             heading.textContent = post.title;
+            heading.dir = 'auto'; /* the user's text, in whichever direction it was written */
             ctx.setTitle?.(post.title);
             details = postDetails(post, categoryNames(cats.list));
             replace(article, details.node);

@@ -10,7 +10,7 @@ import { field, fieldText, formMessage, onSubmit, showErrors } from '../form.js'
 const GENDERS = [['female', 'Female'], ['male', 'Male'], ['other', 'Other']];
 
 function input(name, attrs) {
-    return h('input', { name, required: true, ...attrs });
+    return h('input', { name, required: true, dir: 'auto', ...attrs });
 }
 
 export function registerView(ctx) {
