@@ -291,11 +291,15 @@ forum_stmt_t *forum_db_stmt(const char *sql)
 
 int forum_db_bind_int(forum_stmt_t *s, int idx, int64_t v)
 {
+    if (s == NULL)
+        return -1; /* a statement that did not compile (logged): the step that follows fails too */
     return sqlite3_bind_int64(s->st, idx, v) == SQLITE_OK ? 0 : -1;
 }
 
 int forum_db_bind_text(forum_stmt_t *s, int idx, const char *v, size_t len)
 {
+    if (s == NULL)
+        return -1;
     /* the input gate's last door: whatever a plugin computed, no text that is not UTF-8 is ever stored */
     if (!forum_utf8_valid(v, len)) {
         forum_log(FORUM_LOG_ERROR, "database: \"%s\": parameter %d is not UTF-8 text; bound as NULL", s->sql, idx);
@@ -307,17 +311,23 @@ int forum_db_bind_text(forum_stmt_t *s, int idx, const char *v, size_t len)
 
 int forum_db_bind_blob(forum_stmt_t *s, int idx, const void *v, size_t len)
 {
+    if (s == NULL)
+        return -1;
     return sqlite3_bind_blob64(s->st, idx, v, len, SQLITE_TRANSIENT) == SQLITE_OK ? 0 : -1;
 }
 
 int forum_db_bind_null(forum_stmt_t *s, int idx)
 {
+    if (s == NULL)
+        return -1;
     return sqlite3_bind_null(s->st, idx) == SQLITE_OK ? 0 : -1;
 }
 
 int forum_db_step(forum_stmt_t *s)
 {
     int rc, retried = 0;
+    if (s == NULL)
+        return FORUM_DB_ERROR; /* db_stmt logged why it did not compile */
     if (!s->active) {
         s->active = 1;
         s->next_active = active;
