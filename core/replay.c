@@ -17,7 +17,9 @@
 #include <string.h>
 #include "ws_conn.h"
 
-enum { REPLAY_BATCH = 200, MAX_SOURCES = 16, FORUM_WS_TRY_AGAIN_LATER = 1013 };
+/* ROUNDS_PER_TURN bounds one call's work: a source may answer a round with a window that holds nothing
+ * for this user (sparse messages), and such rounds send nothing that would pace them by the client. */
+enum { REPLAY_BATCH = 200, MAX_SOURCES = 16, ROUNDS_PER_TURN = 8, FORUM_WS_TRY_AGAIN_LATER = 1013 };
 
 typedef struct source_batch {
     const forum_replay_source_t *src;
@@ -57,10 +59,16 @@ void forum_replay_run(forum_ws_t *ws, int64_t user)
 
     if (after < 0)
         return;
-    for (;;) {
+    for (unsigned round = 0;; ++round) {
         size_t n = forum_plugins_replay_sources(srcs, MAX_SOURCES);
         int64_t bound = INT64_MAX; /* every message up to it, of every source, is in this round's batches */
         source_batch_t *b;
+
+        if (round == ROUNDS_PER_TURN) {
+            forum_hub_replay_set(ws, after);
+            forum_hub_yield(ws); /* the others get the loop; the replay goes on in a later turn */
+            return;
+        }
 
         for (size_t i = 0; i != n; ++i) {
             int64_t complete_to = after;

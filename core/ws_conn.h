@@ -81,6 +81,8 @@ void begin_close(forum_ws_t *ws, int code, const char *reason, int after_queued)
 void destroy(forum_ws_t *ws);
 /** The queue of `ws` that wanted it dropped under its low mark: tells the plugins (ws.drained). */
 void drained(forum_ws_t *ws);
+/** Lets the loop serve others: the paced sender of `ws` is woken (drained) on a later loop turn. */
+void forum_hub_yield(forum_ws_t *ws);
 
 /* core/ws_queue.c */
 

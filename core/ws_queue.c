@@ -28,6 +28,9 @@ static void on_flush(uv_idle_t *idle);
 enum { WRITE_MAX_FRAMES = 64, WRITE_MAX_BYTES = 256 * 1024, DRAIN_MARK_MAX = 256 * 1024 };
 /* Connections one loop turn writes: a few milliseconds of system calls on loopback. */
 enum { FLUSH_SLICE = 512 };
+/* Whole writes one connection makes in one turn while the kernel takes them (a backlog, a paced replay
+ * refilling its queue): past it, the rest waits for the next turn, so one fast reader never holds the loop. */
+enum { WRITE_ROUNDS_MAX = 8 };
 static size_t drain_mark;
 
 ws_out_t *out_new(unsigned opcode, const void *payload, size_t len)
@@ -134,6 +137,7 @@ void write_queued(forum_ws_t *ws)
 {
     h2o_iovec_t bufs[WRITE_MAX_FRAMES];
     size_t n, bytes;
+    unsigned rounds = 0;
 
     for (;;) {
         n = bytes = 0;
@@ -155,6 +159,11 @@ void write_queued(forum_ws_t *ws)
             /* done; while the kernel takes more, a backlog goes on draining, as chained completions would */
             release_written(ws);
             after_written(ws);
+            if (++rounds == WRITE_ROUNDS_MAX) {
+                if (ws->out_len != 0)
+                    schedule_flush(ws);
+                return;
+            }
             continue;
         }
         if (w > 0) {
@@ -243,6 +252,10 @@ static void on_flush(uv_idle_t *idle)
     while (!h2o_linklist_is_empty(&batch) && written++ != FLUSH_SLICE) {
         forum_ws_t *ws = H2O_STRUCT_FROM_MEMBER(forum_ws_t, pending, batch.next);
         h2o_linklist_unlink(&ws->pending);
+        if (ws->out_len == 0 && ws->writing == 0 && ws->drain_wanted && ws->closing_since_ms == 0) {
+            ws->drain_wanted = 0;
+            drained(ws); /* a paced sender that yielded (forum_hub_yield) goes on; what it queues is written below */
+        }
         write_queued(ws);
     }
     /* the rest of this sweep goes first next turn, ahead of those scheduled during this one */
@@ -314,6 +327,14 @@ void queue_pong(forum_ws_t *ws, const uint8_t *payload, size_t len)
     ws->pong = o;
     ws->pong_at = ws->out_len - 1;
     out_release(o); /* the queue holds it */
+}
+
+void forum_hub_yield(forum_ws_t *ws)
+{
+    if (ws->closing_since_ms != 0)
+        return;
+    ws->drain_wanted = 1;
+    schedule_flush(ws);
 }
 
 int forum_hub_drain_wait(forum_ws_t *ws)
