@@ -25,8 +25,8 @@ run: deps build cert
 	$(BUILD)/forumd -c $(CONF)
 
 test: deps node-deps build asan cert
-	FORUMD_BUILD=$(BUILD) prove t/*.t
-	FORUMD_BUILD=$(ASAN_BUILD) ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 prove t/*.t
+	SUITE_LOG=$(BUILD)/suite.log FORUMD_BUILD=$(BUILD) t/run-suite t/*.t
+	SUITE_LOG=$(ASAN_BUILD)/suite.log FORUMD_BUILD=$(ASAN_BUILD) ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 t/run-suite t/*.t
 
 # the benchmarks (bench/run): a table on stdout, the figures in build/bench.json; QUICK=1: tiny sizes, seconds
 bench: deps build cert

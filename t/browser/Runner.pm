@@ -53,11 +53,13 @@ sub run_node {
 sub report_tap {
     my ($name, $script, $output, $exit) = @_;
     subtest $name => sub {
-        my ($planned, $seen) = (undef, 0);
+        my ($planned, $seen, $failing) = (undef, 0, 0);
         for my $line (split /\n/, $output) {
             if ($line =~ /^(not )?ok (\d+) - (.*)$/) {
                 ++$seen;
-                ok !$1, $3;
+                $failing = !ok !$1, $3;
+            } elsif ($failing && $line =~ /^#/) {
+                diag $line;    # what the script printed about the check that failed, next to it
             } elsif ($line =~ /^1\.\.(\d+)$/) {
                 $planned = $1;
             }
