@@ -81,4 +81,8 @@ const forum_api_t forum_api = {
 
     /* --- rooms (version 4) --- */
     .publish_all_but = forum_hub_publish_all_but,
+
+    /* --- two backends: SQLite and PostgreSQL (version 5) --- */
+    .db_backend = forum_db_backend,
+    .migration_for = forum_plugin_add_migration_for,
 };

@@ -512,3 +512,8 @@ void forum_db_rollback(void)
     if (!sqlite3_get_autocommit(db))
         forum_db_exec("ROLLBACK");
 }
+
+int forum_db_backend(void)
+{
+    return FORUM_DB_SQLITE;
+}

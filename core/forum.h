@@ -119,6 +119,8 @@ typedef struct forum_migration {
     int number;
     const char *sql;
 } forum_migration_t;
+/** The backend that serves the data calls: FORUM_DB_SQLITE or FORUM_DB_POSTGRES. */
+int forum_db_backend(void);
 /** Applies `owner`'s migrations that have not run yet, in order, each in its own transaction. */
 int forum_db_migrate(const char *owner, const forum_migration_t *migrations, size_t n);
 
@@ -302,6 +304,8 @@ int forum_plugin_add_route(forum_plugin_t *p, const char *method, const char *pa
 int forum_plugin_add_frame(forum_plugin_t *p, const char *type, forum_frame_fn fn);
 int forum_plugin_add_event(forum_plugin_t *p, const char *name, forum_event_fn fn);
 int forum_plugin_add_migration(forum_plugin_t *p, int number, const char *sql);
+/** A migration for one backend only (`backend` FORUM_DB_SQLITE or FORUM_DB_POSTGRES; 0: both). */
+int forum_plugin_add_migration_for(forum_plugin_t *p, int backend, int number, const char *sql);
 int forum_plugin_add_replay_source(forum_plugin_t *p, const forum_replay_source_t *src);
 /** The replay sources of the current generations, in plugin order: up to `max` into `out`; how many. */
 size_t forum_plugins_replay_sources(const forum_replay_source_t **out, size_t max);

@@ -254,7 +254,9 @@ static int open_candidate(const forum_config_t *conf, const char *name, const ch
         goto Error;
     }
     if (c->desc->abi != FORUM_PLUGIN_ABI) {
-        snprintf(msg, msglen, "its plugin ABI is %u, this forumd speaks %u", c->desc->abi, FORUM_PLUGIN_ABI);
+        /* an older plugin assumes its data calls return at once: on PostgreSQL they suspend, so it is rebuilt, never guessed at */
+        snprintf(msg, msglen, "its plugin ABI is %u, this forumd speaks %u%s", c->desc->abi, FORUM_PLUGIN_ABI,
+                 c->desc->abi < FORUM_PLUGIN_ABI ? " (rebuild it against this forumd's forum_plugin.h: since ABI 3 a data call may suspend the callback that makes it)" : "");
         goto Error;
     }
     if (c->desc->name == NULL || strcmp(c->desc->name, name) != 0 || c->desc->version == NULL || c->desc->init == NULL) {
@@ -569,8 +571,17 @@ int forum_plugin_add_event(forum_plugin_t *p, const char *name, forum_event_fn f
 
 int forum_plugin_add_migration(forum_plugin_t *p, int number, const char *sql)
 {
-    if (!registering(p, "a migration") || sql == NULL)
+    return forum_plugin_add_migration_for(p, 0, number, sql);
+}
+
+int forum_plugin_add_migration_for(forum_plugin_t *p, int backend, int number, const char *sql)
+{
+    if (!registering(p, "a migration") || sql == NULL ||
+        (backend != 0 && backend != FORUM_DB_SQLITE && backend != FORUM_DB_POSTGRES))
         return -1;
+    /* only the running backend's list is kept: forum_db_migrate checks that it runs 1, 2, 3, ... */
+    if (backend != 0 && backend != forum_db_backend())
+        return 0;
     forum_migration_t *m = PUSH(p->migrations);
     m->number = number;
     m->sql = strdup(sql);

@@ -12,6 +12,15 @@
  * Every callback a plugin registers runs on the event loop thread. A plugin never blocks: slow
  * work goes through `api->work_queue`, which also keeps the plugin's code loaded until the work's
  * completion has run. Plugins never call each other; they meet in the hub and in the database.
+ *
+ * The data calls (db_*, session_start, session_end) serve two backends with the same plugin code
+ * (ABI 3, API version 5). On SQLite they return at once. On PostgreSQL a call that needs the server
+ * suspends the callback that made it: the loop serves everyone else meanwhile, and the callback goes
+ * on where it stopped when the answer is in. So a callback may be interleaved with others at every data
+ * call: what it read of its own state before such a call may have changed after it (look it up again),
+ * and the `ws` and `req` it was given stay valid (a closed connection drops what is sent to it). SQL is
+ * written once for both: `?` parameters, `INSERT ... RETURNING id` for a new row's id, integers (0/1)
+ * for truth values, and no function only one backend has; migrations may differ (migration_for).
  */
 #ifndef FORUM_PLUGIN_H
 #define FORUM_PLUGIN_H
@@ -25,10 +34,13 @@
 extern "C" {
 #endif
 
-/** ABI version of forum_plugin_desc_t and of the meaning of the calls below (2: the descriptor declares its settings). */
-#define FORUM_PLUGIN_ABI 2
+/**
+ * ABI version of forum_plugin_desc_t and of the meaning of the calls below (2: the descriptor declares its
+ * settings; 3: a data call may suspend the callback that makes it, see above).
+ */
+#define FORUM_PLUGIN_ABI 3
 /** Version of forum_api_t; grows whenever a member is appended. */
-#define FORUM_API_VERSION 4
+#define FORUM_API_VERSION 5
 
 /** True when the core's table `api` has member `member` (for members added after version 1). */
 #define FORUM_API_HAS(api, member) ((api)->size >= offsetof(forum_api_t, member) + sizeof((api)->member))
@@ -61,11 +73,25 @@ enum {
 };
 
 /**
- * Results of forum_api_t.db_step. FORUM_DB_BUSY: another process holds the database's lock (the loop
- * never waits for it: retry later); FORUM_DB_FULL: the disk (or the database's size limit) is full.
- * Both are the server's trouble, not the client's: answer them with res_db_error (503).
+ * Results of forum_api_t.db_step. FORUM_DB_BUSY: another process holds the database's lock, a statement ran
+ * past its time limit, or every connection to the database server is in use (the loop never waits for any
+ * of these: retry later); FORUM_DB_FULL: the disk (or the database's size limit) is full;
+ * FORUM_DB_UNAVAILABLE: the database server cannot be reached (version 5: the connection was lost; forumd
+ * reconnects by itself). All three are the server's trouble, not the client's: answer them with
+ * res_db_error (503).
  */
-enum { FORUM_DB_ERROR = -1, FORUM_DB_DONE = 0, FORUM_DB_ROW = 1, FORUM_DB_CONSTRAINT = 2, FORUM_DB_BUSY = 3, FORUM_DB_FULL = 4 };
+enum {
+    FORUM_DB_ERROR = -1,
+    FORUM_DB_DONE = 0,
+    FORUM_DB_ROW = 1,
+    FORUM_DB_CONSTRAINT = 2,
+    FORUM_DB_BUSY = 3,
+    FORUM_DB_FULL = 4,
+    FORUM_DB_UNAVAILABLE = 5,
+};
+
+/** The data backends (forum_api_t.db_backend, migration_for; version 5). */
+enum { FORUM_DB_SQLITE = 1, FORUM_DB_POSTGRES = 2 };
 
 /**
  * A route handler. It owns the request and must answer it exactly once, now or later (after a
@@ -395,6 +421,17 @@ struct forum_api {
      * message's sender gets its client_id) costs one shared frame, not a list of everyone online.
      */
     void (*publish_all_but)(int64_t user_id, const char *json, size_t len, int flags);
+
+    /* --- two backends: SQLite and PostgreSQL (version 5) --- */
+    /** Which backend serves the data calls: FORUM_DB_SQLITE or FORUM_DB_POSTGRES. */
+    int (*db_backend)(void);
+    /**
+     * Registers migration `number` for one backend only (FORUM_DB_SQLITE or FORUM_DB_POSTGRES), where the two
+     * dialects differ (types, identity columns, indexes on expressions); `migration` registers one for both.
+     * Each backend's numbers run 1, 2, 3, ...; a number may be portable on one backend's list and specific on
+     * the other's. Only while init runs.
+     */
+    int (*migration_for)(forum_plugin_t *p, int backend, int number, const char *sql);
 };
 
 /** The descriptor every plugin exports as `forum_plugin`. */

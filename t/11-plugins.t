@@ -29,7 +29,7 @@ print $fh "this is not an ELF file\n";
 close $fh;
 
 my @refused = (
-    ['wrong ABI', build_dir() . '/t-plugins/wrong_abi.so', qr/plugin chat: refused .*chat\.so: its plugin ABI is 1, this forumd speaks 2/],
+    ['wrong ABI', build_dir() . '/t-plugins/wrong_abi.so', qr/plugin chat: refused .*chat\.so: its plugin ABI is 2, this forumd speaks 3/],
     ['no descriptor', build_dir() . '/t-plugins/no_descriptor.so', qr/plugin chat: refused .*: it exports no forum_plugin descriptor/],
     ['init fails', build_dir() . '/t-plugins/init_fails.so', qr/plugin chat: refused .*: its descriptor is incomplete or names another plugin \(init_fails\)/],
     ['not a shared object', "$tdir/garbage.so", qr/plugin chat: refused .*chat\.so: .*(invalid ELF|file too short)/],

@@ -98,7 +98,7 @@ subtest 'forumd -t refuses a plugin file the host would refuse, at its plugins.l
     my $line = line_of($lines, 'load:');
     my ($rc, $out) = check($path);
     is $rc, 1, 'exit 1';
-    like $out, qr/^\Q$path\E:$line: plugins\.load: plugin chat would be refused: .*chat\.so: its plugin ABI is 1, this forumd speaks 2/m,
+    like $out, qr/^\Q$path\E:$line: plugins\.load: plugin chat would be refused: .*chat\.so: its plugin ABI is 2, this forumd speaks 3/m,
         'with the reason';
     copy("$build/plugins/chat.so", "$dir/plugins/chat.so") or die $!;
 };

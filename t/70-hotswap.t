@@ -81,7 +81,7 @@ subtest 'a new file renamed into place is swapped in while requests and WebSocke
     place($server, $garbage->filename, 'probe');
     sleep 0.6;
     is status_of($server, 'probe')->{generation}, 3, 'a file that is not a shared object: refused';
-    like $server->log, qr/plugin probe: refused .*probe\.so: its plugin ABI is 1, this forumd speaks 2/, 'each refusal is logged';
+    like $server->log, qr/plugin probe: refused .*probe\.so: its plugin ABI is 2, this forumd speaks 3/, 'each refusal is logged';
     $ws->send({ type => 'ping' });
     ok $ws->wait_for('pong'), 'the WebSocket is still open';
     $ws->close;

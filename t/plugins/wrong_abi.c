@@ -1,4 +1,4 @@
-/* A plugin built for the previous ABI (1, whose descriptor declared no settings): the host must refuse it. */
+/* A plugin built for the previous ABI (2, whose data calls never suspended the callback): the host must refuse it. */
 #include "forum_plugin.h"
 
 static int init(forum_plugin_t *p, const forum_api_t *api)
@@ -9,7 +9,7 @@ static int init(forum_plugin_t *p, const forum_api_t *api)
 }
 
 FORUM_EXPORT const forum_plugin_desc_t forum_plugin = {
-    .abi = 1,
+    .abi = 2,
     .name = "wrong_abi",
     .version = "1.0.0",
     .init = init,
