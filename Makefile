@@ -10,9 +10,10 @@ FUZZ_TIME  ?= 60
 FUZZ       ?=
 
 # Debian 12 packages the build, the server and the test suite need (haproxy: the proxy in front of forumd in t/48, t/64;
-# brotli: the .br copies of the client, tools/build-public)
+# brotli: the .br copies of the client, tools/build-public; postgresql: the second backend's server, which the
+# suite starts for itself, as make run never needs it)
 DEBS := build-essential cmake pkg-config openssl \
-        libh2o-dev libwslay-dev libssl-dev libuv1-dev libsqlite3-dev libyajl-dev libscrypt-dev libyaml-dev \
+        libh2o-dev libwslay-dev libssl-dev libuv1-dev libsqlite3-dev libpq-dev libyajl-dev libscrypt-dev libyaml-dev postgresql \
         libcmocka-dev sqlite3 curl nghttp2-client wrk perl libmojolicious-perl libtest-tcp-perl libio-socket-ssl-perl libserver-starter-perl \
         chromium haproxy strace brotli
 # and those only make fuzz needs: clang and its libFuzzer runtime (-fsanitize=fuzzer)
