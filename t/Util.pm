@@ -13,6 +13,7 @@ use warnings;
 use Cwd qw(abs_path);
 use File::Basename qw(dirname);
 use File::Copy qw(copy);
+use File::Path qw(remove_tree);
 use File::Temp qw(tempdir);
 use IO::Socket::INET;
 use JSON::PP;
@@ -148,13 +149,16 @@ sub _sql_literal {
 # runs the SQL text through a command-line client; returns what it printed, or dies with its errors
 sub _client {
     my ($what, $sql, @cmd) = @_;
-    my $dir = tempdir(CLEANUP => 1);
+    # removed here, not at exit: a forked child of a test may run SQL in a loop and leave by POSIX::_exit
+    my $dir = tempdir();
     open my $fh, '>', "$dir/in.sql" or die $!;
     binmode $fh;
     print $fh $sql;
     close $fh;
     my $out = `@{[ join ' ', map { _sh($_) } @cmd ]} <'$dir/in.sql' 2>'$dir/err'`;
-    die "$what failed (" . ($? >> 8) . "): " . slurp("$dir/err") . "SQL: $sql" if $?;
+    my ($status, $err) = ($?, slurp("$dir/err"));
+    remove_tree($dir);
+    die "$what failed (" . ($status >> 8) . "): ${err}SQL: $sql" if $status;
     return $out;
 }
 
