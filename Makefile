@@ -19,7 +19,7 @@ DEBS := build-essential cmake pkg-config openssl \
 # and those only make fuzz needs: clang and its libFuzzer runtime (-fsanitize=fuzzer)
 FUZZ_DEBS := clang-14 libclang-rt-14-dev
 
-.PHONY: run test bench lighthouse fuzz deps fuzz-deps node-deps build asan cert unit-test clean
+.PHONY: run test test-pg bench lighthouse fuzz deps fuzz-deps node-deps build asan cert unit-test clean
 
 run: deps build cert
 	@mkdir -p var
@@ -28,6 +28,22 @@ run: deps build cert
 test: deps node-deps build asan cert
 	SUITE_LOG=$(BUILD)/suite.log FORUMD_BUILD=$(BUILD) t/run-suite t/*.t
 	SUITE_LOG=$(ASAN_BUILD)/suite.log FORUMD_BUILD=$(ASAN_BUILD) ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 t/run-suite t/*.t
+	$(pg_suite)
+
+# only the third pass of make test: the whole suite on the normal build against PostgreSQL (PG_TESTS: fewer files)
+PG_TESTS ?= t/*.t
+test-pg: deps node-deps build cert
+	$(pg_suite)
+
+# A private PostgreSQL (t/pg-cluster) in a temporary folder for the run, stopped and its folder removed
+# whether the suite passed or not (the EXIT trap keeps the suite's status); a Ctrl-C stops it too.
+define pg_suite
+@pgdir=$$(mktemp -d -t forumd-pg.XXXXXX) && \
+conninfo=$$(t/pg-cluster start "$$pgdir") || { t/pg-cluster stop "$$pgdir"; exit 1; }; \
+trap 't/pg-cluster stop "$$pgdir"' EXIT; trap 'exit 130' INT TERM; \
+echo "PostgreSQL for the suite: $$conninfo"; \
+SUITE_LOG=$(BUILD)/suite-pg.log FORUMD_BUILD=$(BUILD) FORUMD_TEST_POSTGRES="$$conninfo" t/run-suite $(PG_TESTS)
+endef
 
 # the benchmarks (bench/run): a table on stdout, the figures in build/bench.json; QUICK=1: tiny sizes, seconds
 bench: deps build cert

@@ -28,7 +28,7 @@ listen:
     ssl:
       certificate-file: $cert
       key-file: $key
-database: $dir/forum.db
+@{[ database_yaml("$dir/forum.db") =~ s/\n\z//r ]}
 plugins:
   dir: $dir/plugins
   load: [@{[ join ', ', @$load ]}]

@@ -17,7 +17,8 @@ plan skip_all => "no HAProxy at $haproxy_bin (Debian package haproxy)" unless -x
 
 subtest 'trusted-proxies in the configuration' => sub {
     my $dir = tempdir(CLEANUP => 1);
-    my $base = "listen: 8080\ndatabase: $dir/forum.db\npublic-dir: " . root_dir() . "/public\n";
+    # three lines before the case's own: the line numbers below count them
+    my $base = "listen: 8080\n" . database_yaml("$dir/forum.db", flow => 1) . "public-dir: " . root_dir() . "/public\n";
     for my $case (["trusted-proxies: [127.0.0.1/8, '::1', 10.0.0.0/8, 'fd00::/8', 192.0.2.7]\n", undef],
                   ["trusted-proxies: 127.0.0.1\n", undef],
                   ["trusted-proxies: []\n", undef],

@@ -182,9 +182,8 @@ subtest 'a feed page answered again shows every change since' => sub {
     is $page->()->{posts}[0]{comment_count}, 1, 'the page shows the comment count the comment trigger moved';
     is api('GET', '/api/posts?category=news&limit=3')->{json}{posts}[0]{comment_count}, 1, 'so does the category page';
 
-    # another process writing to the database (an operator's sqlite3) is seen on the next answer too
-    my $db = $server->{db};
-    system('sqlite3', $db, "UPDATE posts SET title = 'edited outside' WHERE id = $new->{id}") == 0 or die "sqlite3: $?";
+    # another process writing to the database (an operator's sqlite3 or psql) is seen on the next answer too
+    $server->db_query("UPDATE posts SET title = 'edited outside' WHERE id = ?", $new->{id});
     is $page->()->{posts}[0]{title}, 'edited outside', 'a change committed by another connection';
     my $before = $first->{next_before};
     is_deeply $page->("&before=$before"), $page->("&before=$before"), 'an older page, twice';
@@ -222,6 +221,8 @@ subtest 'post.created and comment.created reach every connected client, after co
 };
 
 subtest 'listing a page uses the indexes (cost independent of the number of posts)' => sub {
+    plan skip_all => 'SQLite only: these are the plans of SQLite\'s query planner (PostgreSQL\'s depend on its statistics)'
+        unless $server->backend eq 'sqlite';
     my $plan = sub {
         my $sql = shift;
         return join "\n", `sqlite3 -readonly '$server->{db}' "EXPLAIN QUERY PLAN $sql"`;

@@ -297,9 +297,13 @@ subtest 'a long replay is paced, complete and in order' => sub {
         push @ids, $z->wait_for('message', 10)->{message}{id} while @ids < $i - 50;
     }
     push @ids, $z->wait_for('message', 10)->{message}{id} while @ids < 600;
-    # every commit may restart the WAL only when no statement holds a read open across it
-    my $wal = -s "$opts{db}-wal" // 0;
-    ok $wal < 8 * 1024 * 1024, "the WAL stays bounded after 600 messages (@{[ int($wal / 1024) ]} KiB)";
+    SKIP: {
+        skip 'SQLite only: the WAL file is SQLite\'s (PostgreSQL recycles its own WAL at checkpoints)', 1
+            unless $server->backend eq 'sqlite';
+        # every commit may restart the WAL only when no statement holds a read open across it
+        my $wal = -s "$opts{db}-wal" // 0;
+        ok $wal < 8 * 1024 * 1024, "the WAL stays bounded after 600 messages (@{[ int($wal / 1024) ]} KiB)";
+    }
     is_deeply \@ids, [sort { $a <=> $b } @ids], 'the sender\'s acknowledgements came in order';
     my $wa = ws('alice', "?after=0");
     my @got;

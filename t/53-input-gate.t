@@ -30,11 +30,10 @@ my %escaped = (
     'a \u0000 escape'               => '\u0000',
 );
 
+# the first value the query gives (on SQLite, or PostgreSQL under make test-pg)
 sub sql {
     my ($query) = @_;
-    my $out = `sqlite3 -cmd '.timeout 5000' '$db' "$query"`;
-    chomp $out;
-    return $out;
+    return db_value($db, $query);
 }
 
 sub strict_utf8 {
@@ -216,6 +215,8 @@ subtest 'control characters: one rule, one 422, in posts, comments and chat' => 
 };
 
 subtest 'text stored before the gate goes out as U+FFFD, never as bytes that are not UTF-8' => sub {
+    plan skip_all => 'SQLite only: a PostgreSQL UTF8 database refuses text that is not UTF-8, so none can be there'
+        unless backend() eq 'sqlite';
     # written behind the server's back, as an older forumd (or another program) could have
     sql("INSERT INTO posts (author_id, title, body, created_at) VALUES ($id{ann}, CAST(X'61C0AF62' AS TEXT), "
         . "CAST(X'EDA080' AS TEXT), '2026-11-30T00:00:00.000Z')");

@@ -26,14 +26,14 @@ my $template = "$tmp/template.db";
     my $s = spawn_forumd(db => $template);
     is $s->stop, 0, 'a database with forumd\'s schema';
 }
-my $seeded = `$build/tools/seed --db $template --users 2 --messages $MESSAGES --pairs 1 --sessions 2 --cookies $tmp/cookies`;
+my $seeded = `$build/tools/seed @{[ map { "'$_'" } seed_db_args($template) ]} --users 2 --messages $MESSAGES --pairs 1 --sessions 2 --cookies $tmp/cookies`;
 my ($first_user) = $seeded =~ /"first_user":(\d+)/ or BAIL_OUT("seed failed: $seeded");
 my @cookie = split /\n/, slurp("$tmp/cookies");
 my ($reader, $writer) = ($first_user, $first_user + 1); # session 0 is the first user's, session 1 the second's
 
 sub fresh_db {
     my $name = shift;
-    copy($template, "$tmp/$name.db") or die "copy: $!";
+    db_copy($template, "$tmp/$name.db");
     return "$tmp/$name.db";
 }
 

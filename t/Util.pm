@@ -2,23 +2,32 @@ package t::Util;
 
 # Test helpers: start forumd on free loopback ports with a generated configuration and a
 # temporary database, talk to it over HTTP/1.1, HTTPS/1.1 and HTTPS/2, and always stop it by PID.
+#
+# The database is SQLite (a file) unless FORUMD_TEST_POSTGRES holds a libpq conninfo of a PostgreSQL role
+# that may CREATE DATABASE (make test-pg; t/pg-cluster starts a private server): then every database of the
+# suite is a fresh PostgreSQL database. A test names its database by a path either way ("$dir/forum.db");
+# the same path is the same database, so a restart keeps its data on both backends.
 
 use strict;
 use warnings;
 use Cwd qw(abs_path);
 use File::Basename qw(dirname);
 use File::Copy qw(copy);
+use File::Path qw(remove_tree);
 use File::Temp qw(tempdir);
 use IO::Socket::INET;
 use JSON::PP;
+use B ();
 use Net::EmptyPort qw(empty_port wait_port);
 use POSIX qw(:sys_wait_h);
+use Scalar::Util qw(weaken);
 use Test::More;
 use Time::HiRes qw(sleep time);
 use Exporter 'import';
 
 our @EXPORT = qw(root_dir build_dir forumd_bin spawn_forumd run_with_curl curl_json json_decode json_encode
-                 mojo_ua probe_login tls_files slurp ws_connect cookie_of spawn_haproxy);
+                 mojo_ua probe_login tls_files slurp ws_connect cookie_of spawn_haproxy
+                 backend database_yaml db_query db_value db_conninfo db_copy seed_db_args);
 
 my $JSON = JSON::PP->new->utf8->canonical->allow_nonref;
 sub json_decode { $JSON->decode($_[0]) }
@@ -46,13 +55,150 @@ sub slurp {
     return scalar <$fh>;
 }
 
+# --- the database under test ---
+
+# 'postgres' when FORUMD_TEST_POSTGRES is set, else 'sqlite'.
+sub backend { length($ENV{FORUMD_TEST_POSTGRES} // '') ? 'postgres' : 'sqlite' }
+
+my %pg_name;     # a test's database path => the PostgreSQL database that stands for it
+my @pg_created;  # [name, pid of the process that created it]
+my $pg_count = 0;
+
+# The PostgreSQL database for `path`, created on first use: a name no other test of the run has.
+sub _pg_database {
+    my ($path) = @_;
+    return $pg_name{$path} //= do {
+        my $name = sprintf 'forumd_t%d_%d_%s', $$, ++$pg_count, join '', map { ('a' .. 'z')[rand 26] } 1 .. 6;
+        _psql("$ENV{FORUMD_TEST_POSTGRES} dbname=postgres", "CREATE DATABASE $name;\n");
+        push @pg_created, [$name, $$];
+        $name;
+    };
+}
+
+# The libpq conninfo of the database `path` stands for (PostgreSQL only).
+sub db_conninfo {
+    my ($path) = @_;
+    die 'db_conninfo: the suite runs on SQLite' unless backend() eq 'postgres';
+    return "$ENV{FORUMD_TEST_POSTGRES} dbname=" . _pg_database($path);
+}
+
+# The configuration's `database:` entry for `path`: the path itself on SQLite; on PostgreSQL the mapping,
+# as a block or, with flow => 1, on one line (for tests that count the configuration's lines).
+sub database_yaml {
+    my ($path, %opts) = @_;
+    return "database: $path\n" if backend() eq 'sqlite';
+    (my $conninfo = db_conninfo($path)) =~ s/(["\\])/\\$1/g;
+    return qq(database: {postgres: "$conninfo", connections: 4, statement-timeout: 5}\n) if $opts{flow};
+    return qq(database:\n  postgres: "$conninfo"\n  connections: 4\n  statement-timeout: 5\n);
+}
+
+# The arguments that point tools/seed at the database `path` stands for.
+sub seed_db_args {
+    my ($path) = @_;
+    return backend() eq 'sqlite' ? ('--db', $path) : ('--postgres', db_conninfo($path));
+}
+
+# db_copy($from, $to): $to becomes a copy of the database $from (whose server has stopped).
+sub db_copy {
+    my ($from, $to) = @_;
+    if (backend() eq 'sqlite') {
+        copy($from, $to) or die "copy $from: $!";
+        return;
+    }
+    die "db_copy: $to is in use already" if $pg_name{$to};
+    my $name = sprintf 'forumd_t%d_%d_%s', $$, ++$pg_count, join '', map { ('a' .. 'z')[rand 26] } 1 .. 6;
+    _psql("$ENV{FORUMD_TEST_POSTGRES} dbname=postgres", "CREATE DATABASE $name TEMPLATE " . _pg_database($from) . ";\n");
+    push @pg_created, [$name, $$];
+    $pg_name{$to} = $name;
+}
+
+# db_query($path, $sql, @params) runs SQL (one statement or several) on the database `path` stands for,
+# from another process (sqlite3, waiting up to 5 s for a lock; or psql), and returns the rows of every
+# statement, each an array ref of its values as the command-line tool prints them (bytes; NULL is undef).
+# Each ? outside quotes takes the next parameter as a literal: undef is NULL, a Perl number a number,
+# anything else a quoted string. Dies with the tool's message when the SQL fails.
+sub db_query {
+    my ($path, $sql, @params) = @_;
+    $sql =~ s/('(?:[^']|'')*'|"(?:[^"]|"")*")|\?/defined $1 ? $1 : _sql_literal(\@params)/ge;
+    die "db_query: more parameters than ? in $sql" if @params;
+    utf8::encode($sql) if utf8::is_utf8($sql);
+    $sql .= ";" unless $sql =~ /;\s*\z/;
+    my $out = backend() eq 'sqlite' ? _sqlite3($path, "$sql\n") : _psql(db_conninfo($path), "$sql\n");
+    my ($fs, $rs) = backend() eq 'sqlite' ? ("\x1f", "\x1e") : ("\x1f", "\0");
+    return map { [map { $_ eq "\x02N" ? undef : $_ } split /\Q$fs\E/, $_, -1] } split /\Q$rs\E/, $out;
+}
+
+# The first value of the first row (counts and single values), or undef when there is no row.
+sub db_value {
+    my @rows = db_query(@_);
+    return @rows ? $rows[0][0] : undef;
+}
+
+sub _sql_literal {
+    my ($params) = @_;
+    die 'db_query: more ? than parameters' unless @$params;
+    my $v = shift @$params;
+    return 'NULL' unless defined $v;
+    my $flags = B::svref_2object(\$v)->FLAGS;
+    return $v if $flags & (B::SVp_IOK | B::SVp_NOK) && !($flags & B::SVp_POK) && $v =~ /^-?\d+(?:\.\d+)?\z/;
+    utf8::encode($v) if utf8::is_utf8($v);
+    $v =~ s/'/''/g;
+    return "'$v'";
+}
+
+# runs the SQL text through a command-line client; returns what it printed, or dies with its errors
+sub _client {
+    my ($what, $sql, @cmd) = @_;
+    # removed here, not at exit: a forked child of a test may run SQL in a loop and leave by POSIX::_exit
+    my $dir = tempdir();
+    open my $fh, '>', "$dir/in.sql" or die $!;
+    binmode $fh;
+    print $fh $sql;
+    close $fh;
+    my $out = `@{[ join ' ', map { _sh($_) } @cmd ]} <'$dir/in.sql' 2>'$dir/err'`;
+    my ($status, $err) = ($?, slurp("$dir/err"));
+    remove_tree($dir);
+    die "$what failed (" . ($status >> 8) . "): ${err}SQL: $sql" if $status;
+    return $out;
+}
+
+# rows end with RS, values are separated by US, NULL prints as STX N
+sub _sqlite3 {
+    my ($path, $sql) = @_;
+    return _client('sqlite3', $sql, 'sqlite3', '-batch', '-bail', '-noheader', '-list', '-separator', "\x1f",
+                   '-newline', "\x1e", '-nullvalue', "\x02N", '-cmd', '.timeout 5000', $path);
+}
+
+# rows end with NUL (which text never holds in PostgreSQL), values are separated by US, NULL prints as STX N
+sub _psql {
+    my ($conninfo, $sql) = @_;
+    local $ENV{PGCLIENTENCODING} = 'UTF8';
+    local $ENV{PGCONNECT_TIMEOUT} = 10;
+    return _client('psql', $sql, 'psql', '-X', '-q', '-A', '-t', '-v', 'ON_ERROR_STOP=1', '-F', "\x1f", '-0',
+                   '-P', "null=\x02N", '-d', $conninfo);
+}
+
+# Servers still running when the test ends stop first; then the PostgreSQL databases this process
+# created are dropped, so that a whole run leaves the cluster as it found it.
+my @live_servers;
+END {
+    local $?;
+    if (@pg_created) {
+        $_ && $_->{owner} == $$ && $_->stop for @live_servers;
+        for my $db (grep { $_->[1] == $$ } @pg_created) {
+            eval { _psql("$ENV{FORUMD_TEST_POSTGRES} dbname=postgres", "DROP DATABASE IF EXISTS $db->[0] WITH (FORCE);\n") };
+            warn "dropping $db->[0]: $@" if $@;
+        }
+    }
+}
+
 # spawn_forumd(%opts) starts a server and returns a guard; the server stops when the guard goes.
 #   plugins   => [names]       plugins to load (default: the five feature plugins)
 #   plugin_files => {name => path}  .so files to place in a private plugins dir under those names
 #   extra     => "yaml"        more top-level configuration, appended verbatim
 #   limits    => {key => val}  entries of the limits mapping
 #   settings  => "yaml"        the plugins.settings mapping, indented under it
-#   db        => path          reuse a database (restarts)
+#   db        => path          reuse a database (restarts); on PostgreSQL the database that path stands for
 #   watch     => 1             plugins.watch: swap plugins whose files change
 #   starter   => 1             run under start_server(1), which passes the listening sockets
 #   public_dir => path         the client's files (default: public/)
@@ -87,7 +233,7 @@ listen:
     ssl:
       certificate-file: $cert
       key-file: $key
-database: $db
+@{[ database_yaml($db) =~ s/\n\z//r ]}
 public-dir: @{[ $opts{public_dir} // root_dir() . '/public' ]}
 plugins:
   dir: $plugin_dir
@@ -118,6 +264,8 @@ YAML
     }
     my $self = bless { pid => $pid, owner => $$, port => $port, tls_port => $tls_port, dir => $dir, log => $log,
                        conf => $conf_file, db => $db, plugin_dir => $plugin_dir }, 'forumd::Guard';
+    push @live_servers, $self;
+    weaken($live_servers[-1]);
     # a sanitizer build starts slower; wait for both ports or for the process to end
     my $deadline = time + 30;
     while (time < $deadline) {
@@ -415,6 +563,12 @@ sub pid { $_[0]{pid} }
 sub log { t::Util::slurp($_[0]{log}) }
 sub url { "http://127.0.0.1:$_[0]{port}" }
 sub tls_url { "https://127.0.0.1:$_[0]{tls_port}" }
+# the database: its path (the file on SQLite, the name of its PostgreSQL database on PostgreSQL), the backend,
+# and SQL run on it from another process (t::Util::db_query, db_value)
+sub db { $_[0]{db} }
+sub backend { t::Util::backend() }
+sub db_query { my $self = shift; t::Util::db_query($self->{db}, @_) }
+sub db_value { my $self = shift; t::Util::db_value($self->{db}, @_) }
 
 # Stops the server with SIGTERM (by PID) and returns its exit code; -1 if it had to be killed.
 sub stop {

@@ -113,12 +113,11 @@ static int init(forum_plugin_t *p, const forum_api_t *a)
     api = a;
     if (!FORUM_API_HAS(a, db_next_id) || !FORUM_API_HAS(a, migration_for))
         return -1;
-    return a->migration_for(p, FORUM_DB_SQLITE, 1,
-                            "CREATE TABLE ticker_notes (id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL);"
-                            "CREATE INDEX ticker_notes_user ON ticker_notes (user_id, id);") ||
-           a->migration_for(p, FORUM_DB_POSTGRES, 1,
-                            "CREATE TABLE ticker_notes (id BIGINT PRIMARY KEY, user_id BIGINT NOT NULL);"
-                            "CREATE INDEX ticker_notes_user ON ticker_notes (user_id, id);") ||
+    /* the id is the core's message sequence (db_next_id), never the table's own */
+    return a->migration_for(p, FORUM_DB_SQLITE, 1, "CREATE TABLE ticker_notes (id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL);"
+                                                   "CREATE INDEX ticker_notes_user ON ticker_notes (user_id, id);") ||
+           a->migration_for(p, FORUM_DB_POSTGRES, 1, "CREATE TABLE ticker_notes (id BIGINT PRIMARY KEY, user_id BIGINT NOT NULL);"
+                                                     "CREATE INDEX ticker_notes_user ON ticker_notes (user_id, id);") ||
            a->route(p, "POST", "/api/ticker", 0, post_note) || a->route(p, "POST", "/api/ticker/fail", 0, post_fail) ||
            a->replay_source(p, &source);
 }
