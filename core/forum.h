@@ -111,6 +111,8 @@ void forum_db_status(yajl_gen g);
 void forum_db_reset_active(void);
 /** The server serves from now on: the loop's connection stops waiting for locks (startup may wait for one). */
 void forum_db_serving(void);
+/** The loop has stopped: what runs now (plugins' fini) may wait for the database, as at start. */
+void forum_db_serving_end(void);
 /** What the last failed call met: FORUM_DB_BUSY (a lock), FORUM_DB_FULL (a full disk) or FORUM_DB_ERROR. */
 int forum_db_failure(void);
 /** Records a failure that is not the database's (no randomness, no memory), so that it is answered as a 500. */

@@ -636,8 +636,10 @@ static pg_conn_t *conn_get(void)
             forum_log(FORUM_LOG_ERROR, "database: a data call off any fiber waits for PostgreSQL on the loop (a bug)");
             P.warned_off_fiber = 1;
         }
-        if (P.loop_conn == NULL)
-            P.loop_conn = &P.conns[0];
+        if (P.loop_conn == NULL || P.loop_conn->state == C_DOWN) {
+            fail_with(FORUM_DB_UNAVAILABLE, "no connection", "no connection to PostgreSQL is free");
+            return NULL;
+        }
         return P.loop_conn;
     }
     if ((c = forum_fiber_data(self)) != NULL)
@@ -1049,6 +1051,14 @@ void forum_pg_serving(void)
             give_to_waiter_or_idle(&P.conns[i]);
         }
     forum_fiber_enable(1);
+}
+
+void forum_pg_serving_end(void)
+{
+    /* fibers still suspended never resume: calls from now on wait in place, on a connection none of them holds */
+    forum_fiber_enable(0);
+    P.serving = 0;
+    P.loop_conn = P.idle;
 }
 
 static void timer_closed(uv_handle_t *h)
