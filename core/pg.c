@@ -232,6 +232,7 @@ void forum_pg_fail_other(void)
 
 static void on_poll(uv_poll_t *h, int status, int events);
 static void conn_lost(pg_conn_t *c, const char *why);
+static int send_failed(pg_conn_t *c, const char *sql);
 static void schedule_reconnect(pg_conn_t *c);
 static void connect_step(pg_conn_t *c);
 
@@ -268,6 +269,7 @@ static void poll_want(pg_conn_t *c, int events)
             return;
         }
         c->poll->data = c;
+        uv_unref((uv_handle_t *)c->poll); /* a connection's socket never keeps a stopping loop alive */
         c->poll_fd = fd;
         c->poll_events = 0;
     }
@@ -375,8 +377,10 @@ static int simple(pg_conn_t *c, const char *sql)
 {
     PGresult *r;
     int ret = 0;
-    if (c->state == C_DOWN || !PQsendQuery(c->pg, sql))
-        return fail_with(FORUM_DB_UNAVAILABLE, sql, c->pg != NULL ? PQerrorMessage(c->pg) : "the connection is down");
+    if (c->state == C_DOWN)
+        return fail_with(FORUM_DB_UNAVAILABLE, sql, "the connection to PostgreSQL was lost");
+    if (!PQsendQuery(c->pg, sql))
+        return send_failed(c, sql);
     if ((r = await(c)) == NULL)
         return fail_with(FORUM_DB_UNAVAILABLE, sql, P.last_error[0] != '\0' ? P.last_error : "the connection was lost");
     if (PQresultStatus(r) == PGRES_FATAL_ERROR)
@@ -428,6 +432,14 @@ static void conn_lost(pg_conn_t *c, const char *why)
     }
     conn_forget_statements(c);
     c->in_txn = 0;
+    if (c->state == C_IDLE) {
+        for (pg_conn_t **p = &P.idle; *p != NULL; p = &(*p)->next_idle)
+            if (*p == c) {
+                *p = c->next_idle;
+                break;
+            }
+        c->next_idle = NULL;
+    }
     int held = c->state == C_HELD;
     c->state = C_DOWN;
     if (c->waiter != NULL) {
@@ -791,6 +803,16 @@ int forum_pg_bind_null(forum_stmt_t *s, int idx)
     return use_bind((pg_use_t *)s, idx, NULL, 0, 0, 0);
 }
 
+/* A send that libpq refused: a connection found broken is lost (and comes back), whatever the caller does next. */
+static int send_failed(pg_conn_t *c, const char *sql)
+{
+    char msg[200];
+    snprintf(msg, sizeof(msg), "%s", c->pg != NULL ? PQerrorMessage(c->pg) : "no connection");
+    if (c->pg == NULL || PQstatus(c->pg) == CONNECTION_BAD)
+        conn_lost(c, msg);
+    return fail_with(FORUM_DB_UNAVAILABLE, sql, msg);
+}
+
 /* Sends the statement (preparing it first on this connection), waits, and keeps its result. */
 static int run(pg_use_t *u)
 {
@@ -805,7 +827,7 @@ static int run(pg_use_t *u)
     snprintf(name, sizeof(name), "f%u", t->id);
     if (!c->prepared[t->id]) {
         if (!PQsendPrepare(c->pg, name, t->pgsql, t->nparams, u->types))
-            return fail_with(FORUM_DB_UNAVAILABLE, t->sql, PQerrorMessage(c->pg));
+            return send_failed(c, t->sql);
         if ((r = await(c)) == NULL)
             return fail_with(FORUM_DB_UNAVAILABLE, t->sql, "the connection to PostgreSQL was lost");
         if (PQresultStatus(r) != PGRES_COMMAND_OK) {
@@ -823,7 +845,7 @@ static int run(pg_use_t *u)
         c->prepared[t->id] = 1;
     }
     if (!PQsendQueryPrepared(c->pg, name, t->nparams, (const char *const *)u->values, u->lengths, u->formats, 0))
-        return fail_with(FORUM_DB_UNAVAILABLE, t->sql, PQerrorMessage(c->pg));
+        return send_failed(c, t->sql);
     if ((r = await(c)) == NULL)
         return fail_with(FORUM_DB_UNAVAILABLE, t->sql, "the connection to PostgreSQL was lost");
     switch (PQresultStatus(r)) {
