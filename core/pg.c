@@ -114,6 +114,21 @@ static struct {
     char last_error[200];
 } P;
 
+/* libpq's messages span lines and end with one: a log line and an exit message are one line. */
+static void one_line(char *s)
+{
+    char *d = s;
+    for (const char *p = s; *p != '\0'; ++p) {
+        char ch = *p == '\n' || *p == '\t' ? ' ' : *p;
+        if (ch == ' ' && (d == s || d[-1] == ' '))
+            continue;
+        *d++ = ch;
+    }
+    while (d != s && d[-1] == ' ')
+        --d;
+    *d = '\0';
+}
+
 static int on;
 
 int forum_pg_on(void)
@@ -208,11 +223,9 @@ static int failure_of_state(const char *state)
 
 static int fail_with(int failure, const char *what, const char *msg)
 {
-    size_t n;
     P.last_failure = failure == FORUM_DB_CONSTRAINT ? FORUM_DB_ERROR : failure;
     snprintf(P.last_error, sizeof(P.last_error), "%s", msg);
-    if ((n = strlen(P.last_error)) != 0 && P.last_error[n - 1] == '\n')
-        P.last_error[n - 1] = '\0';
+    one_line(P.last_error);
     if (failure != FORUM_DB_CONSTRAINT)
         forum_log(failure == FORUM_DB_ERROR ? FORUM_LOG_ERROR : FORUM_LOG_WARN, "database: %.120s: %s", what, P.last_error);
     return failure;
@@ -419,8 +432,7 @@ static void conn_lost(pg_conn_t *c, const char *why)
 {
     char msg[200];
     snprintf(msg, sizeof(msg), "%s", why != NULL ? why : "");
-    for (char *nl; (nl = strchr(msg, '\n')) != NULL;)
-        *nl = ' ';
+    one_line(msg);
     ++P.lost;
     if (P.down_since_ms == 0)
         P.down_since_ms = forum_now_ms();
@@ -566,8 +578,7 @@ static int conn_open_blocking(pg_conn_t *c, char *err, size_t errlen)
     c->state = C_IDLE;
     return 0;
 Error:
-    for (char *nl; (nl = strchr(err, '\n')) != NULL;)
-        *nl = ' ';
+    one_line(err);
     PQfinish(c->pg);
     c->pg = NULL;
     c->state = C_DOWN;
@@ -1173,8 +1184,7 @@ int forum_pg_check_conninfo(const char *conninfo, char *err, size_t errlen)
     PQconninfoOption *opts = PQconninfoParse(conninfo, &msg);
     if (opts == NULL) {
         snprintf(err, errlen, "not a libpq connection string: %s", msg != NULL ? msg : "out of memory");
-        for (char *nl; (nl = strchr(err, '\n')) != NULL;)
-            *nl = ' ';
+        one_line(err);
         PQfreemem(msg);
         return -1;
     }
