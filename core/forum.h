@@ -188,6 +188,11 @@ int forum_session_create(int64_t user_id, int64_t lifetime_ms, char *token, foru
 int forum_session_find(const char *token, size_t len, forum_session_t *out);
 /** Deletes a session; 0 when it is gone, -1 when the delete failed (forum_db_failure says why). */
 int forum_session_delete(const uint8_t *hash);
+/** PostgreSQL: sessions found are kept in memory (on) until their row is deleted or changed anywhere. */
+void forum_session_cache_enable(int on);
+void forum_session_cache_clear(void);
+/** The row of the session whose hash is `hex` was deleted or changed (a notification): its entry goes. */
+void forum_session_forget_hex(const char *hex);
 /** Deletes a batch of expired sessions. */
 int forum_session_purge(void);
 /** Extracts the `sid` cookie's value from a Cookie header; returns its length (0 if absent). */

@@ -296,7 +296,9 @@ static void take_notifies(pg_conn_t *c)
 {
     PGnotify *n;
     while ((n = PQnotifies(c->pg)) != NULL) {
-        if (n->extra != NULL && *n->extra != '\0')
+        if (strcmp(n->relname, "forum_sessions") == 0)
+            forum_session_forget_hex(n->extra != NULL ? n->extra : "");
+        else if (n->extra != NULL && *n->extra != '\0')
             forum_db__move_table(n->extra);
         else
             forum_db__move_all();
@@ -494,7 +496,7 @@ static void schedule_reconnect(pg_conn_t *c)
 
 static void setup_sql(char *buf, size_t len)
 {
-    snprintf(buf, len, "SET statement_timeout = %u; LISTEN forum_tables", P.timeout_ms);
+    snprintf(buf, len, "SET statement_timeout = %u; LISTEN forum_tables; LISTEN forum_sessions", P.timeout_ms);
 }
 
 /* Drives a connection attempt (C_CONNECTING), then its setup query (C_SETUP), to C_IDLE. */
@@ -541,8 +543,9 @@ static void connect_step(pg_conn_t *c)
         c->backoff_ms = 0;
         forum_log(FORUM_LOG_INFO, "database: connection %d to PostgreSQL is back", c->index);
         P.down_since_ms = 0;
-        /* what others wrote while it was away was not heard: every cached rendering is read again */
+        /* what others wrote while it was away was not heard: every cached rendering and session is read again */
         forum_db__move_all();
+        forum_session_cache_clear();
         give_to_waiter_or_idle(c);
     }
     return;
@@ -1069,6 +1072,7 @@ int forum_pg_open(const forum_config_t *conf, uv_loop_t *loop, char *err, size_t
         }
     }
     P.loop_conn = &P.conns[0];
+    forum_session_cache_enable(1);
     return 0;
 }
 
@@ -1137,6 +1141,7 @@ void forum_pg_close(void)
         }
     }
     free(P.conninfo);
+    forum_session_cache_enable(0);
     forum_fiber_enable(0);
     on = 0;
 }

@@ -55,6 +55,17 @@ for (1 .. 100) {
     sleep 0.05;
 }
 is $title, 'After', 'a write from psql reaches the cached feed (its notification moved the version)';
+
+# sessions found are kept in memory on PostgreSQL; a row deleted anywhere ends the session here at once
+is curl_json('curl -s', 'GET', $server->url . '/api/auth/me', cookie_jar => $jar)->{status}, 200, 'pia is logged in (her session is now cached)';
+$server->db_query("DELETE FROM sessions WHERE user_id = (SELECT id FROM users WHERE nickname = 'pia')");
+my $code;
+for (1 .. 100) {
+    $code = curl_json('curl -s', 'GET', $server->url . '/api/auth/me', cookie_jar => $jar)->{status};
+    last if $code == 401;
+    sleep 0.05;
+}
+is $code, 401, 'a session deleted from psql is over for forumd too (its notification emptied the cached entry)';
 is $server->stop, 0, 'forumd stops cleanly';
 
 # a server that cannot be reached: forumd says so in one line and exits 1
