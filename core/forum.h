@@ -342,8 +342,8 @@ int forum_plugin_add_migration(forum_plugin_t *p, int number, const char *sql);
 /** A migration for one backend only (`backend` FORUM_DB_SQLITE or FORUM_DB_POSTGRES; 0: both). */
 int forum_plugin_add_migration_for(forum_plugin_t *p, int backend, int number, const char *sql);
 int forum_plugin_add_replay_source(forum_plugin_t *p, const forum_replay_source_t *src);
-/** The replay sources of the current generations, in plugin order: up to `max` into `out`; how many. */
-size_t forum_plugins_replay_sources(const forum_replay_source_t **out, size_t max);
+/** The replay sources of the current generations, in plugin order: up to `max` into `out`, each generation pinned into `gens` (the caller unpins them); how many. */
+size_t forum_plugins_replay_sources(const forum_replay_source_t **out, forum_plugin_t **gens, size_t max);
 /** Writes the loaded plugins as a JSON array (for /_status). */
 void forum_plugins_status(yajl_gen g);
 

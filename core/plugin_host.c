@@ -655,12 +655,14 @@ forum_frame_fn forum_plugins_frame(const char *type, size_t len, forum_plugin_t 
     return NULL;
 }
 
-size_t forum_plugins_replay_sources(const forum_replay_source_t **out, size_t max)
+size_t forum_plugins_replay_sources(const forum_replay_source_t **out, forum_plugin_t **gens, size_t max)
 {
     size_t n = 0;
     for (size_t s = 0; s != num_slots && n != max; ++s)
-        if (slots[s].current != NULL && slots[s].current->replay != NULL)
+        if (slots[s].current != NULL && slots[s].current->replay != NULL) {
+            forum_plugin_pin(gens[n] = slots[s].current);
             out[n++] = slots[s].current->replay;
+        }
     return n;
 }
 

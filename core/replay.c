@@ -30,13 +30,16 @@ typedef struct source_batch {
 int64_t forum_replay_last_id(int64_t user)
 {
     const forum_replay_source_t *srcs[MAX_SOURCES];
-    size_t n = forum_plugins_replay_sources(srcs, MAX_SOURCES);
+    forum_plugin_t *gens[MAX_SOURCES];
+    size_t n = forum_plugins_replay_sources(srcs, gens, MAX_SOURCES);
     int64_t last = 0;
     for (size_t i = 0; i != n; ++i) {
         int64_t id = srcs[i]->last_id(user);
         if (id > last)
             last = id;
     }
+    for (size_t i = 0; i != n; ++i)
+        forum_plugin_unpin(gens[i]);
     return last;
 }
 
@@ -83,56 +86,71 @@ void forum_replay_run(forum_ws_t *ws, int64_t user)
     }
 }
 
+enum { ROUND_AGAIN, ROUND_OVER };
+
+/* One round over the sources `srcs`: what each lists above `*after`, sent in id order up to where all are complete. */
+static int replay_round(forum_ws_t *ws, int64_t user, source_batch_t *batches, const forum_replay_source_t *const *srcs, size_t n,
+                        int64_t *after)
+{
+    int64_t bound = INT64_MAX; /* every message up to it, of every source, is in this round's batches */
+    source_batch_t *b;
+
+    for (size_t i = 0; i != n; ++i) {
+        int64_t complete_to = *after;
+        batches[i].src = srcs[i];
+        batches[i].at = 0;
+        batches[i].n = srcs[i]->list(user, *after, batches[i].ids, REPLAY_BATCH, &complete_to);
+        if (batches[i].n < 0) {
+            /* the database failed: the client reconnects with the last id it saw, and misses nothing */
+            forum_log(FORUM_LOG_WARN, "replay for user %lld: a source could not be read; the client is asked to reconnect",
+                      (long long)user);
+            forum_hub_replay_set(ws, *after);
+            begin_close(ws, FORUM_WS_TRY_AGAIN_LATER, "try again later", 1);
+            return ROUND_OVER;
+        }
+        if (complete_to < bound)
+            bound = complete_to;
+    }
+    if (ws->dead)
+        return ROUND_OVER; /* it went while a source was read */
+    while ((b = next_of(batches, n, bound)) != NULL) {
+        if (forum_hub_drain_wait(ws)) {
+            forum_hub_replay_set(ws, *after); /* the queue drained: here again */
+            return ROUND_OVER;
+        }
+        *after = b->ids[b->at++];
+        b->src->send(ws, user, *after);
+    }
+    if (bound == INT64_MAX) {
+        forum_hub_replay_set(ws, -1); /* caught up: live delivery takes over from here */
+        return ROUND_OVER;
+    }
+    if (bound > *after)
+        *after = bound; /* nothing up to it is left unsent */
+    return ROUND_AGAIN;
+}
+
 static void replay_rounds(forum_ws_t *ws, int64_t user, source_batch_t *batches)
 {
     const forum_replay_source_t *srcs[MAX_SOURCES];
+    forum_plugin_t *gens[MAX_SOURCES];
     int64_t after = forum_hub_replay_get(ws);
 
     if (after < 0)
         return;
     for (unsigned round = 0;; ++round) {
-        size_t n = forum_plugins_replay_sources(srcs, MAX_SOURCES);
-        int64_t bound = INT64_MAX; /* every message up to it, of every source, is in this round's batches */
-        source_batch_t *b;
-
         if (round == ROUNDS_PER_TURN) {
             forum_hub_replay_set(ws, after);
             forum_hub_yield(ws); /* the others get the loop; the replay goes on in a later turn */
             return;
         }
-
-        for (size_t i = 0; i != n; ++i) {
-            int64_t complete_to = after;
-            batches[i].src = srcs[i];
-            batches[i].at = 0;
-            batches[i].n = srcs[i]->list(user, after, batches[i].ids, REPLAY_BATCH, &complete_to);
-            if (batches[i].n < 0) {
-                /* the database failed: the client reconnects with the last id it saw, and misses nothing */
-                forum_log(FORUM_LOG_WARN, "replay for user %lld: a source could not be read; the client is asked to reconnect",
-                          (long long)user);
-                forum_hub_replay_set(ws, after);
-                begin_close(ws, FORUM_WS_TRY_AGAIN_LATER, "try again later", 1);
-                return;
-            }
-            if (complete_to < bound)
-                bound = complete_to;
-        }
-        if (ws->dead)
-            return; /* it went while a source was read */
-        while ((b = next_of(batches, n, bound)) != NULL) {
-            if (forum_hub_drain_wait(ws)) {
-                forum_hub_replay_set(ws, after); /* the queue drained: here again */
-                return;
-            }
-            after = b->ids[b->at++];
-            b->src->send(ws, user, after);
-        }
-        if (bound == INT64_MAX) {
-            forum_hub_replay_set(ws, -1); /* caught up: live delivery takes over from here */
+        /* the sources' generations stay loaded for the round: on PostgreSQL a swap may come while a source is read */
+        size_t n = forum_plugins_replay_sources(srcs, gens, MAX_SOURCES);
+        int over = replay_round(ws, user, batches, srcs, n, &after) == ROUND_OVER;
+        for (size_t i = 0; i != n; ++i)
+            forum_plugin_unpin(gens[i]);
+        if (over)
             return;
-        }
-        if (bound > after)
-            after = bound; /* nothing up to it is left unsent */
     }
 }
 
