@@ -180,6 +180,9 @@ void forum_fiber_run(void (*fn)(void *), void *arg)
     f->next = NULL;
     f->on_exit = NULL;
     f->data = NULL;
+#ifdef FIBER_ASAN
+    f->fake_stack = NULL; /* a reused fiber's last one went with its end */
+#endif
     getcontext(&f->ctx);
     f->ctx.uc_stack.ss_sp = f->map + page_size;
     f->ctx.uc_stack.ss_size = f->size;
