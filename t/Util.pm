@@ -64,11 +64,18 @@ my %pg_name;     # a test's database path => the PostgreSQL database that stands
 my @pg_created;  # [name, pid of the process that created it]
 my $pg_count = 0;
 
-# The PostgreSQL database for `path`, created on first use: a name no other test of the run has.
+# A database name no other test of the run has; it starts with the test's number (t55_...), which
+# PostgreSQL's log shows on each line.
+sub _pg_new_name {
+    my ($number) = $0 =~ m{(\d+)-[^/]*\.t\z};
+    return sprintf 't%s_%d_%d_%s', $number // 'x', $$, ++$pg_count, join '', map { ('a' .. 'z')[rand 26] } 1 .. 6;
+}
+
+# The PostgreSQL database for `path`, created on first use.
 sub _pg_database {
     my ($path) = @_;
     return $pg_name{$path} //= do {
-        my $name = sprintf 'forumd_t%d_%d_%s', $$, ++$pg_count, join '', map { ('a' .. 'z')[rand 26] } 1 .. 6;
+        my $name = _pg_new_name();
         _psql("$ENV{FORUMD_TEST_POSTGRES} dbname=postgres", "CREATE DATABASE $name;\n");
         push @pg_created, [$name, $$];
         $name;
@@ -106,7 +113,7 @@ sub db_copy {
         return;
     }
     die "db_copy: $to is in use already" if $pg_name{$to};
-    my $name = sprintf 'forumd_t%d_%d_%s', $$, ++$pg_count, join '', map { ('a' .. 'z')[rand 26] } 1 .. 6;
+    my $name = _pg_new_name();
     _psql("$ENV{FORUMD_TEST_POSTGRES} dbname=postgres", "CREATE DATABASE $name TEMPLATE " . _pg_database($from) . ";\n");
     push @pg_created, [$name, $$];
     $pg_name{$to} = $name;
@@ -563,10 +570,11 @@ sub pid { $_[0]{pid} }
 sub log { t::Util::slurp($_[0]{log}) }
 sub url { "http://127.0.0.1:$_[0]{port}" }
 sub tls_url { "https://127.0.0.1:$_[0]{tls_port}" }
-# the database: its path (the file on SQLite, the name of its PostgreSQL database on PostgreSQL), the backend,
-# and SQL run on it from another process (t::Util::db_query, db_value)
+# the database: the path that names it (the file itself on SQLite), the backend, the conninfo of its
+# PostgreSQL database, and SQL run on it from another process (t::Util::db_query, db_value)
 sub db { $_[0]{db} }
 sub backend { t::Util::backend() }
+sub db_conninfo { t::Util::db_conninfo($_[0]{db}) }
 sub db_query { my $self = shift; t::Util::db_query($self->{db}, @_) }
 sub db_value { my $self = shift; t::Util::db_value($self->{db}, @_) }
 
