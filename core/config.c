@@ -419,6 +419,45 @@ static int check_dir(parse_ctx_t *pc, yaml_node_t *node, const char *key, const 
     return 0;
 }
 
+/* database: a SQLite file's path, or {postgres: CONNINFO, connections: N, statement-timeout: SECONDS}. */
+static int parse_database(parse_ctx_t *pc, yaml_node_t *node, forum_config_t *conf)
+{
+    char err[200];
+    unsigned long long n;
+    if (node->type == YAML_SCALAR_NODE)
+        return get_string(pc, node, "database", &conf->database);
+    if (node->type != YAML_MAPPING_NODE)
+        return fail(pc, node, "database: expected a SQLite file's path or a mapping with postgres: CONNINFO");
+    conf->pg_connections = 4;
+    conf->pg_statement_timeout_ms = 5000;
+    FOREACH_PAIR(pc, node, pair)
+    {
+        yaml_node_t *k = KEY(pc, pair), *v = VALUE(pc, pair);
+        const char *key = scalar(k);
+        if (key == NULL)
+            return fail(pc, k, "keys must be strings");
+        if (strcmp(key, "postgres") == 0) {
+            if (get_string(pc, v, "database.postgres", &conf->pg_conninfo) != 0)
+                return -1;
+            /* the syntax is checked here (forumd -t too); whether the server answers is known at start */
+            if (forum_pg_check_conninfo(conf->pg_conninfo, err, sizeof(err)) != 0)
+                return fail(pc, v, "database.postgres: %s", err);
+        } else if (strcmp(key, "connections") == 0) {
+            if (get_uint(pc, v, "database.connections", 1, 64, &n) != 0)
+                return -1;
+            conf->pg_connections = (unsigned)n;
+        } else if (strcmp(key, "statement-timeout") == 0) {
+            if (get_seconds(pc, v, "database.statement-timeout", 0.1, 3600, &conf->pg_statement_timeout_ms) != 0)
+                return -1;
+        } else {
+            return fail(pc, k, "database: unknown key '%s' (postgres, connections, statement-timeout)", key);
+        }
+    }
+    if (conf->pg_conninfo == NULL)
+        return fail(pc, node, "database.postgres: required (a libpq connection string such as \"host=127.0.0.1 dbname=forum\")");
+    return 0;
+}
+
 static int parse_root(parse_ctx_t *pc, yaml_node_t *root, forum_config_t *conf)
 {
     yaml_node_t *seen_public = NULL, *seen_plugins = NULL, *seen_database = NULL;
@@ -436,8 +475,10 @@ static int parse_root(parse_ctx_t *pc, yaml_node_t *root, forum_config_t *conf)
         if (strcmp(key, "listen") == 0) {
             ret = conf->listen != NULL ? fail(pc, k, "listen: given twice") : parse_listen(pc, v, conf);
         } else if (strcmp(key, "database") == 0) {
-            ret = get_string(pc, v, "database", &conf->database);
-            seen_database = v;
+            if (conf->database != NULL || conf->pg_conninfo != NULL)
+                return fail(pc, k, "database: given twice");
+            ret = parse_database(pc, v, conf);
+            seen_database = conf->database != NULL ? v : NULL;
         } else if (strcmp(key, "public-dir") == 0) {
             ret = get_string(pc, v, "public-dir", &conf->public_dir);
             seen_public = v;
@@ -460,7 +501,7 @@ static int parse_root(parse_ctx_t *pc, yaml_node_t *root, forum_config_t *conf)
     }
     if (conf->listen == NULL)
         return fail(pc, root, "listen: at least one listener is required");
-    if (conf->database == NULL)
+    if (conf->database == NULL && conf->pg_conninfo == NULL)
         return fail(pc, root, "database: required");
     if (seen_database != NULL) {
         /* the folder that will hold the database must exist; the file itself is created */
@@ -679,6 +720,7 @@ void forum_config_free(forum_config_t *conf)
     free(conf->plugins.settings);
     free(conf->plugins.dir);
     free(conf->database);
+    free(conf->pg_conninfo);
     free(conf->public_dir);
     free(conf->trusted_proxies);
     free(conf->path);

@@ -25,7 +25,11 @@ typedef struct forum_config {
     char *path;
     forum_listen_conf_t *listen;
     size_t num_listen;
-    char *database;
+    char *database; /* the SQLite file; NULL when pg_conninfo is set */
+    /* database: {postgres: CONNINFO, connections: N, statement-timeout: S}: the PostgreSQL backend */
+    char *pg_conninfo;
+    unsigned pg_connections;
+    unsigned pg_statement_timeout_ms;
     char *public_dir;
     struct {
         char *dir;
@@ -72,5 +76,7 @@ forum_config_t *forum_config_load(const char *path, char *err, size_t errlen);
 /** forum_config_load for `len` bytes of YAML in memory, reported as `path` in messages (the fuzz harness's door). */
 forum_config_t *forum_config_parse(const char *path, const char *yaml, size_t len, char *err, size_t errlen);
 void forum_config_free(forum_config_t *conf);
+/** Checks a libpq connection string's syntax (core/pg.c): 0, or -1 with why in `err`. */
+int forum_pg_check_conninfo(const char *conninfo, char *err, size_t errlen);
 
 #endif

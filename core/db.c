@@ -66,11 +66,15 @@ static void wrote(void)
 
 int forum_db_failure(void)
 {
+    if (forum_pg_on())
+        return forum_pg_failure();
     return last_failure;
 }
 
 void forum_db_fail_other(void)
 {
+    if (forum_pg_on())
+        forum_pg_fail_other();
     last_failure = FORUM_DB_ERROR;
 }
 
@@ -131,6 +135,8 @@ static void log_repaired(const forum_stmt_t *s)
 
 void forum_db_reset_active(void)
 {
+    if (forum_pg_on())
+        return; /* a PostgreSQL statement holds no snapshot open between calls: its answer came whole */
     forum_db__recheck_external();
     while (active != NULL) {
         forum_stmt_t *s = active;
@@ -158,6 +164,8 @@ static int exec_quiet(const char *sql);
 
 int forum_db_exec(const char *sql)
 {
+    if (forum_pg_on())
+        return forum_pg_exec(sql);
     forum_db__move_all(); /* what raw SQL writes is not known */
     return exec_quiet(sql);
 }
@@ -217,13 +225,35 @@ Error:
     return -1;
 }
 
+int forum_db_open_conf(const forum_config_t *conf, uv_loop_t *loop, char *err, size_t errlen)
+{
+    if (conf->pg_conninfo == NULL)
+        return forum_db_open(conf->database, loop, err, errlen);
+    if (forum_pg_open(conf, loop, err, errlen) != 0)
+        return -1;
+    if (forum_db_exec(forum_db__core_schema_pg) != 0 || forum_db__migrate_core() != 0) {
+        snprintf(err, errlen, "the core's schema migration on PostgreSQL failed (see the log)");
+        forum_pg_close();
+        return -1;
+    }
+    return 0;
+}
+
 void forum_db_serving(void)
 {
+    if (forum_pg_on()) {
+        forum_pg_serving();
+        return;
+    }
     sqlite3_busy_timeout(db, 0);
 }
 
 void forum_db_close(void)
 {
+    if (forum_pg_on()) {
+        forum_pg_close();
+        return;
+    }
     forum_db__checkpoint_stop();
     if (have_turn_end) {
         uv_check_stop(&turn_end);
@@ -250,6 +280,8 @@ void forum_db_close(void)
 
 forum_stmt_t *forum_db_stmt(const char *sql)
 {
+    if (forum_pg_on())
+        return forum_pg_stmt(sql);
     size_t slot = ((uintptr_t)sql >> 3) % BY_ADDRESS_SLOTS;
     forum_stmt_t *s = by_address[slot].sql == sql ? by_address[slot].stmt : NULL;
 
@@ -291,6 +323,8 @@ forum_stmt_t *forum_db_stmt(const char *sql)
 
 int forum_db_bind_int(forum_stmt_t *s, int idx, int64_t v)
 {
+    if (forum_pg_on())
+        return forum_pg_bind_int(s, idx, v);
     if (s == NULL)
         return -1; /* a statement that did not compile (logged): the step that follows fails too */
     return sqlite3_bind_int64(s->st, idx, v) == SQLITE_OK ? 0 : -1;
@@ -298,6 +332,8 @@ int forum_db_bind_int(forum_stmt_t *s, int idx, int64_t v)
 
 int forum_db_bind_text(forum_stmt_t *s, int idx, const char *v, size_t len)
 {
+    if (forum_pg_on())
+        return forum_pg_bind_text(s, idx, v, len);
     if (s == NULL)
         return -1;
     /* the input gate's last door: whatever a plugin computed, no text that is not UTF-8 is ever stored */
@@ -311,6 +347,8 @@ int forum_db_bind_text(forum_stmt_t *s, int idx, const char *v, size_t len)
 
 int forum_db_bind_blob(forum_stmt_t *s, int idx, const void *v, size_t len)
 {
+    if (forum_pg_on())
+        return forum_pg_bind_blob(s, idx, v, len);
     if (s == NULL)
         return -1;
     return sqlite3_bind_blob64(s->st, idx, v, len, SQLITE_TRANSIENT) == SQLITE_OK ? 0 : -1;
@@ -318,6 +356,8 @@ int forum_db_bind_blob(forum_stmt_t *s, int idx, const void *v, size_t len)
 
 int forum_db_bind_null(forum_stmt_t *s, int idx)
 {
+    if (forum_pg_on())
+        return forum_pg_bind_null(s, idx);
     if (s == NULL)
         return -1;
     return sqlite3_bind_null(s->st, idx) == SQLITE_OK ? 0 : -1;
@@ -325,6 +365,8 @@ int forum_db_bind_null(forum_stmt_t *s, int idx)
 
 int forum_db_step(forum_stmt_t *s)
 {
+    if (forum_pg_on())
+        return forum_pg_step(s);
     int rc, retried = 0;
     if (s == NULL)
         return FORUM_DB_ERROR; /* db_stmt logged why it did not compile */
@@ -368,6 +410,8 @@ int forum_db_step(forum_stmt_t *s)
 
 int64_t forum_db_col_int(forum_stmt_t *s, int col)
 {
+    if (forum_pg_on())
+        return forum_pg_col_int(s, col);
     return sqlite3_column_int64(s->st, col);
 }
 
@@ -377,6 +421,8 @@ int64_t forum_db_col_int(forum_stmt_t *s, int col)
  */
 const char *forum_db_col_text(forum_stmt_t *s, int col)
 {
+    if (forum_pg_on())
+        return forum_pg_col_text(s, col);
     const char *text = (const char *)sqlite3_column_text(s->st, col);
     size_t len;
     if (text == NULL)
@@ -395,6 +441,8 @@ const char *forum_db_col_text(forum_stmt_t *s, int col)
 
 int forum_db_col_is_null(forum_stmt_t *s, int col)
 {
+    if (forum_pg_on())
+        return forum_pg_col_is_null(s, col);
     return sqlite3_column_type(s->st, col) == SQLITE_NULL;
 }
 
@@ -433,6 +481,10 @@ static void col_json(forum_stmt_t *s, int col, yajl_gen g)
  */
 void forum_db_row_json(forum_stmt_t *s, yajl_gen g)
 {
+    if (forum_pg_on()) {
+        forum_pg_row_json(s, g);
+        return;
+    }
     int n = sqlite3_column_count(s->st);
     const char *open_prefix = NULL;
     size_t open_len = 0;
@@ -475,11 +527,15 @@ int64_t forum_db_rows_json(forum_stmt_t *s, yajl_gen g)
 
 int64_t forum_db_last_id(void)
 {
+    if (forum_pg_on())
+        return forum_pg_last_id();
     return sqlite3_last_insert_rowid(db);
 }
 
 int forum_db_changes(void)
 {
+    if (forum_pg_on())
+        return forum_pg_changes();
     return sqlite3_changes(db);
 }
 
@@ -490,6 +546,8 @@ int forum_db_changes(void)
  */
 int forum_db_begin(void)
 {
+    if (forum_pg_on())
+        return forum_pg_begin();
     forum_db_reset_active();
     if (exec_quiet("BEGIN IMMEDIATE") != 0)
         return -1;
@@ -499,6 +557,8 @@ int forum_db_begin(void)
 
 int forum_db_commit(void)
 {
+    if (forum_pg_on())
+        return forum_pg_commit();
     forum_db_reset_active();
     if (exec_quiet("COMMIT") != 0) {
         forum_db_rollback();
@@ -509,11 +569,27 @@ int forum_db_commit(void)
 
 void forum_db_rollback(void)
 {
+    if (forum_pg_on()) {
+        forum_pg_rollback();
+        return;
+    }
     if (!sqlite3_get_autocommit(db))
         forum_db_exec("ROLLBACK");
 }
 
 int forum_db_backend(void)
 {
-    return FORUM_DB_SQLITE;
+    return forum_pg_on() ? FORUM_DB_POSTGRES : FORUM_DB_SQLITE;
+}
+
+void forum_db_status(yajl_gen g)
+{
+    if (forum_pg_on()) {
+        forum_pg_status(g);
+        return;
+    }
+    forum_json_str(g, "backend");
+    forum_json_str(g, "sqlite");
+    forum_json_str(g, "state");
+    forum_json_str(g, db == NULL ? "closed" : lock_reported ? "locked" : "ok");
 }

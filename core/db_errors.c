@@ -1,6 +1,6 @@
 /*
- * How a failed database call is answered. A lock held by another process or a full disk is the
- * server's passing trouble, not a bug and not the client's fault: 503 "unavailable" with Retry-After,
+ * How a failed database call is answered. A lock held by another process, a database server that cannot
+ * be reached, a statement past its time limit, or a full disk is the server's passing trouble, not a bug and not the client's fault: 503 "unavailable" with Retry-After,
  * and nothing was written, so the client may send the same request again. Anything else is a bug or
  * worse: 500 "internal", logged where it happened. Every answer that reports a write says whether it
  * happened: nothing is ever answered as done when its write failed.
@@ -18,6 +18,12 @@ void forum_db_describe(int failure, const char *what, forum_db_answer_t *out)
         out->code = "unavailable";
         out->retry_after_s = RETRY_BUSY_S;
         snprintf(out->message, sizeof(out->message), "%s: the database is busy; try again shortly", what);
+        break;
+    case FORUM_DB_UNAVAILABLE:
+        out->status = 503;
+        out->code = "unavailable";
+        out->retry_after_s = RETRY_BUSY_S;
+        snprintf(out->message, sizeof(out->message), "%s: the database cannot be reached; try again shortly", what);
         break;
     case FORUM_DB_FULL:
         out->status = 503;

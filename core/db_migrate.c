@@ -28,8 +28,50 @@ static const forum_migration_t core_migrations[] = {
         ") WITHOUT ROWID;"},
 };
 
+const char forum_db__core_schema_pg[] = "CREATE TABLE IF NOT EXISTS forum_migrations ("
+                                        "  owner TEXT NOT NULL,"
+                                        "  number BIGINT NOT NULL,"
+                                        "  applied_at TEXT NOT NULL,"
+                                        "  PRIMARY KEY (owner, number)"
+                                        ")";
+
+/* the same, in PostgreSQL's dialect, and the trigger function that tells every forumd what a commit wrote */
+static const forum_migration_t core_migrations_pg[] = {
+    {1, "CREATE TABLE sessions ("
+        "  token_hash BYTEA PRIMARY KEY,"
+        "  user_id BIGINT NOT NULL,"
+        "  created_ms BIGINT NOT NULL,"
+        "  expires_ms BIGINT NOT NULL"
+        ");"
+        "CREATE INDEX sessions_user ON sessions (user_id);"
+        "CREATE INDEX sessions_expiry ON sessions (expires_ms);"},
+    {2, "CREATE TABLE forum_sequences ("
+        "  name TEXT PRIMARY KEY,"
+        "  value BIGINT NOT NULL"
+        ");"
+        "CREATE FUNCTION forum_tables_notify() RETURNS trigger LANGUAGE plpgsql AS $$ "
+        "BEGIN PERFORM pg_notify('forum_tables', TG_TABLE_NAME); RETURN NULL; END $$;"},
+};
+
+/*
+ * Every table of the schema that has no notifying trigger gets one (a statement trigger: one notification
+ * per statement, and PostgreSQL folds a transaction's equal ones into one). Run after every migration, so
+ * a plugin's new tables are heard as soon as they exist; the core's own bookkeeping is left out.
+ */
+static const char notify_triggers_pg[] =
+    "DO $$ DECLARE t text; BEGIN "
+    "FOR t IN SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE c.relkind IN ('r', 'p') AND n.nspname = current_schema() "
+    "AND c.relname NOT IN ('forum_migrations', 'forum_sequences', 'sessions') "
+    "AND NOT EXISTS (SELECT 1 FROM pg_trigger g WHERE g.tgrelid = c.oid AND g.tgname = 'forum_tables_notify') LOOP "
+    "EXECUTE format('CREATE TRIGGER forum_tables_notify AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON %I "
+    "FOR EACH STATEMENT EXECUTE FUNCTION forum_tables_notify()', t); "
+    "END LOOP; END $$";
+
 int forum_db__migrate_core(void)
 {
+    if (forum_pg_on())
+        return forum_db_migrate("core", core_migrations_pg, FORUM_ARRAY_SIZE(core_migrations_pg));
     return forum_db_migrate("core", core_migrations, FORUM_ARRAY_SIZE(core_migrations));
 }
 
@@ -46,7 +88,8 @@ int forum_db_migrate(const char *owner, const forum_migration_t *migrations, siz
     if (forum_db_step(s) != FORUM_DB_ROW)
         return -1;
     applied = forum_db_col_int(s, 0);
-    sqlite3_reset(s->st);
+    if (!forum_pg_on())
+        sqlite3_reset(s->st);
 
     for (i = 0; i != n; ++i) {
         if (migrations[i].number != (int)i + 1) {
@@ -70,10 +113,16 @@ int forum_db_migrate(const char *owner, const forum_migration_t *migrations, siz
         forum_db_bind_text(s, 3, when, strlen(when));
         if (forum_db_step(s) != FORUM_DB_DONE)
             goto Error;
-        sqlite3_reset(s->st);
+        if (!forum_pg_on())
+        if (!forum_pg_on())
+            sqlite3_reset(s->st);
         if (forum_db_commit() != 0)
             return -1;
         forum_log(FORUM_LOG_INFO, "%s: applied schema migration %d", owner, migrations[i].number);
+    }
+    if (forum_pg_on() && forum_db_exec(notify_triggers_pg) != 0) {
+        forum_log(FORUM_LOG_ERROR, "%s: the tables' notifying triggers could not be made", owner);
+        return -1;
     }
     return 0;
 

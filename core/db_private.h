@@ -53,4 +53,35 @@ void forum_db__checkpoint_start(sqlite3 *conn, const char *path, uv_loop_t *loop
 /** Joins the checkpointer thread (a checkpoint under way ends first) and closes its connection. */
 void forum_db__checkpoint_stop(void);
 
+/* core/pg.c: the PostgreSQL backend, behind the same forum_db_* calls (core/db.c dispatches to it) */
+
+int forum_pg_on(void);
+int forum_pg_open(const forum_config_t *conf, uv_loop_t *loop, char *err, size_t errlen);
+void forum_pg_serving(void);
+void forum_pg_close(void);
+int forum_pg_failure(void);
+void forum_pg_fail_other(void);
+forum_stmt_t *forum_pg_stmt(const char *sql);
+int forum_pg_bind_int(forum_stmt_t *s, int idx, int64_t v);
+int forum_pg_bind_text(forum_stmt_t *s, int idx, const char *v, size_t len);
+int forum_pg_bind_blob(forum_stmt_t *s, int idx, const void *v, size_t len);
+int forum_pg_bind_null(forum_stmt_t *s, int idx);
+int forum_pg_step(forum_stmt_t *s);
+int64_t forum_pg_col_int(forum_stmt_t *s, int col);
+const char *forum_pg_col_text(forum_stmt_t *s, int col);
+int forum_pg_col_is_null(forum_stmt_t *s, int col);
+int forum_pg_row_json(forum_stmt_t *s, yajl_gen g);
+int64_t forum_pg_last_id(void);
+int forum_pg_changes(void);
+int forum_pg_exec(const char *sql);
+int forum_pg_begin(void);
+int forum_pg_commit(void);
+void forum_pg_rollback(void);
+void forum_pg_status(yajl_gen g);
+
+/** The core's bookkeeping table on PostgreSQL. */
+extern const char forum_db__core_schema_pg[];
+/** Moves the version of one table (a PostgreSQL notification names it). */
+void forum_db__move_table(const char *table);
+
 #endif

@@ -10,7 +10,7 @@
 int64_t forum_db_next_id(const char *name)
 {
     forum_stmt_t *s = forum_db_stmt("INSERT INTO forum_sequences (name, value) VALUES (?, 1) "
-                                    "ON CONFLICT (name) DO UPDATE SET value = value + 1 RETURNING value");
+                                    "ON CONFLICT (name) DO UPDATE SET value = forum_sequences.value + 1 RETURNING value");
     int64_t id;
     if (s == NULL || name == NULL || forum_db_bind_text(s, 1, name, strlen(name)) != 0 || forum_db_step(s) != FORUM_DB_ROW)
         return 0;

@@ -3,7 +3,8 @@
  * from the authorizer while SQLite compiles it, triggers included, so a write through a trigger moves
  * the version of the table the trigger writes. The epoch moves every version at once: raw SQL, a
  * rollback (a rendering made inside the transaction may show rows that are gone), or a commit by
- * another connection (PRAGMA data_version, read once per loop turn).
+ * another connection (PRAGMA data_version, read once per loop turn). On PostgreSQL the server names
+ * the tables each commit wrote, its own and other processes' (core/pg.c).
  */
 #include <string.h>
 #include "db_private.h"
@@ -71,9 +72,19 @@ void forum_db__recheck_external(void)
     external_checked = 0;
 }
 
+void forum_db__move_table(const char *table)
+{
+    int t = table_index(table);
+    if (t < 0)
+        ++epoch;
+    else
+        ++tables[t].version;
+}
+
 uint64_t forum_db_version(const char *table)
 {
-    if (!external_checked) {
+    /* on PostgreSQL every write, ours or another process's, is heard as a notification (core/pg.c) */
+    if (!external_checked && !forum_pg_on()) {
         forum_stmt_t *s = forum_db_stmt("PRAGMA data_version");
         external_checked = 1;
         if (s != NULL && forum_db_step(s) == FORUM_DB_ROW) {

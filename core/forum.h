@@ -72,6 +72,29 @@ void forum_json_error_members(yajl_gen g, const char *code, const char *message,
 /** The member `key` of object `obj`, or NULL. */
 yajl_val forum_json_member(yajl_val obj, const char *key);
 
+/* core/fiber.c */
+
+typedef struct forum_fiber forum_fiber_t;
+typedef void (*forum_fiber_exit_fn)(forum_fiber_t *f);
+/** Fibers on (PostgreSQL) or off (SQLite: forum_fiber_run calls its function directly). */
+void forum_fiber_enable(int on);
+int forum_fiber_enabled(void);
+/** Runs fn(arg) on a fiber of its own (when on, and not already on one); returns when it ends or first suspends. */
+void forum_fiber_run(void (*fn)(void *), void *arg);
+/** The running fiber, NULL on the loop's own stack. */
+forum_fiber_t *forum_fiber_self(void);
+/** Gives the loop back until forum_fiber_wake; only on a fiber. */
+void forum_fiber_suspend(void);
+/** Resumes a suspended fiber: at once from the loop, after the running fiber gives the loop back from a fiber. */
+void forum_fiber_wake(forum_fiber_t *f);
+/** `fn` runs when the running fiber's function has returned (the data layer gives back its connection). */
+void forum_fiber_on_exit(forum_fiber_exit_fn fn);
+/** A word of the fiber's own (the data layer keeps the fiber's connection there); NULL at first. */
+void *forum_fiber_data(forum_fiber_t *f);
+void forum_fiber_set_data(forum_fiber_t *f, void *data);
+/** Fibers alive now (running or suspended) and at most so far. */
+void forum_fiber_stats(size_t *live, size_t *peak);
+
 /* core/db.c (and db_version.c: forum_db_version; db_migrate.c: forum_db_migrate) */
 
 /**
@@ -80,6 +103,11 @@ yajl_val forum_json_member(yajl_val obj, const char *key);
  * transaction outlives the callback that started it; without one (unit tests) call forum_db_reset_active.
  */
 int forum_db_open(const char *path, uv_loop_t *loop, char *err, size_t errlen);
+/** Opens the configured backend: the SQLite file, or the PostgreSQL pool (every connection made before this returns). */
+int forum_db_open_conf(const forum_config_t *conf, uv_loop_t *loop, char *err, size_t errlen);
+/** The backend's part of /_status: members of an open object ("backend", "state", ...). */
+void forum_db_status(yajl_gen g);
+
 void forum_db_reset_active(void);
 /** The server serves from now on: the loop's connection stops waiting for locks (startup may wait for one). */
 void forum_db_serving(void);

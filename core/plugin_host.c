@@ -402,9 +402,21 @@ void forum_plugins_check_all(void)
         forum_plugins_check(slots[i].name);
 }
 
+static void check_on_fiber(void *arg)
+{
+    forum_plugins_check(((slot_t *)arg)->name);
+}
+
+static void check_all_on_fiber(void *arg)
+{
+    (void)arg;
+    forum_plugins_check_all();
+}
+
+/* a new generation's migrations reach the database: on a fiber of their own (PostgreSQL) */
 static void on_debounced(uv_timer_t *timer)
 {
-    forum_plugins_check(((slot_t *)timer->data)->name);
+    forum_fiber_run(check_on_fiber, timer->data);
 }
 
 static void on_dir_event(uv_fs_event_t *handle, const char *filename, int events, int status)
@@ -412,7 +424,7 @@ static void on_dir_event(uv_fs_event_t *handle, const char *filename, int events
     (void)handle;
     (void)events;
     if (status != 0 || filename == NULL) {
-        forum_plugins_check_all();
+        forum_fiber_run(check_all_on_fiber, NULL);
         return;
     }
     for (size_t i = 0; i != num_slots; ++i) {

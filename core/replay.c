@@ -50,10 +50,41 @@ static source_batch_t *next_of(source_batch_t *b, size_t n, int64_t bound)
     return best;
 }
 
+static void replay_rounds(forum_ws_t *ws, int64_t user, source_batch_t *batches);
+
 void forum_replay_run(forum_ws_t *ws, int64_t user)
 {
-    /* static: a round is never re-entered (a send only queues) and the batches are large for the stack */
-    static source_batch_t batches[MAX_SOURCES];
+    /* static while nothing suspends; on fibers (PostgreSQL) each replay has its own, and one at a time per connection */
+    static source_batch_t shared[MAX_SOURCES];
+    source_batch_t *batches = shared;
+
+    if (forum_hub_replay_get(ws) < 0 || ws->dead)
+        return;
+    if (forum_fiber_self() != NULL) {
+        if (ws->replay_busy) {
+            ws->replay_again = 1; /* the one under way goes on when it is through */
+            return;
+        }
+        if ((batches = malloc(sizeof(shared))) == NULL) {
+            begin_close(ws, FORUM_WS_TRY_AGAIN_LATER, "try again later", 1);
+            return;
+        }
+        ws_hold(ws);
+        ws->replay_busy = 1;
+    }
+    do {
+        ws->replay_again = 0;
+        replay_rounds(ws, user, batches);
+    } while (batches != shared && ws->replay_again && !ws->dead && forum_hub_replay_get(ws) >= 0);
+    if (batches != shared) {
+        ws->replay_busy = 0;
+        free(batches);
+        ws_release(ws);
+    }
+}
+
+static void replay_rounds(forum_ws_t *ws, int64_t user, source_batch_t *batches)
+{
     const forum_replay_source_t *srcs[MAX_SOURCES];
     int64_t after = forum_hub_replay_get(ws);
 
@@ -86,6 +117,8 @@ void forum_replay_run(forum_ws_t *ws, int64_t user)
             if (complete_to < bound)
                 bound = complete_to;
         }
+        if (ws->dead)
+            return; /* it went while a source was read */
         while ((b = next_of(batches, n, bound)) != NULL) {
             if (forum_hub_drain_wait(ws)) {
                 forum_hub_replay_set(ws, after); /* the queue drained: here again */

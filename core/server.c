@@ -200,18 +200,30 @@ static void on_signal(uv_signal_t *sig, int signum)
     uv_timer_start(&drain_timer, on_drain_check, 0, 20);
 }
 
+static void check_all_on_fiber(void *arg)
+{
+    (void)arg;
+    forum_plugins_check_all();
+}
+
 static void on_sighup(uv_signal_t *sig, int signum)
 {
     (void)sig;
     (void)signum;
     forum_log(FORUM_LOG_INFO, "SIGHUP: checking every plugin file");
-    forum_plugins_check_all();
+    forum_fiber_run(check_all_on_fiber, NULL); /* a new generation's migrations reach the database */
+}
+
+static void purge_on_fiber(void *arg)
+{
+    (void)arg;
+    forum_session_purge();
 }
 
 static void on_purge(uv_timer_t *timer)
 {
     (void)timer;
-    forum_session_purge();
+    forum_fiber_run(purge_on_fiber, NULL);
 }
 
 static void register_paths(forum_config_t *conf)
@@ -245,7 +257,7 @@ int forum_server_run(forum_config_t *conf)
 
     if (forum_server_prepare_tls(conf, err, sizeof(err)) != 0)
         goto Error;
-    if (forum_db_open(conf->database, forum_server.loop, err, sizeof(err)) != 0)
+    if (forum_db_open_conf(conf, forum_server.loop, err, sizeof(err)) != 0)
         goto Error;
     forum_session_purge();
     uv_timer_init(forum_server.loop, &purge_timer);
@@ -287,7 +299,10 @@ int forum_server_run(forum_config_t *conf)
     uv_signal_init(forum_server.loop, &sighup);
     uv_signal_start(&sighup, on_sighup, SIGHUP);
     uv_timer_init(forum_server.loop, &drain_timer);
-    forum_log(FORUM_LOG_INFO, "forumd %s ready (database %s)", FORUM_VERSION, conf->database);
+    if (conf->pg_conninfo != NULL)
+        forum_log(FORUM_LOG_INFO, "forumd %s ready (database PostgreSQL, %u connections)", FORUM_VERSION, conf->pg_connections);
+    else
+        forum_log(FORUM_LOG_INFO, "forumd %s ready (database %s)", FORUM_VERSION, conf->database);
 
     forum_db_serving();
     uv_run(forum_server.loop, UV_RUN_DEFAULT);

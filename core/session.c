@@ -151,8 +151,16 @@ size_t forum_session_sids(const h2o_headers_t *headers, h2o_iovec_t *sids, size_
 int forum_session_of_request(h2o_req_t *req, forum_session_t *out)
 {
     h2o_iovec_t sids[FORUM_SESSION_SIDS_MAX];
+    char copies[FORUM_SESSION_SIDS_MAX][80];
     size_t n = forum_session_sids(&req->headers, sids, FORUM_SESSION_SIDS_MAX);
     int ret = -1;
+    /* a lookup may suspend (PostgreSQL) while the request goes away: the tokens are copied out of it first */
+    for (size_t i = 0; i != n; ++i) {
+        size_t len = sids[i].len < sizeof(copies[i]) ? sids[i].len : sizeof(copies[i]) - 1; /* longer is no token anyway */
+        memcpy(copies[i], sids[i].base, len);
+        copies[i][len] = '\0';
+        sids[i] = h2o_iovec_init(copies[i], sids[i].len < sizeof(copies[i]) ? len : 0);
+    }
     /* the first few sids are all tried: a stale or planted one must not hide the live one behind it */
     for (size_t i = 0; i != n; ++i) {
         int found = forum_session_find(sids[i].base, sids[i].len, out);

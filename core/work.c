@@ -42,15 +42,21 @@ static void run(uv_work_t *uv)
     job->work(job->arg);
 }
 
-static void finish(uv_work_t *uv, int status)
+static void finish_on_fiber(void *arg)
 {
-    job_t *job = (job_t *)uv;
-    (void)status; /* UV_ECANCELED cannot happen: jobs are never cancelled */
+    job_t *job = arg;
     job->done(job->arg, job->req);
     if (job->req != NULL)
         forum_req_release(job->req);
     forum_plugin_unpin(job->plugin);
     free(job);
+}
+
+/* The completion may reach the database: on a fiber of its own (PostgreSQL) */
+static void finish(uv_work_t *uv, int status)
+{
+    (void)status; /* UV_ECANCELED cannot happen: jobs are never cancelled */
+    forum_fiber_run(finish_on_fiber, uv);
 }
 
 typedef struct deferred {
@@ -67,11 +73,16 @@ static void deferred_closed(uv_handle_t *h)
     free(d);
 }
 
-static void deferred_fire(uv_timer_t *t)
+static void deferred_on_fiber(void *arg)
 {
-    deferred_t *d = (deferred_t *)t;
+    deferred_t *d = arg;
     d->fn(d->arg);
     uv_close((uv_handle_t *)&d->timer, deferred_closed);
+}
+
+static void deferred_fire(uv_timer_t *t)
+{
+    forum_fiber_run(deferred_on_fiber, t);
 }
 
 int forum_work_defer(forum_plugin_t *p, unsigned ms, forum_timer_fn fn, void *arg)

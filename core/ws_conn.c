@@ -32,17 +32,51 @@ void begin_close(forum_ws_t *ws, int code, const char *reason, int after_queued)
     queue_close(ws, (unsigned)code, reason);
 }
 
-/* Frees a connection. Called only from its own socket callbacks or from a timer, never from a publish. */
-void destroy(forum_ws_t *ws)
+static void ws_free(forum_ws_t *ws)
 {
-    detach(ws);
-    if (ws->sock != NULL)
-        h2o_socket_close(ws->sock); /* a write under way is cancelled; its callback does not run */
-    ws->writing = 0;
-    discard_unsent(ws);
     free(ws->out);
     free(ws->frag);
     free(ws);
+}
+
+void ws_hold(forum_ws_t *ws)
+{
+    ++ws->fiber_refs;
+}
+
+void ws_release(forum_ws_t *ws)
+{
+    if (--ws->fiber_refs == 0 && ws->destroyed)
+        ws_free(ws);
+}
+
+/* The plugins hear of the close (ws.close) on a fiber of its own: a handler may be suspended past destroy(). */
+static void detach_on_fiber(void *arg)
+{
+    forum_ws_t *ws = arg;
+    detach(ws);
+    ws_release(ws);
+}
+
+/* Frees a connection. Called only from its own socket callbacks or from a timer, never from a publish. */
+void destroy(forum_ws_t *ws)
+{
+    if (ws->dead)
+        return;
+    ws->dead = 1;
+    ws_hold(ws);
+    forum_fiber_run(detach_on_fiber, ws);
+    if (ws->sock != NULL) {
+        if (ws->read_paused)
+            ws->read_paused = 0;
+        h2o_socket_close(ws->sock); /* a write under way is cancelled; its callback does not run */
+        ws->sock = NULL;
+    }
+    ws->writing = 0;
+    discard_unsent(ws);
+    ws->destroyed = 1;
+    if (ws->fiber_refs == 0)
+        ws_free(ws);
 }
 
 /* --- receiving --- */
@@ -54,6 +88,84 @@ static const char *frame_ref(yajl_val frame)
     if (v == NULL || !YAJL_IS_STRING(v))
         v = forum_json_member(frame, "type");
     return v != NULL && YAJL_IS_STRING(v) ? v->u.string : NULL;
+}
+
+static int read_frames(forum_ws_t *ws);
+static void on_read(h2o_socket_t *sock, const char *err);
+
+/*
+ * Connections whose suspended handler has ended, to read on again from the loop (never from the fiber that
+ * ended: the frames that waited would each run one level deeper on its stack).
+ */
+static forum_ws_t **to_resume;
+static size_t num_to_resume, cap_to_resume;
+static uv_idle_t resumer;
+
+static void on_resume(uv_idle_t *idle)
+{
+    forum_ws_t **list = to_resume;
+    size_t n = num_to_resume;
+    uv_idle_stop(idle);
+    to_resume = NULL;
+    num_to_resume = cap_to_resume = 0;
+    for (size_t i = 0; i != n; ++i) {
+        forum_ws_t *ws = list[i];
+        if (!ws->dead && ws->sock != NULL && ws->read_paused && !ws->in_frame) {
+            ws->read_paused = 0;
+            h2o_socket_read_start(ws->sock, on_read);
+            read_frames(ws);
+        }
+        ws_release(ws);
+    }
+    free(list);
+}
+
+/* A handler has ended: if the frames behind it waited, they are read on the loop's next turn. */
+static void frame_done(forum_ws_t *ws)
+{
+    ws->in_frame = 0;
+    if (!ws->read_paused || ws->dead)
+        return;
+    if (num_to_resume == cap_to_resume) {
+        cap_to_resume = cap_to_resume == 0 ? 16 : cap_to_resume * 2;
+        if ((to_resume = realloc(to_resume, cap_to_resume * sizeof(*to_resume))) == NULL)
+            h2o_fatal("no memory");
+    }
+    ws_hold(ws);
+    to_resume[num_to_resume++] = ws;
+    uv_idle_start(&resumer, on_resume);
+}
+
+typedef struct {
+    forum_ws_t *ws;
+    yajl_val frame;
+    forum_plugin_t *plugin;
+    forum_frame_fn fn;
+} frame_call_t;
+
+static void frame_on_fiber(void *arg)
+{
+    frame_call_t *call = arg;
+    forum_ws_t *ws = call->ws;
+    call->fn(ws, call->frame);
+    forum_plugin_unpin(call->plugin);
+    yajl_tree_free(call->frame);
+    free(call);
+    frame_done(ws);
+    ws_release(ws);
+}
+
+/* Hands a frame to its plugin; on a fiber, the next frames wait until this one's handler has ended. */
+static void dispatch(forum_ws_t *ws, yajl_val frame, forum_plugin_t *plugin, forum_frame_fn fn)
+{
+    frame_call_t *call = malloc(sizeof(*call));
+    if (call == NULL)
+        h2o_fatal("no memory");
+    *call = (frame_call_t){ws, frame, plugin, fn};
+    forum_plugin_pin(plugin);
+    ws_hold(ws);
+    ws->in_frame = 1;
+    forum_fiber_run(frame_on_fiber, call);
 }
 
 static void on_text(forum_ws_t *ws, const char *data, size_t len)
@@ -86,9 +198,8 @@ static void on_text(forum_ws_t *ws, const char *data, size_t len)
     } else if ((fn = forum_plugins_frame(type->u.string, strlen(type->u.string), &plugin)) == NULL) {
         forum_hub_send_error(ws, "bad_request", "unknown frame type", type->u.string);
     } else {
-        forum_plugin_pin(plugin);
-        fn(ws, frame);
-        forum_plugin_unpin(plugin);
+        dispatch(ws, frame, plugin, fn);
+        return; /* the frame is the handler's until it ends */
     }
     yajl_tree_free(frame);
 }
@@ -193,7 +304,15 @@ static int on_frame(forum_ws_t *ws, const forum_ws_frame_t *f, uint8_t *payload)
 /* Reads the whole frames in the socket's input; returns 1 when `ws` is gone. */
 static int read_frames(forum_ws_t *ws)
 {
-    while (!ws->read_done) {
+    while (!ws->read_done && !ws->dead) {
+        if (ws->in_frame) {
+            /* a handler is suspended (PostgreSQL): the next frame waits for it, and so does the socket */
+            if (!ws->read_paused) {
+                ws->read_paused = 1;
+                h2o_socket_read_stop(ws->sock);
+            }
+            break;
+        }
         h2o_buffer_t *in = ws->sock->input;
         forum_ws_frame_t f;
         int header_len = forum_ws_frame_parse((const uint8_t *)in->bytes, in->size, &f);
@@ -285,25 +404,38 @@ void forum_hub_upgrade(h2o_req_t *req, const char *client_key, const forum_sessi
 
     first = attach(ws, session->user_id);
     u = ws->user;
+    int64_t user_id = u->id;
+    char *q = strdup(query); /* the request's memory may go while a handler is suspended */
+    query = q;
+    /* the plugins' hello and open handlers may suspend (PostgreSQL): frames wait until they are through */
+    ws_hold(ws);
+    ws->in_frame = 1;
 
     /* the hello frame comes first; plugins add their members to it */
     yajl_gen g = forum_json_gen();
-    forum_event_t hello = {"ws.hello", u->id, ws, g, query};
+    forum_event_t hello = {"ws.hello", user_id, ws, g, query};
     yajl_gen_map_open(g);
     forum_json_str(g, "type");
     forum_json_str(g, "hello");
     forum_json_str(g, "last_message_id");
-    yajl_gen_integer(g, forum_replay_last_id(u->id));
+    yajl_gen_integer(g, forum_replay_last_id(user_id));
     forum_plugins_emit(&hello);
     yajl_gen_map_close(g);
     send_gen(ws, g);
     yajl_gen_free(g);
 
-    forum_event_t open = {"ws.open", u->id, ws, NULL, query};
-    forum_plugins_emit(&open);
-    forum_replay_open(ws, u->id, query);
-    if (first)
-        publish_presence(u->id, 1);
+    /* a connection that went meanwhile has had its ws.close: it must not be opened after it */
+    if (!ws->dead) {
+        forum_event_t open = {"ws.open", user_id, ws, NULL, query};
+        forum_plugins_emit(&open);
+    }
+    if (!ws->dead)
+        forum_replay_open(ws, user_id, query);
+    if (first && !ws->dead)
+        publish_presence(user_id, 1);
+    free(q);
+    frame_done(ws);
+    ws_release(ws);
 }
 
 void forum_hub_replay_set(forum_ws_t *ws, int64_t after)
@@ -317,12 +449,23 @@ int64_t forum_hub_replay_get(forum_ws_t *ws)
     return ws->replaying ? ws->replay_after : -1;
 }
 
+static void drained_on_fiber(void *arg)
+{
+    forum_ws_t *ws = arg;
+    forum_event_t ev = {"ws.drained", ws->user->id, ws, NULL, NULL};
+    forum_replay_run(ws, ev.user_id);
+    if (!ws->dead)
+        forum_plugins_emit(&ev);
+    ws_release(ws);
+}
+
 /* The replay goes on; then the current generations hear of it (a plugin pacing a sender of its own). */
 void drained(forum_ws_t *ws)
 {
-    forum_event_t ev = {"ws.drained", ws->user->id, ws, NULL, NULL};
-    forum_replay_run(ws, ws->user->id);
-    forum_plugins_emit(&ev);
+    if (ws->dead)
+        return;
+    ws_hold(ws);
+    forum_fiber_run(drained_on_fiber, ws);
 }
 
 static void on_tick(uv_timer_t *timer)
@@ -371,11 +514,13 @@ void ws_conn_init(uv_loop_t *loop, const forum_config_t *conf)
         tick = 10;
     uv_timer_start(&ticker, on_tick, tick, tick);
     uv_unref((uv_handle_t *)&ticker);
+    uv_idle_init(loop, &resumer);
 }
 
 void ws_conn_dispose(void)
 {
     uv_close((uv_handle_t *)&ticker, NULL);
+    uv_close((uv_handle_t *)&resumer, NULL);
     out_release(ping_frame);
     ping_frame = NULL;
 }

@@ -49,6 +49,15 @@ struct forum_ws {
     int64_t replay_after;  /* the last id the replay sent */
     uint8_t replaying;     /* frames published with FORUM_PUB_REPLAYABLE leave this connection out */
     uint8_t drain_wanted;  /* ws.drained is due when the queue drops under its low mark */
+    /* On PostgreSQL a plugin's callback may be suspended with this connection in hand (core/fiber.c): the
+     * connection is then only marked dead when it goes, and freed when the last such callback has ended. */
+    uint32_t fiber_refs;
+    uint8_t dead;        /* destroy() ran: nothing is sent to it, nothing more is read */
+    uint8_t destroyed;   /* and finished: the memory goes with the last fiber_refs */
+    uint8_t in_frame;    /* a frame's handler is suspended: the next frames wait (their order is kept) */
+    uint8_t read_paused; /* reading stopped for it, to start again when the handler ends */
+    uint8_t replay_busy;  /* a replay is under way on a fiber (core/replay.c) */
+    uint8_t replay_again; /* and was asked for again meanwhile */
 };
 
 struct user_entry {
@@ -79,6 +88,9 @@ void ws_conn_dispose(void);
 void begin_close(forum_ws_t *ws, int code, const char *reason, int after_queued);
 /** Frees a connection. Called only from its own socket callbacks or from a timer, never from a publish. */
 void destroy(forum_ws_t *ws);
+/** Keeps `ws`'s memory while a fiber has it in hand; ws_release frees a destroyed one with the last. */
+void ws_hold(forum_ws_t *ws);
+void ws_release(forum_ws_t *ws);
 /** The queue of `ws` that wanted it dropped under its low mark: tells the plugins (ws.drained). */
 void drained(forum_ws_t *ws);
 /** Lets the loop serve others: the paced sender of `ws` is woken (drained) on a later loop turn. */

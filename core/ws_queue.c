@@ -76,8 +76,8 @@ static void schedule_flush(forum_ws_t *ws)
 
 void enqueue(forum_ws_t *ws, ws_out_t *o)
 {
-    if (ws->close_queued)
-        return; /* nothing follows a close frame */
+    if (ws->close_queued || ws->dead)
+        return; /* nothing follows a close frame, nor goes to a connection that is gone */
     if (ws->out_len == ws->out_cap) {
         ws->out_cap = ws->out_cap == 0 ? 4 : ws->out_cap * 2;
         if ((ws->out = realloc(ws->out, ws->out_cap * sizeof(*ws->out))) == NULL)
@@ -282,7 +282,7 @@ void queue_close(forum_ws_t *ws, unsigned code, const char *reason)
 /* Whether one more frame may be queued on `ws`; closes a peer that stays far behind. */
 int admit(forum_ws_t *ws, int flags)
 {
-    if (ws->closing_since_ms != 0)
+    if (ws->closing_since_ms != 0 || ws->dead)
         return 0;
     if (ws->out_bytes > config->limits.ws_send_queue) {
         if (flags & FORUM_PUB_EPHEMERAL)

@@ -19,6 +19,7 @@ struct forum_req {
     int64_t retry_since;  /* monotonic ms of the first retry, 0 before */
     unsigned retry_ms;
     int in_route;         /* the route's own call is running (not a completion after work_queue) */
+    int route_flags;      /* FORUM_ROUTE_* */
     size_t num_params;
     struct {
         const char *name; /* points into the route, which the pinned generation keeps */
@@ -183,17 +184,23 @@ static void retry_closed(uv_handle_t *h)
     free(h->data);
 }
 
-static void retry_run(uv_timer_t *timer)
+static void retry_on_fiber(void *arg)
 {
-    retry_t *r = timer->data;
-    forum_req_t *req = r->req;
-    uv_close((uv_handle_t *)timer, retry_closed);
+    forum_req_t *req = arg;
     if (forum_req_alive(req)) {
         req->in_route = 1;
         req->fn(req);
         req->in_route = 0;
     }
     forum_req_release(req);
+}
+
+static void retry_run(uv_timer_t *timer)
+{
+    retry_t *r = timer->data;
+    forum_req_t *req = r->req;
+    uv_close((uv_handle_t *)timer, retry_closed);
+    forum_fiber_run(retry_on_fiber, req);
 }
 
 int forum_req_retry(forum_req_t *req)
@@ -279,12 +286,52 @@ static void fill_peer(forum_req_t *req, h2o_req_t *h)
     snprintf(req->peer, sizeof(req->peer), "%s", client.text);
 }
 
+/*
+ * The session, the body, then the route: on a fiber of its own, since looking the session up may suspend
+ * (PostgreSQL) while the loop serves others, and the client may go meanwhile (req->h2o becomes NULL).
+ */
+static void route_on_fiber(void *arg)
+{
+    forum_req_t *req = arg;
+    int found = forum_session_of_request(req->h2o, &req->session);
+    h2o_req_t *h = req->h2o;
+
+    if (h == NULL)
+        goto Done; /* the client went while its session was looked up */
+    if (found == -2) {
+        forum_send_db_error(h, "the session could not be looked up");
+        goto Done;
+    }
+    req->has_session = found == 0;
+    if (!req->has_session && !(req->route_flags & FORUM_ROUTE_PUBLIC)) {
+        forum_send_error(h, 401, "unauthorized", "log in first", NULL);
+        goto Done;
+    }
+    if (h->entity.len != 0) {
+        char err[256];
+        if (!is_json(h)) {
+            forum_send_error(h, 415, "unsupported_media_type", "send the body as Content-Type: application/json", NULL);
+            goto Done;
+        }
+        if ((req->body = forum_json_parse(h->entity.base, h->entity.len, err, sizeof(err))) == NULL) {
+            forum_send_error(h, 400, "bad_request", err, NULL);
+            goto Done;
+        }
+        if (!YAJL_IS_OBJECT(req->body)) {
+            forum_send_error(h, 400, "bad_request", "the body must be a JSON object", NULL);
+            goto Done;
+        }
+    }
+    req->in_route = 1;
+    req->fn(req);
+    req->in_route = 0;
+Done:
+    forum_req_release(req);
+}
+
 static int on_req(h2o_handler_t *self, h2o_req_t *h)
 {
     forum_route_match_t m;
-    forum_session_t session;
-    int has_session;
-    yajl_val body = NULL;
     (void)self;
 
     /* routes match the raw path, so that an encoded '/' stays inside its segment; parameters are decoded after */
@@ -324,42 +371,15 @@ static int on_req(h2o_handler_t *self, h2o_req_t *h)
         forum_send_error(h, 403, "forbidden", "cross-origin request refused", NULL);
         return 0;
     }
-    if ((has_session = forum_session_of_request(h, &session)) == -2) {
-        forum_send_db_error(h, "the session could not be looked up");
-        return 0;
-    }
-    has_session = has_session == 0;
-    if (!has_session && !(m.flags & FORUM_ROUTE_PUBLIC)) {
-        forum_send_error(h, 401, "unauthorized", "log in first", NULL);
-        return 0;
-    }
-    if (h->entity.len != 0) {
-        char err[256];
-        if (!is_json(h)) {
-            forum_send_error(h, 415, "unsupported_media_type", "send the body as Content-Type: application/json", NULL);
-            return 0;
-        }
-        if ((body = forum_json_parse(h->entity.base, h->entity.len, err, sizeof(err))) == NULL) {
-            forum_send_error(h, 400, "bad_request", err, NULL);
-            return 0;
-        }
-        if (!YAJL_IS_OBJECT(body)) {
-            yajl_tree_free(body);
-            forum_send_error(h, 400, "bad_request", "the body must be a JSON object", NULL);
-            return 0;
-        }
-    }
-
     forum_req_t *req = calloc(1, sizeof(*req));
+    if (req == NULL)
+        h2o_fatal("no memory");
     req->h2o = h;
     req->refs = 1; /* the pool's */
     req->plugin = m.plugin;
     req->fn = m.fn;
+    req->route_flags = m.flags;
     forum_plugin_pin(m.plugin);
-    req->body = body;
-    req->has_session = has_session;
-    if (has_session)
-        req->session = session;
     req->num_params = m.num_params;
     for (size_t i = 0; i != m.num_params; ++i) {
         req->params[i].name = m.params[i].name;
@@ -370,10 +390,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *h)
 
     /* hold a reference across the call: answering may dispose the HTTP request at once */
     forum_req_hold(req);
-    req->in_route = 1;
-    m.fn(req);
-    req->in_route = 0;
-    forum_req_release(req);
+    forum_fiber_run(route_on_fiber, req);
     return 0;
 }
 

@@ -63,13 +63,57 @@ static const char schema_v3[] =
     "INSERT INTO forum_sequences (name, value) SELECT 'messages', COALESCE(MAX(id), 0) FROM messages WHERE true "
     "ON CONFLICT (name) DO UPDATE SET value = MAX(value, excluded.value);";
 
+/*
+ * PostgreSQL: the same tables, numbered alike. A fresh database has no messages to count, so the fix-ups of
+ * SQLite's version 2 are left out; the pair's columns are stored (PostgreSQL computes no virtual ones).
+ */
+static const char pg_schema_v1[] =
+    "CREATE TABLE messages ("
+    "  id BIGINT PRIMARY KEY,"
+    "  sender_id BIGINT NOT NULL REFERENCES users (id),"
+    "  recipient_id BIGINT NOT NULL REFERENCES users (id),"
+    "  body TEXT NOT NULL,"
+    "  client_id TEXT NOT NULL,"
+    "  created_at TEXT NOT NULL,"
+    "  user_lo BIGINT GENERATED ALWAYS AS (LEAST(sender_id, recipient_id)) STORED,"
+    "  user_hi BIGINT GENERATED ALWAYS AS (GREATEST(sender_id, recipient_id)) STORED,"
+    "  UNIQUE (sender_id, client_id)"
+    ");"
+    "CREATE INDEX messages_pair ON messages (user_lo, user_hi, id);"
+    "CREATE TABLE message_index ("
+    "  user_id BIGINT NOT NULL,"
+    "  message_id BIGINT NOT NULL REFERENCES messages (id),"
+    "  PRIMARY KEY (user_id, message_id)"
+    ");"
+    "CREATE TABLE conversations ("
+    "  user_id BIGINT NOT NULL,"
+    "  other_id BIGINT NOT NULL,"
+    "  last_message_id BIGINT NOT NULL,"
+    "  last_message_at TEXT NOT NULL,"
+    "  unread BIGINT NOT NULL DEFAULT 0,"
+    "  read_up_to BIGINT NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY (user_id, other_id)"
+    ");";
+
+static const char pg_schema_v2[] = "ALTER TABLE messages ADD COLUMN lo_sent BIGINT NOT NULL DEFAULT 0;"
+                                   "ALTER TABLE messages ADD COLUMN hi_sent BIGINT NOT NULL DEFAULT 0;"
+                                   "ALTER TABLE conversations ADD COLUMN received BIGINT NOT NULL DEFAULT 0;"
+                                   "CREATE INDEX conversations_recent ON conversations (user_id, last_message_id);";
+
+static const char pg_schema_v3[] =
+    "INSERT INTO forum_sequences (name, value) SELECT 'messages', COALESCE(MAX(id), 0) FROM messages "
+    "ON CONFLICT (name) DO UPDATE SET value = GREATEST(forum_sequences.value, excluded.value);";
+
 static int init(forum_plugin_t *p, const forum_api_t *a)
 {
     chat_api = a;
     chat_self = p;
     if (a->version < FORUM_API_VERSION || !FORUM_API_HAS(a, db_next_id))
         return -1;
-    return a->migration(p, 1, schema_v1) || a->migration(p, 2, schema_v2) || a->migration(p, 3, schema_v3) || chat_routes_init(p) || chat_live_init(p);
+    return a->migration_for(p, FORUM_DB_SQLITE, 1, schema_v1) || a->migration_for(p, FORUM_DB_SQLITE, 2, schema_v2) ||
+           a->migration_for(p, FORUM_DB_SQLITE, 3, schema_v3) || a->migration_for(p, FORUM_DB_POSTGRES, 1, pg_schema_v1) ||
+           a->migration_for(p, FORUM_DB_POSTGRES, 2, pg_schema_v2) || a->migration_for(p, FORUM_DB_POSTGRES, 3, pg_schema_v3) ||
+           chat_routes_init(p) || chat_live_init(p);
 }
 
 static void fini(forum_plugin_t *p)

@@ -23,10 +23,10 @@ static int history_route(forum_req_t *req)
 
     if ((other = other_user(req)) == 0 || !pu_history_query(api, req, &h))
         return 0;
-    forum_stmt_t *s = api->db_stmt("SELECT id FROM messages WHERE user_lo = MIN(?1, ?2) AND user_hi = MAX(?1, ?2) AND id < ?3 "
-                                   "ORDER BY id DESC LIMIT ?4");
-    api->db_bind_int(s, 1, me);
-    api->db_bind_int(s, 2, other);
+    /* the pair's order is decided here: two-argument MIN and MAX are SQLite's only */
+    forum_stmt_t *s = api->db_stmt("SELECT id FROM messages WHERE user_lo = ? AND user_hi = ? AND id < ? ORDER BY id DESC LIMIT ?");
+    api->db_bind_int(s, 1, me < other ? me : other);
+    api->db_bind_int(s, 2, me < other ? other : me);
     api->db_bind_int(s, 3, h.before);
     api->db_bind_int(s, 4, h.limit + 1);
     pu_history_read(api, s, &h);

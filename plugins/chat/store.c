@@ -54,24 +54,27 @@ static int index_and_converse(int64_t user, int64_t other, int64_t id, const cha
     if (!step_done(s))
         return 0;
     s = api->db_stmt("INSERT INTO conversations (user_id, other_id, last_message_id, last_message_at, unread, received) "
-                     "VALUES (?1, ?2, ?3, ?4, ?5, ?5) ON CONFLICT (user_id, other_id) DO UPDATE SET "
+                     "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (user_id, other_id) DO UPDATE SET "
                      "last_message_id = excluded.last_message_id, last_message_at = excluded.last_message_at, "
-                     "unread = unread + excluded.unread, received = received + excluded.received");
+                     "unread = conversations.unread + excluded.unread, received = conversations.received + excluded.received");
     api->db_bind_int(s, 1, user);
     api->db_bind_int(s, 2, other);
     api->db_bind_int(s, 3, id);
     api->db_bind_text(s, 4, created_at, strlen(created_at));
     api->db_bind_int(s, 5, incoming);
+    api->db_bind_int(s, 6, incoming);
     return step_done(s);
 }
 
 /* How many messages `from` and `to` have each sent the other so far; false when the read failed. */
 static int sent_so_far(int64_t from, int64_t to, int64_t *by_from, int64_t *by_to)
 {
-    forum_stmt_t *s = api->db_stmt("SELECT COALESCE((SELECT received FROM conversations WHERE user_id = ?1 AND other_id = ?2), 0), "
-                                   "COALESCE((SELECT received FROM conversations WHERE user_id = ?2 AND other_id = ?1), 0)");
+    forum_stmt_t *s = api->db_stmt("SELECT COALESCE((SELECT received FROM conversations WHERE user_id = ? AND other_id = ?), 0), "
+                                   "COALESCE((SELECT received FROM conversations WHERE user_id = ? AND other_id = ?), 0)");
     api->db_bind_int(s, 1, to);
     api->db_bind_int(s, 2, from);
+    api->db_bind_int(s, 3, from);
+    api->db_bind_int(s, 4, to);
     if (s == NULL || api->db_step(s) != FORUM_DB_ROW)
         return 0;
     *by_from = api->db_col_int(s, 0);
@@ -170,7 +173,7 @@ yajl_gen chat_frame_of(const chat_message_t *m, int64_t for_user)
 
 int64_t chat_last_message_id(int64_t user)
 {
-    forum_stmt_t *s = api->db_stmt("SELECT MAX(message_id) FROM message_index WHERE user_id = ?");
+    forum_stmt_t *s = api->db_stmt("SELECT COALESCE(MAX(message_id), 0) FROM message_index WHERE user_id = ?");
     api->db_bind_int(s, 1, user);
     return api->db_step(s) == FORUM_DB_ROW ? api->db_col_int(s, 0) : 0;
 }
@@ -181,17 +184,33 @@ int chat_mark_read(int64_t user, int64_t other, int64_t up_to)
      * The mark only moves forward and never past the conversation's last message (so every later message
      * counts as unread). Unread is what `other` sent after it: all it sent (received) minus what it had
      * sent up to the mark, read from the newest message of the pair at or below the mark (one seek).
+     *
+     * The new mark is MAX(read_up_to, MIN(up_to, last_message_id)), written as CASE (two-argument MIN and MAX
+     * are SQLite's only); which side's count to read, and the pair's order, are decided here.
      */
-    forum_stmt_t *s = api->db_stmt("UPDATE conversations SET read_up_to = MAX(read_up_to, MIN(?1, last_message_id)), "
-                                   "unread = received - COALESCE(("
-                                   "  SELECT CASE WHEN ?3 < ?2 THEN m.lo_sent ELSE m.hi_sent END FROM messages m"
-                                   "  WHERE m.user_lo = MIN(?2, ?3) AND m.user_hi = MAX(?2, ?3)"
-                                   "  AND m.id <= MAX(conversations.read_up_to, MIN(?1, conversations.last_message_id))"
-                                   "  ORDER BY m.id DESC LIMIT 1), 0)"
-                                   " WHERE user_id = ?2 AND other_id = ?3");
-    api->db_bind_int(s, 1, up_to);
-    api->db_bind_int(s, 2, user);
-    api->db_bind_int(s, 3, other);
+#define NEW_MARK                                                                                                       \
+    "CASE WHEN conversations.read_up_to >= ? OR conversations.read_up_to >= conversations.last_message_id "        \
+    "THEN conversations.read_up_to WHEN ? < conversations.last_message_id THEN ? ELSE conversations.last_message_id END"
+    static const char *const sql[2] = {
+        "UPDATE conversations SET read_up_to = " NEW_MARK ", unread = received - COALESCE(("
+        "  SELECT m.hi_sent FROM messages m WHERE m.user_lo = ? AND m.user_hi = ? AND m.id <= " NEW_MARK
+        "  ORDER BY m.id DESC LIMIT 1), 0) WHERE user_id = ? AND other_id = ?",
+        "UPDATE conversations SET read_up_to = " NEW_MARK ", unread = received - COALESCE(("
+        "  SELECT m.lo_sent FROM messages m WHERE m.user_lo = ? AND m.user_hi = ? AND m.id <= " NEW_MARK
+        "  ORDER BY m.id DESC LIMIT 1), 0) WHERE user_id = ? AND other_id = ?",
+    };
+#undef NEW_MARK
+    /* `other` sent what is unread: its count is lo_sent when it is the lower id of the pair */
+    int other_is_lo = other < user, i = 1;
+    forum_stmt_t *s = api->db_stmt(sql[other_is_lo]);
+    for (int k = 0; k != 3; ++k)
+        api->db_bind_int(s, i++, up_to);
+    api->db_bind_int(s, i++, other_is_lo ? other : user);
+    api->db_bind_int(s, i++, other_is_lo ? user : other);
+    for (int k = 0; k != 3; ++k)
+        api->db_bind_int(s, i++, up_to);
+    api->db_bind_int(s, i++, user);
+    api->db_bind_int(s, i++, other);
     return step_done(s);
 }
 
@@ -203,7 +222,7 @@ forum_stmt_t *chat_conversations_page(int64_t user, int64_t before_id, int64_t l
                                    "substr(m.body, 1, 80) "
                                    "FROM conversations c JOIN users u ON u.id = c.other_id "
                                    "LEFT JOIN messages m ON m.id = c.last_message_id "
-                                   "WHERE c.user_id = ?1 AND c.last_message_id < ?2 ORDER BY c.last_message_id DESC LIMIT ?3");
+                                   "WHERE c.user_id = ? AND c.last_message_id < ? ORDER BY c.last_message_id DESC LIMIT ?");
     if (s == NULL)
         return NULL;
     api->db_bind_int(s, 1, user);
@@ -215,27 +234,31 @@ forum_stmt_t *chat_conversations_page(int64_t user, int64_t before_id, int64_t l
 forum_stmt_t *chat_nicknames_page(int64_t user, const char *from, int inclusive, const char *below, int64_t limit)
 {
     /*
-     * The nickname column is COLLATE NOCASE: these bounds are a range of its unique index. A nickname too
-     * long to be a cursor's position (only an operator can store one) is left out: a position cut short
-     * would list its account again, page after page.
+     * The nickname column is COLLATE NOCASE (citext on PostgreSQL, where the bounds are cast to it so that they
+     * compare as it does): these bounds are a range of its unique index. A nickname too long to be a cursor's
+     * position (only an operator can store one) is left out: a position cut short would list its account again,
+     * page after page. Its length in bytes is the one thing said differently: octet_length is PostgreSQL's (and
+     * SQLite's only from 3.43).
      */
 #define NICKNAMES_FROM                                                                                                 \
-    "SELECT u.id, u.nickname, EXISTS (SELECT 1 FROM conversations c WHERE c.user_id = ?1 AND c.other_id = u.id) "    \
-    "FROM users u "
-#define NICKNAMES_TO " AND length(CAST(u.nickname AS BLOB)) <= ?5 ORDER BY u.nickname LIMIT ?4"
-    static const char *const sql[2][2] = {
-        {NICKNAMES_FROM "WHERE u.nickname > ?2" NICKNAMES_TO,
-         NICKNAMES_FROM "WHERE u.nickname > ?2 AND u.nickname < ?3" NICKNAMES_TO},
-        {NICKNAMES_FROM "WHERE u.nickname >= ?2" NICKNAMES_TO,
-         NICKNAMES_FROM "WHERE u.nickname >= ?2 AND u.nickname < ?3" NICKNAMES_TO},
-    };
+    "SELECT u.id, u.nickname, CASE WHEN EXISTS (SELECT 1 FROM conversations c WHERE c.user_id = ? AND c.other_id = u.id) " \
+    "THEN 1 ELSE 0 END FROM users u "
+#define NICKNAMES_TO(bytes) " AND " bytes " <= ? ORDER BY u.nickname LIMIT ?"
+#define NICKNAMES(bytes)                                                                                               \
+    {{NICKNAMES_FROM "WHERE u.nickname > CAST(? AS CITEXT)" NICKNAMES_TO(bytes),                                       \
+      NICKNAMES_FROM "WHERE u.nickname > CAST(? AS CITEXT) AND u.nickname < CAST(? AS CITEXT)" NICKNAMES_TO(bytes)},   \
+     {NICKNAMES_FROM "WHERE u.nickname >= CAST(? AS CITEXT)" NICKNAMES_TO(bytes),                                      \
+      NICKNAMES_FROM "WHERE u.nickname >= CAST(? AS CITEXT) AND u.nickname < CAST(? AS CITEXT)" NICKNAMES_TO(bytes)}}
+    static const char *const sql[2][2][2] = {NICKNAMES("length(CAST(u.nickname AS BLOB))"), NICKNAMES("octet_length(u.nickname)")};
 #undef NICKNAMES_FROM
 #undef NICKNAMES_TO
-    forum_stmt_t *s = api->db_stmt(sql[inclusive != 0][below != NULL]);
+#undef NICKNAMES
+    forum_stmt_t *s = api->db_stmt(sql[api->db_backend() == FORUM_DB_POSTGRES][inclusive != 0][below != NULL]);
+    int i = 3;
     /* a bound that cannot be bound (not text) would read as NULL and silently match nothing */
     if (s == NULL || api->db_bind_int(s, 1, user) != 0 || api->db_bind_text(s, 2, from, strlen(from)) != 0 ||
-        (below != NULL && api->db_bind_text(s, 3, below, strlen(below)) != 0) || api->db_bind_int(s, 4, limit) != 0 ||
-        api->db_bind_int(s, 5, CHAT_LISTED_NICKNAME_MAX) != 0)
+        (below != NULL && api->db_bind_text(s, i++, below, strlen(below)) != 0) ||
+        api->db_bind_int(s, i++, CHAT_LISTED_NICKNAME_MAX) != 0 || api->db_bind_int(s, i, limit) != 0)
         return NULL;
     return s;
 }

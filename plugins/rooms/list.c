@@ -60,8 +60,8 @@ static void write_cursor(yajl_gen g, int part, int64_t last_message_id, int64_t 
 static int write_joined(yajl_gen g, int64_t me, const position_t *pos, int64_t *room_left, position_t *next)
 {
     forum_stmt_t *s = api->db_stmt("SELECT r.id, r.last_message_id FROM room_members m JOIN rooms r ON r.id = m.room_id "
-                                   "WHERE m.user_id = ?1 AND m.room_id != 1 AND (r.last_message_id, r.id) < (?2, ?3) "
-                                   "ORDER BY r.last_message_id DESC, r.id DESC LIMIT ?4");
+                                   "WHERE m.user_id = ? AND m.room_id != 1 AND (r.last_message_id, r.id) < (?, ?) "
+                                   "ORDER BY r.last_message_id DESC, r.id DESC LIMIT ?");
     int64_t ids[LIST_LIMIT_MAX + 1][2];
     int64_t n = 0;
     int rc;
@@ -99,9 +99,9 @@ static int write_joined(yajl_gen g, int64_t me, const position_t *pos, int64_t *
 static int write_others(yajl_gen g, int64_t me, const position_t *pos, int64_t room_left, position_t *next)
 {
     forum_stmt_t *s = api->db_stmt("SELECT r.id, r.last_message_id, "
-                                   "  EXISTS (SELECT 1 FROM room_members m WHERE m.room_id = r.id AND m.user_id = ?1) "
-                                   "FROM rooms r WHERE r.id != 1 AND (r.last_message_id, r.id) < (?2, ?3) "
-                                   "ORDER BY r.last_message_id DESC, r.id DESC LIMIT ?4");
+                                   "  CASE WHEN EXISTS (SELECT 1 FROM room_members m WHERE m.room_id = r.id AND m.user_id = ?) THEN 1 ELSE 0 END "
+                                   "FROM rooms r WHERE r.id != 1 AND (r.last_message_id, r.id) < (?, ?) "
+                                   "ORDER BY r.last_message_id DESC, r.id DESC LIMIT ?");
     int64_t budget = room_left + LIST_SCAN_ROWS, ids[LIST_LIMIT_MAX], n = 0, examined = 0, last[2] = {0, 0};
     int rc;
     if (s == NULL)

@@ -57,10 +57,13 @@ char *rooms_mention_tokens(const char *body, size_t len)
     return list;
 }
 
-/* The user whose nickname is `t` (case-insensitive): 0 when none, -1 when the read failed. */
+/*
+ * The user whose nickname is `t` (case-insensitive): 0 when none, -1 when the read failed. The column is NOCASE
+ * on SQLite, citext on PostgreSQL, where a text parameter would compare case-sensitively: hence the cast.
+ */
 static int64_t user_named(const char *t, size_t len)
 {
-    forum_stmt_t *s = api->db_stmt("SELECT id FROM users WHERE nickname = ?");
+    forum_stmt_t *s = api->db_stmt("SELECT id FROM users WHERE nickname = CAST(? AS CITEXT)");
     if (s == NULL || api->db_bind_text(s, 1, t, len) != 0)
         return -1;
     switch (api->db_step(s)) {

@@ -99,10 +99,10 @@ int64_t rooms_store_message(rooms_message_t *m, const char *tokens, int *repeat,
     api->db_bind_text(s, 8, mentions, strlen(mentions));
     if (!step_done(s))
         return 0;
-    s = api->db_stmt("UPDATE rooms SET message_count = ?2, last_message_id = ?3 WHERE id = ?1");
-    api->db_bind_int(s, 1, m->room);
-    api->db_bind_int(s, 2, seq);
-    api->db_bind_int(s, 3, id);
+    s = api->db_stmt("UPDATE rooms SET message_count = ?, last_message_id = ? WHERE id = ?");
+    api->db_bind_int(s, 1, seq);
+    api->db_bind_int(s, 2, id);
+    api->db_bind_int(s, 3, m->room);
     /* one's own message is never unread: sending moves the sender's read mark to it */
     if (!step_done(s) || !store_mentions(m) || !rooms_mark_read(m->room, m->from, id))
         return 0;

@@ -20,14 +20,14 @@ static int list(int64_t user, int64_t after, int64_t *ids, size_t max, int64_t *
     int64_t window_end = after > INT64_MAX - WINDOW_IDS ? INT64_MAX : after + WINDOW_IDS, newest;
     size_t n = 0;
     int rc = FORUM_DB_DONE;
-    forum_stmt_t *s = api->db_stmt("SELECT id FROM room_messages WHERE id > ?2 AND id <= ?3 "
-                                   "AND (room_id = 1 OR room_id IN (SELECT room_id FROM room_members WHERE user_id = ?1)) "
-                                   "ORDER BY id LIMIT ?4");
+    forum_stmt_t *s = api->db_stmt("SELECT id FROM room_messages WHERE id > ? AND id <= ? "
+                                   "AND (room_id = 1 OR room_id IN (SELECT room_id FROM room_members WHERE user_id = ?)) "
+                                   "ORDER BY id LIMIT ?");
     if (s == NULL || max == 0)
         return -1;
-    api->db_bind_int(s, 1, user);
-    api->db_bind_int(s, 2, after);
-    api->db_bind_int(s, 3, window_end);
+    api->db_bind_int(s, 1, after);
+    api->db_bind_int(s, 2, window_end);
+    api->db_bind_int(s, 3, user);
     api->db_bind_int(s, 4, (int64_t)max);
     while (n < max && (rc = api->db_step(s)) == FORUM_DB_ROW)
         ids[n++] = api->db_col_int(s, 0);

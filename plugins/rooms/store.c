@@ -81,7 +81,7 @@ static int add_member(int64_t room, int64_t user, const char *now)
 {
     /* a new member has read what came before: history is there to scroll, not to count as unread */
     forum_stmt_t *s = api->db_stmt("INSERT INTO room_members (room_id, user_id, joined_at, read_up_to) "
-                                   "SELECT ?1, ?2, ?3, last_message_id FROM rooms WHERE id = ?1 "
+                                   "SELECT ?, ?, ?, last_message_id FROM rooms WHERE id = ? "
                                    "ON CONFLICT (room_id, user_id) DO NOTHING RETURNING 1");
     int rc;
     if (s == NULL)
@@ -89,6 +89,7 @@ static int add_member(int64_t room, int64_t user, const char *now)
     api->db_bind_int(s, 1, room);
     api->db_bind_int(s, 2, user);
     api->db_bind_text(s, 3, now, strlen(now));
+    api->db_bind_int(s, 4, room);
     if ((rc = api->db_step(s)) == FORUM_DB_DONE)
         return 0;
     if (rc != FORUM_DB_ROW || !step_done(s))
@@ -202,42 +203,57 @@ static int64_t lobby_first_mark(int64_t user)
 
 int rooms_mark_read(int64_t room, int64_t user, int64_t up_to)
 {
-    /* forward only, and never past the room's last message: what arrives later counts as unread */
+    /*
+     * Forward only, and never past the room's last message: what arrives later counts as unread. The marks are
+     * MAX and MIN of two values, written as CASE (two-argument MIN and MAX are SQLite's only).
+     */
     forum_stmt_t *s;
     if (room == ROOMS_LOBBY) {
         /* the row is made on first use, from the mark the user had without it */
         int64_t first = lobby_first_mark(user);
         if (first < 0)
             return 0;
+        /* MAX(first, MIN(up_to, last_message_id)), with up_to raised to first beforehand (the same value) */
+        int64_t mark = up_to > first ? up_to : first;
         s = api->db_stmt("INSERT INTO room_members (room_id, user_id, joined_at, read_up_to) "
-                         "SELECT 1, ?1, (SELECT created_at FROM users WHERE id = ?1), MAX(?3, MIN(?2, last_message_id)) "
-                         "FROM rooms WHERE id = 1 "
-                         "ON CONFLICT (room_id, user_id) DO UPDATE SET read_up_to = MAX(read_up_to, excluded.read_up_to)");
+                         "SELECT 1, ?, (SELECT created_at FROM users WHERE id = ?), "
+                         "  CASE WHEN last_message_id <= ? THEN ? WHEN ? < last_message_id THEN ? ELSE last_message_id END "
+                         "FROM rooms WHERE id = 1 ON CONFLICT (room_id, user_id) DO UPDATE SET read_up_to = "
+                         "  CASE WHEN room_members.read_up_to > excluded.read_up_to THEN room_members.read_up_to ELSE excluded.read_up_to END");
         api->db_bind_int(s, 1, user);
-        api->db_bind_int(s, 2, up_to);
+        api->db_bind_int(s, 2, user);
         api->db_bind_int(s, 3, first);
+        api->db_bind_int(s, 4, first);
+        api->db_bind_int(s, 5, mark);
+        api->db_bind_int(s, 6, mark);
         return step_done(s);
     }
-    s = api->db_stmt("UPDATE room_members SET read_up_to = MAX(read_up_to, MIN(?3, (SELECT last_message_id FROM rooms WHERE id = ?1))) "
-                     "WHERE room_id = ?1 AND user_id = ?2");
-    api->db_bind_int(s, 1, room);
-    api->db_bind_int(s, 2, user);
-    api->db_bind_int(s, 3, up_to);
+    s = api->db_stmt("UPDATE room_members SET read_up_to = CASE WHEN read_up_to >= r.mark THEN read_up_to ELSE r.mark END "
+                     "FROM (SELECT CASE WHEN ? < last_message_id THEN ? ELSE last_message_id END AS mark FROM rooms WHERE id = ?) AS r "
+                     "WHERE room_id = ? AND user_id = ?");
+    api->db_bind_int(s, 1, up_to);
+    api->db_bind_int(s, 2, up_to);
+    api->db_bind_int(s, 3, room);
+    api->db_bind_int(s, 4, room);
+    api->db_bind_int(s, 5, user);
     return step_done(s);
 }
 
 /* Unread messages of `room` after read mark `mark`, and the mentions of `user` among them; false on failure. */
 static int counts_after(int64_t room, int64_t user, int64_t mark, int64_t *unread, int64_t *mentions)
 {
-    forum_stmt_t *s = api->db_stmt("SELECT r.message_count - COALESCE((SELECT x.seq FROM room_messages x WHERE x.room_id = ?1 "
-                                   "  AND x.id <= ?3 ORDER BY x.id DESC LIMIT 1), 0), "
-                                   "(SELECT COUNT(*) FROM room_mentions n WHERE n.user_id = ?2 AND n.room_id = ?1 AND n.message_id > ?3) "
-                                   "FROM rooms r WHERE r.id = ?1");
+    forum_stmt_t *s = api->db_stmt("SELECT r.message_count - COALESCE((SELECT x.seq FROM room_messages x WHERE x.room_id = ? "
+                                   "  AND x.id <= ? ORDER BY x.id DESC LIMIT 1), 0), "
+                                   "(SELECT COUNT(*) FROM room_mentions n WHERE n.user_id = ? AND n.room_id = ? AND n.message_id > ?) "
+                                   "FROM rooms r WHERE r.id = ?");
     if (s == NULL)
         return 0;
     api->db_bind_int(s, 1, room);
-    api->db_bind_int(s, 2, user);
-    api->db_bind_int(s, 3, mark);
+    api->db_bind_int(s, 2, mark);
+    api->db_bind_int(s, 3, user);
+    api->db_bind_int(s, 4, room);
+    api->db_bind_int(s, 5, mark);
+    api->db_bind_int(s, 6, room);
     if (api->db_step(s) != FORUM_DB_ROW)
         return 0;
     *unread = api->db_col_int(s, 0);
@@ -248,15 +264,15 @@ static int counts_after(int64_t room, int64_t user, int64_t mark, int64_t *unrea
 int rooms_write(yajl_gen g, int64_t id, int64_t user)
 {
     forum_stmt_t *s = api->db_stmt("SELECT r.id, r.name, r.created_by, u.nickname, r.created_at, r.member_count, r.last_message_id, "
-                                   "  m.user_id IS NOT NULL, m.read_up_to "
+                                   "  CASE WHEN m.user_id IS NOT NULL THEN 1 ELSE 0 END, m.read_up_to "
                                    "FROM rooms r LEFT JOIN users u ON u.id = r.created_by "
-                                   "LEFT JOIN room_members m ON m.room_id = r.id AND m.user_id = ?2 WHERE r.id = ?1");
+                                   "LEFT JOIN room_members m ON m.room_id = r.id AND m.user_id = ? WHERE r.id = ?");
     int64_t unread = 0, mentions = 0, members, mark;
     int joined, ok = 1;
     if (s == NULL)
         return 0;
-    api->db_bind_int(s, 1, id);
-    api->db_bind_int(s, 2, user);
+    api->db_bind_int(s, 1, user);
+    api->db_bind_int(s, 2, id);
     if (api->db_step(s) != FORUM_DB_ROW)
         return 0;
     /* unread and mentions count only for a member; the lobby's members are everyone, with or without a row */

@@ -6,6 +6,7 @@
  * TYPING_ROOMS_MAX rooms it typed in (the least recently used goes, its room told it stopped), and going
  * offline walks only its own.
  */
+#include <string.h>
 #include "rooms.h"
 #include "../util/typists.h"
 
@@ -68,12 +69,19 @@ void rooms_typing_frame(forum_ws_t *ws, yajl_val frame)
         (active = pu_frame_bool(api, ws, frame, "active", "room.typing")) < 0)
         return;
     if ((t = pu_typists_find(&typists, me)) == NULL) {
-        if ((t = pu_typists_add(&typists, me)) == NULL)
-            return; /* out of memory: a typing indicator is not worth more */
-        if (!rooms_nickname(me, ((typist_t *)t)->nickname, sizeof(((typist_t *)t)->nickname))) {
-            pu_typists_offline(&typists, me); /* typed nowhere yet: dropped, nothing relayed */
+        char nickname[sizeof(((typist_t *)NULL)->nickname)];
+        if (!rooms_nickname(me, nickname, sizeof(nickname))) {
             api->ws_db_error(ws, "the typing state could not be relayed", "room.typing");
             return;
+        }
+        /*
+         * Looked up again after the data call, which may have let this user's other frames add the typist (or
+         * its going offline run): a typist is added only with its nickname, and only once.
+         */
+        if ((t = pu_typists_find(&typists, me)) == NULL) {
+            if ((t = pu_typists_add(&typists, me)) == NULL)
+                return; /* out of memory: a typing indicator is not worth more */
+            memcpy(((typist_t *)t)->nickname, nickname, sizeof(nickname));
         }
     }
     pu_typists_update(&typists, t, room, active, 0);

@@ -34,13 +34,13 @@ static int unavailable(int failure)
     return failure == FORUM_DB_BUSY || failure == FORUM_DB_FULL;
 }
 
-/* Stores every queued send in one transaction; 0 when done, else the failure (db_failure). */
-static int store_batch(pu_send_batch_t *b)
+/* Stores the first `num` queued sends in one transaction; 0 when done, else the failure (db_failure). */
+static int store_batch(pu_send_batch_t *b, size_t num)
 {
     const forum_api_t *api = b->api;
     if (api->db_begin() != 0)
         return api->db_failure();
-    for (size_t i = 0; i != b->num; ++i)
+    for (size_t i = 0; i != num; ++i)
         if (!b->ops->store(queued(b, i)))
             goto Error;
     if (api->db_commit() == 0)
@@ -48,7 +48,7 @@ static int store_batch(pu_send_batch_t *b)
 Error:;
     int failure = api->db_failure();
     api->db_rollback();
-    for (size_t i = 0; i != b->num; ++i)
+    for (size_t i = 0; i != num; ++i)
         b->ops->unstore(queued(b, i));
     return failure;
 }
@@ -67,17 +67,17 @@ static int store_alone(pu_send_batch_t *b, void *item)
     return 1;
 }
 
-/* How many sends, from the head of the queue, are settled (stored, repeated, refused by a rule, or refused). */
-static size_t store_queued(pu_send_batch_t *b)
+/* How many of the first `num` sends are settled (stored, repeated, refused by a rule, or refused). */
+static size_t store_queued(pu_send_batch_t *b, size_t num)
 {
     size_t n;
-    int failure = store_batch(b);
+    int failure = store_batch(b, num);
     if (failure == 0)
-        return b->num;
+        return num;
     if (unavailable(failure))
         return 0;
     /* one bad send must not cost the others: store each on its own, in order, until a lock stops it */
-    for (n = 0; n != b->num; ++n) {
+    for (n = 0; n != num; ++n) {
         if (store_alone(b, queued(b, n)))
             continue;
         if (unavailable(b->api->db_failure()))
@@ -112,15 +112,31 @@ static void schedule(pu_send_batch_t *b, unsigned ms)
         b->flush_scheduled = 1;
 }
 
+/*
+ * Every data call in here may suspend it (PostgreSQL), and the loop runs other callbacks meanwhile: frames
+ * queue more sends behind the batch, and the batch's own timer may fire. So one pass at a time (a second
+ * would store and answer the same items, and move them under the first one's feet), and a pass takes only
+ * the sends queued when it began: those queued later are stored by the next pass, which it schedules.
+ */
 static void store_and_answer(pu_send_batch_t *b)
 {
-    size_t n;
-    if (b->num == 0)
+    size_t n, num = b->num;
+    if (num == 0 || b->storing)
         return;
-    n = store_queued(b);
+    b->storing = 1;
+    n = store_queued(b, num);
     for (size_t i = 0; i != n; ++i)
         answer_settled(b, queued(b, i));
     dequeue(b, n);
+    b->storing = 0;
+    if (n == num && b->num != 0) {
+        /* all of this pass's are settled: the ones queued during it go in the next turn (now, with no timer) */
+        b->retry_ms = 0;
+        schedule(b, 0);
+        if (!b->flush_scheduled)
+            store_and_answer(b);
+        return;
+    }
     if (b->num == 0) {
         b->retry_ms = 0;
         return;
@@ -151,7 +167,7 @@ static void flush_sends(void *arg)
 void *pu_send_batch_slot(pu_send_batch_t *b, forum_ws_t *ws, const char *client_id)
 {
     if (b->num == PU_SEND_BATCH_MAX && b->retry_ms == 0)
-        store_and_answer(b); /* a full batch is stored now; its timer finds the next one */
+        store_and_answer(b); /* a full batch is stored now (unless a pass is under way); its timer finds the next one */
     if (b->num == PU_SEND_BATCH_MAX) {
         /* the database has been unavailable for a full queue: nothing more is taken until it is back */
         b->api->ws_db_error(ws, "the message could not be stored", client_id);
@@ -169,7 +185,7 @@ void pu_send_batch_queue(pu_send_batch_t *b, forum_ws_t *ws, const char *client_
     q->queued_ms = b->api->mono_ms();
     schedule(b, 0);
     if (!b->flush_scheduled)
-        store_and_answer(b); /* no timer to be had: store at once */
+        store_and_answer(b); /* no timer to be had: store at once (or by the pass under way, which looks again) */
 }
 
 void pu_send_batch_forget(pu_send_batch_t *b, forum_ws_t *ws)

@@ -59,6 +59,7 @@ typedef struct pu_send_batch {
     size_t item_size; /* of the plugin's item type */
     size_t num;       /* queued */
     int flush_scheduled;
+    int storing;       /* a pass of store_and_answer is under way (suspended in a data call, on PostgreSQL) */
     unsigned retry_ms; /* the backoff while the database is unavailable; 0 when not retrying */
 } pu_send_batch_t;
 

@@ -52,19 +52,38 @@ static size_t target_index(const pu_typist_t *t, int64_t target)
 }
 
 /*
- * The state of `t` toward `target`, moved to the most recently used end, created when missing: the least
- * recently used goes when the typist already has targets_max (its target, if shown as typing, is told it
- * stopped: no later event would clear it). NULL only when out of memory.
+ * A copy of `t` for relays (caller frees), NULL when out of memory. A relay may suspend the callback that
+ * makes it (a data call, on PostgreSQL) while the loop runs others, which may move or free `t` (its going
+ * offline) or relay for it too: so the table is brought up to date before any relay, and relays read only a
+ * copy made before the first. The copy has no targets: a relay reads only the typist's own fields.
  */
-static pu_typing_t *target_use(pu_typists_t *ts, pu_typist_t *t, int64_t target)
+static pu_typist_t *typist_copy(const pu_typists_t *ts, const pu_typist_t *t)
+{
+    pu_typist_t *copy = malloc(ts->typist_size);
+    if (copy == NULL)
+        return NULL;
+    memcpy(copy, t, ts->typist_size);
+    copy->next = NULL;
+    copy->targets = NULL;
+    copy->num = copy->cap = 0;
+    return copy;
+}
+
+/*
+ * The state of `t` toward `target`, moved to the most recently used end, created when missing: the least
+ * recently used goes when the typist already has targets_max (its target, if shown as typing, is to be told
+ * it stopped, no later event would clear it: `*has_stopped` and `*stopped` say so). NULL only when out of memory.
+ */
+static pu_typing_t *target_use(pu_typists_t *ts, pu_typist_t *t, int64_t target, int *has_stopped, int64_t *stopped)
 {
     size_t i = target_index(t, target);
     pu_typing_t found = {.target = target};
+    *has_stopped = 0;
     if (i != t->num) {
         found = t->targets[i];
     } else if (t->num == ts->targets_max) {
-        if (t->targets[0].active)
-            ts->relay(t, t->targets[0].target, 0);
+        *has_stopped = t->targets[0].active;
+        *stopped = t->targets[0].target;
         i = 0;
     } else {
         if (t->num == t->cap) {
@@ -84,17 +103,26 @@ static pu_typing_t *target_use(pu_typists_t *ts, pu_typist_t *t, int64_t target)
 
 void pu_typists_update(pu_typists_t *ts, pu_typist_t *t, int64_t target, int active, int force)
 {
-    int64_t now = ts->api->mono_ms(); /* intervals never on the wall clock, which can step back */
-    pu_typing_t *s = target_use(ts, t, target);
-    if (s == NULL) {
-        ts->relay(t, target, active); /* nothing can be kept: relayed, unthinned */
-        return;
-    }
-    if (!force && s->relayed_ms != 0 && s->active == active && now - s->relayed_ms < PU_TYPING_REFRESH_MS)
-        return;
-    ts->relay(t, target, active);
-    s->active = active;
-    s->relayed_ms = now;
+    int64_t now = ts->api->mono_ms(), stopped = 0; /* intervals never on the wall clock, which can step back */
+    int has_stopped = 0;
+    pu_typing_t *s = target_use(ts, t, target, &has_stopped, &stopped);
+    pu_typist_t *copy;
+
+    if (s != NULL) {
+        if (!force && s->relayed_ms != 0 && s->active == active && now - s->relayed_ms < PU_TYPING_REFRESH_MS)
+            return;
+        /* recorded before relaying: a frame that a relay lets run is thinned against it (typist_copy) */
+        s->active = active;
+        s->relayed_ms = now;
+    } /* else nothing can be kept: relayed, unthinned */
+    if ((copy = typist_copy(ts, t)) == NULL)
+        return; /* out of memory: a typing indicator is not worth more */
+    if (has_stopped)
+        ts->relay(copy, stopped, 0);
+    /* gone offline meanwhile: it was told to have stopped everywhere, `target` too */
+    if (!has_stopped || pu_typists_find(ts, copy->from) != NULL)
+        ts->relay(copy, target, active);
+    free(copy);
 }
 
 /* Only a typist is told to stop: most messages need no extra frame. */
@@ -113,7 +141,7 @@ void pu_typists_offline(pu_typists_t *ts, int64_t from)
         p = &(*p)->next;
     if ((t = *p) == NULL)
         return;
-    *p = t->next;
+    *p = t->next; /* out of the table first: while a relay below is suspended, nothing else reaches `t` */
     for (size_t i = 0; i != t->num; ++i)
         if (t->targets[i].active)
             ts->relay(t, t->targets[i].target, 0); /* their last connection closed: they stopped typing */
