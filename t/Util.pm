@@ -27,7 +27,7 @@ use Exporter 'import';
 
 our @EXPORT = qw(root_dir build_dir forumd_bin spawn_forumd run_with_curl curl_json json_decode json_encode
                  mojo_ua probe_login tls_files slurp ws_connect cookie_of spawn_haproxy
-                 backend database_yaml db_query db_value db_conninfo db_copy seed_db_args seed_failed);
+                 backend database_yaml db_query db_value db_conninfo db_copy seed_db_args seed_failed spawn_pg_cluster);
 
 my $JSON = JSON::PP->new->utf8->canonical->allow_nonref;
 sub json_decode { $JSON->decode($_[0]) }
@@ -61,7 +61,7 @@ sub slurp {
 sub backend { length($ENV{FORUMD_TEST_POSTGRES} // '') ? 'postgres' : 'sqlite' }
 
 my %pg_name;     # a test's database path => the PostgreSQL database that stands for it
-my @pg_created;  # [name, pid of the process that created it]
+my @pg_created;  # [name, pid of the process that created it, the cluster's conninfo]
 my $pg_count = 0;
 
 # A database name no other test of the run has; it starts with the test's number (t55_...), which
@@ -77,7 +77,7 @@ sub _pg_database {
     return $pg_name{$path} //= do {
         my $name = _pg_new_name();
         _psql("$ENV{FORUMD_TEST_POSTGRES} dbname=postgres", "CREATE DATABASE $name;\n");
-        push @pg_created, [$name, $$];
+        push @pg_created, [$name, $$, $ENV{FORUMD_TEST_POSTGRES}];
         $name;
     };
 }
@@ -125,7 +125,7 @@ sub db_copy {
     die "db_copy: $to is in use already" if $pg_name{$to};
     my $name = _pg_new_name();
     _psql("$ENV{FORUMD_TEST_POSTGRES} dbname=postgres", "CREATE DATABASE $name TEMPLATE " . _pg_database($from) . ";\n");
-    push @pg_created, [$name, $$];
+    push @pg_created, [$name, $$, $ENV{FORUMD_TEST_POSTGRES}];
     $pg_name{$to} = $name;
 }
 
@@ -203,8 +203,9 @@ END {
     if (@pg_created) {
         $_ && $_->{owner} == $$ && $_->stop for @live_servers;
         for my $db (grep { $_->[1] == $$ } @pg_created) {
-            eval { _psql("$ENV{FORUMD_TEST_POSTGRES} dbname=postgres", "DROP DATABASE IF EXISTS $db->[0] WITH (FORCE);\n") };
-            warn "dropping $db->[0]: $@" if $@;
+            eval { _psql("$db->[2] dbname=postgres", "DROP DATABASE IF EXISTS $db->[0] WITH (FORCE);\n") };
+            # a test's own cluster (spawn_pg_cluster) went with its databases
+            warn "dropping $db->[0]: $@" if $@ && $@ !~ /connection to server .* failed/;
         }
     }
 }
@@ -296,6 +297,19 @@ YAML
     }
     die "forumd did not start:\n" . slurp($log) if !$opts{expect_fail} && !$self->{pid};
     return $self;
+}
+
+# spawn_pg_cluster() starts a private PostgreSQL (t/pg-cluster) for a test that stops, restarts or
+# breaks it, so that the suite's own server stays as it was. Returns a guard (->conninfo, ->pid of the
+# postmaster, ->dir, ->restart, ->stop, which stops it by that PID and removes its folder) that stops it
+# when it goes. A server on it: `local $ENV{FORUMD_TEST_POSTGRES} = $pg->conninfo;` around spawn_forumd.
+sub spawn_pg_cluster {
+    # in TMPDIR itself, not under a private folder: the cluster's user must reach it
+    my $dir = tempdir('forumd-pg.XXXXXX', TMPDIR => 1);
+    my $conninfo = `@{[ _sh(root_dir() . '/t/pg-cluster') ]} start @{[ _sh($dir) ]}`;
+    die "t/pg-cluster start $dir failed\n" if $? || $conninfo !~ /\S/;
+    chomp $conninfo;
+    return bless { dir => $dir, conninfo => $conninfo, owner => $$ }, 'pg::Guard';
 }
 
 # spawn_haproxy($server, %opts) starts HAProxy (Debian package haproxy) on a free loopback port in front
@@ -653,6 +667,31 @@ sub DESTROY {
     my $self = shift;
     local $?;
     $self->stop if $self->{pid} && $self->{owner} == $$;
+}
+
+package pg::Guard;
+
+sub conninfo { $_[0]{conninfo} }
+sub dir { $_[0]{dir} }
+sub pid { my $l = t::Util::slurp("$_[0]{dir}/data/postmaster.pid"); $l =~ /^(\d+)/ ? $1 : undef }
+
+# stops the server (fast shutdown) and starts it again on the same port; dies when it does not come back
+sub restart {
+    my $self = shift;
+    system(t::Util::root_dir() . '/t/pg-cluster', 'restart', $self->{dir}) == 0 or die "t/pg-cluster restart failed\n";
+}
+
+# stops the server by the PID in its postmaster.pid and removes its folder
+sub stop {
+    my $self = shift;
+    return unless $self->{dir} && -d $self->{dir};
+    system(t::Util::root_dir() . '/t/pg-cluster', 'stop', $self->{dir});
+}
+
+sub DESTROY {
+    my $self = shift;
+    local $?;
+    $self->stop if $self->{owner} == $$;
 }
 
 1;
