@@ -17,7 +17,7 @@ my $dir = tempdir(CLEANUP => 1);
 my $db = "$dir/forum.db";
 spawn_forumd(db => $db)->stop;
 system(build_dir() . '/tools/seed', seed_db_args($db), '--users', 2, '--posts', 60, '--body-size', 20000, '--sessions', 1,
-       '--cookies', "$dir/cookies") == 0 or BAIL_OUT('seed failed');
+       '--cookies', "$dir/cookies") == 0 or seed_failed('seed failed');
 my ($cookie) = grep { length } split /\n/, slurp("$dir/cookies");
 my $feed = '/api/posts?limit=50';
 

@@ -27,7 +27,7 @@ my $template = "$tmp/template.db";
     is $s->stop, 0, 'a database with forumd\'s schema';
 }
 my $seeded = `$build/tools/seed @{[ map { "'$_'" } seed_db_args($template) ]} --users 2 --messages $MESSAGES --pairs 1 --sessions 2 --cookies $tmp/cookies`;
-my ($first_user) = $seeded =~ /"first_user":(\d+)/ or BAIL_OUT("seed failed: $seeded");
+my ($first_user) = $seeded =~ /"first_user":(\d+)/ or seed_failed("seed failed: $seeded");
 my @cookie = split /\n/, slurp("$tmp/cookies");
 my ($reader, $writer) = ($first_user, $first_user + 1); # session 0 is the first user's, session 1 the second's
 

@@ -79,7 +79,7 @@ subtest 'a restart: the reconnect replays private and lobby messages merged, not
 subtest 'a graceful restart of the binary under start_server' => sub {
     plan skip_all => 'start_server (libserver-starter-perl) is not installed' unless `which start_server` =~ /\S/;
     my $server = spawn_forumd(starter => 1, settings => $settings);
-    for (1 .. 100) { last if $server->log =~ /ready/; sleep 0.05 }
+    for (1 .. 100) { last if $server->log =~ /forumd \S+ ready \(/; sleep 0.05 }
     my ($ann, $ben) = (register($server, 'ann'), register($server, 'ben'));
     my $reader = ws($server, $ben, '?after=0');
     my @before = send_mixed(ws($server, $ann), $ben, 4);

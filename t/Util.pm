@@ -27,7 +27,7 @@ use Exporter 'import';
 
 our @EXPORT = qw(root_dir build_dir forumd_bin spawn_forumd run_with_curl curl_json json_decode json_encode
                  mojo_ua probe_login tls_files slurp ws_connect cookie_of spawn_haproxy
-                 backend database_yaml db_query db_value db_conninfo db_copy seed_db_args);
+                 backend database_yaml db_query db_value db_conninfo db_copy seed_db_args seed_failed spawn_pg_cluster);
 
 my $JSON = JSON::PP->new->utf8->canonical->allow_nonref;
 sub json_decode { $JSON->decode($_[0]) }
@@ -61,16 +61,23 @@ sub slurp {
 sub backend { length($ENV{FORUMD_TEST_POSTGRES} // '') ? 'postgres' : 'sqlite' }
 
 my %pg_name;     # a test's database path => the PostgreSQL database that stands for it
-my @pg_created;  # [name, pid of the process that created it]
+my @pg_created;  # [name, pid of the process that created it, the cluster's conninfo]
 my $pg_count = 0;
 
-# The PostgreSQL database for `path`, created on first use: a name no other test of the run has.
+# A database name no other test of the run has; it starts with the test's number (t55_...), which
+# PostgreSQL's log shows on each line.
+sub _pg_new_name {
+    my ($number) = $0 =~ m{(\d+)-[^/]*\.t\z};
+    return sprintf 't%s_%d_%d_%s', $number // 'x', $$, ++$pg_count, join '', map { ('a' .. 'z')[rand 26] } 1 .. 6;
+}
+
+# The PostgreSQL database for `path`, created on first use.
 sub _pg_database {
     my ($path) = @_;
     return $pg_name{$path} //= do {
-        my $name = sprintf 'forumd_t%d_%d_%s', $$, ++$pg_count, join '', map { ('a' .. 'z')[rand 26] } 1 .. 6;
+        my $name = _pg_new_name();
         _psql("$ENV{FORUMD_TEST_POSTGRES} dbname=postgres", "CREATE DATABASE $name;\n");
-        push @pg_created, [$name, $$];
+        push @pg_created, [$name, $$, $ENV{FORUMD_TEST_POSTGRES}];
         $name;
     };
 }
@@ -98,6 +105,16 @@ sub seed_db_args {
     return backend() eq 'sqlite' ? ('--db', $path) : ('--postgres', db_conninfo($path));
 }
 
+# What a test does when tools/seed fails: on SQLite the build is broken and the run stops (BAIL_OUT); on
+# PostgreSQL (the third pass of make test) this file fails and the other files still run.
+sub seed_failed {
+    my ($why) = @_;
+    BAIL_OUT($why) if backend() eq 'sqlite';
+    fail($why);
+    done_testing();
+    exit 1;
+}
+
 # db_copy($from, $to): $to becomes a copy of the database $from (whose server has stopped).
 sub db_copy {
     my ($from, $to) = @_;
@@ -106,9 +123,9 @@ sub db_copy {
         return;
     }
     die "db_copy: $to is in use already" if $pg_name{$to};
-    my $name = sprintf 'forumd_t%d_%d_%s', $$, ++$pg_count, join '', map { ('a' .. 'z')[rand 26] } 1 .. 6;
+    my $name = _pg_new_name();
     _psql("$ENV{FORUMD_TEST_POSTGRES} dbname=postgres", "CREATE DATABASE $name TEMPLATE " . _pg_database($from) . ";\n");
-    push @pg_created, [$name, $$];
+    push @pg_created, [$name, $$, $ENV{FORUMD_TEST_POSTGRES}];
     $pg_name{$to} = $name;
 }
 
@@ -186,8 +203,9 @@ END {
     if (@pg_created) {
         $_ && $_->{owner} == $$ && $_->stop for @live_servers;
         for my $db (grep { $_->[1] == $$ } @pg_created) {
-            eval { _psql("$ENV{FORUMD_TEST_POSTGRES} dbname=postgres", "DROP DATABASE IF EXISTS $db->[0] WITH (FORCE);\n") };
-            warn "dropping $db->[0]: $@" if $@;
+            eval { _psql("$db->[2] dbname=postgres", "DROP DATABASE IF EXISTS $db->[0] WITH (FORCE);\n") };
+            # a test's own cluster (spawn_pg_cluster) went with its databases
+            warn "dropping $db->[0]: $@" if $@ && $@ !~ /connection to server .* failed/;
         }
     }
 }
@@ -279,6 +297,19 @@ YAML
     }
     die "forumd did not start:\n" . slurp($log) if !$opts{expect_fail} && !$self->{pid};
     return $self;
+}
+
+# spawn_pg_cluster() starts a private PostgreSQL (t/pg-cluster) for a test that stops, restarts or
+# breaks it, so that the suite's own server stays as it was. Returns a guard (->conninfo, ->pid of the
+# postmaster, ->dir, ->restart, ->stop, which stops it by that PID and removes its folder) that stops it
+# when it goes. A server on it: `local $ENV{FORUMD_TEST_POSTGRES} = $pg->conninfo;` around spawn_forumd.
+sub spawn_pg_cluster {
+    # in TMPDIR itself, not under a private folder: the cluster's user must reach it
+    my $dir = tempdir('forumd-pg.XXXXXX', TMPDIR => 1);
+    my $conninfo = `@{[ _sh(root_dir() . '/t/pg-cluster') ]} start @{[ _sh($dir) ]}`;
+    die "t/pg-cluster start $dir failed\n" if $? || $conninfo !~ /\S/;
+    chomp $conninfo;
+    return bless { dir => $dir, conninfo => $conninfo, owner => $$ }, 'pg::Guard';
 }
 
 # spawn_haproxy($server, %opts) starts HAProxy (Debian package haproxy) on a free loopback port in front
@@ -563,10 +594,11 @@ sub pid { $_[0]{pid} }
 sub log { t::Util::slurp($_[0]{log}) }
 sub url { "http://127.0.0.1:$_[0]{port}" }
 sub tls_url { "https://127.0.0.1:$_[0]{tls_port}" }
-# the database: its path (the file on SQLite, the name of its PostgreSQL database on PostgreSQL), the backend,
-# and SQL run on it from another process (t::Util::db_query, db_value)
+# the database: the path that names it (the file itself on SQLite), the backend, the conninfo of its
+# PostgreSQL database, and SQL run on it from another process (t::Util::db_query, db_value)
 sub db { $_[0]{db} }
 sub backend { t::Util::backend() }
+sub db_conninfo { t::Util::db_conninfo($_[0]{db}) }
 sub db_query { my $self = shift; t::Util::db_query($self->{db}, @_) }
 sub db_value { my $self = shift; t::Util::db_value($self->{db}, @_) }
 
@@ -640,6 +672,31 @@ sub DESTROY {
     my $self = shift;
     local $?;
     $self->stop if $self->{pid} && $self->{owner} == $$;
+}
+
+package pg::Guard;
+
+sub conninfo { $_[0]{conninfo} }
+sub dir { $_[0]{dir} }
+sub pid { my $l = t::Util::slurp("$_[0]{dir}/data/postmaster.pid"); $l =~ /^(\d+)/ ? $1 : undef }
+
+# stops the server (fast shutdown) and starts it again on the same port; dies when it does not come back
+sub restart {
+    my $self = shift;
+    system(t::Util::root_dir() . '/t/pg-cluster', 'restart', $self->{dir}) == 0 or die "t/pg-cluster restart failed\n";
+}
+
+# stops the server by the PID in its postmaster.pid and removes its folder
+sub stop {
+    my $self = shift;
+    return unless $self->{dir} && -d $self->{dir};
+    system(t::Util::root_dir() . '/t/pg-cluster', 'stop', $self->{dir});
+}
+
+sub DESTROY {
+    my $self = shift;
+    local $?;
+    $self->stop if $self->{owner} == $$;
 }
 
 1;
