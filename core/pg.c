@@ -482,6 +482,7 @@ static void on_reconnect_timer(uv_timer_t *t)
         return;
     }
     PQsetnonblocking(c->pg, 1);
+    PQsetNoticeProcessor(c->pg, on_notice, NULL);
     c->state = C_CONNECTING;
     poll_want(c, UV_WRITABLE);
 }
@@ -560,11 +561,22 @@ Failed:
     schedule_reconnect(c);
 }
 
+/* PostgreSQL's notices (a migration's "already exists, skipping") go to the log as its other lines do. */
+static void on_notice(void *arg, const char *message)
+{
+    char line[300];
+    (void)arg;
+    snprintf(line, sizeof(line), "%s", message);
+    one_line(line);
+    forum_log(FORUM_LOG_INFO, "database: PostgreSQL says: %s", line);
+}
+
 static int conn_open_blocking(pg_conn_t *c, char *err, size_t errlen)
 {
     char sql[128];
     PGresult *r;
     c->pg = PQconnectdb(P.conninfo);
+    PQsetNoticeProcessor(c->pg, on_notice, NULL);
     if (PQstatus(c->pg) != CONNECTION_OK) {
         snprintf(err, errlen, "cannot connect to PostgreSQL: %s", PQerrorMessage(c->pg));
         goto Error;
