@@ -246,6 +246,7 @@ void forum_pg_fail_other(void)
 static void on_poll(uv_poll_t *h, int status, int events);
 static void conn_lost(pg_conn_t *c, const char *why);
 static int send_failed(pg_conn_t *c, const char *sql);
+static void on_notice(void *arg, const char *message);
 static void schedule_reconnect(pg_conn_t *c);
 static void connect_step(pg_conn_t *c);
 
