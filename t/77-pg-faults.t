@@ -263,10 +263,24 @@ sub cluster_nb {
     my ($cmd) = @_;
     my $pid = fork // die "fork: $!";
     if ($pid == 0) {
-        exec 't/pg-cluster', $cmd, $cluster;
+        { exec 't/pg-cluster', $cmd, $cluster };
         POSIX::_exit(127);
     }
     return $pid;
+}
+
+# Every connection of the pool at once: `n` requests that each hold one for half a second; their statuses.
+sub use_every_connection {
+    my ($server, $n) = @_;
+    my @got;
+    my @why;
+    http_nb($server, 'POST', '/api/probe/db-sleep', { seconds => 0.5 }, undef, sub {
+        push @got, $_[0] // 'no answer';
+        push @why, $_[3] if ($_[0] // 0) != 200;
+    }) for 1 .. $n;
+    run_until(sub { @got == $n }, 90);
+    diag 'db-sleep answered: ', explain \@why if @why;
+    return join ' ', sort @got;
 }
 
 subtest 'PostgreSQL restarted, then stopped for seconds, while clients post and chat' => sub {
@@ -351,6 +365,8 @@ subtest 'PostgreSQL restarted, then stopped for seconds, while clients post and 
     ok $st, '/_status: database.state is "connected" again' or diag explain status($server);
     cmp_ok $st->{connections_lost}, '>', $lost0, 'and the lost connections were counted' if $st;
     my $lost1 = $st ? $st->{connections_lost} : $lost0;
+    # "connected" means every connection serves: four requests holding one each at the same time all succeed
+    is use_every_connection($server, 4), '200 200 200 200', 'every connection of the pool serves again after the restart';
 
     # an outage of a few seconds
     $pid = cluster_nb('down');
@@ -359,7 +375,8 @@ subtest 'PostgreSQL restarted, then stopped for seconds, while clients post and 
     run_until(sub { 0 }, 3); # clients keep posting and chatting into the outage
     $st = status($server);
     ok $st, '/_status answers while PostgreSQL is down';
-    is $st->{state}, 'unavailable', 'and says the database is unavailable' or diag explain $st if $st;
+    is $st->{state}, 'unavailable', 'and says the database is unavailable'
+        or diag explain($st), grep { /to PostgreSQL (?:lost|is back)/ } split /^/, $server->log if $st;
     cmp_ok $posts_503, '>', $p503, 'posts during the outage are answered 503 "unavailable"';
     cmp_ok $chat_503, '>', $c503, 'messages during the outage get an "unavailable" error frame';
     $pid = cluster_nb('up');
@@ -369,6 +386,7 @@ subtest 'PostgreSQL restarted, then stopped for seconds, while clients post and 
     cmp_ok $st->{connections_lost}, '>', $lost1, 'the outage counted lost connections' if $st;
     $mark = $acked->();
     ok run_until(sub { $acked->() >= $mark + 20 }, 60), 'traffic flows again after the outage';
+    is use_every_connection($server, 4), '200 200 200 200', 'every connection of the pool serves again after the outage';
 
     # the clients stop sending new ones; everything in flight (resends included) must settle
     $running = 0;
@@ -402,6 +420,7 @@ subtest 'PostgreSQL restarted, then stopped for seconds, while clients post and 
     note scalar(@resent) . ' posts and ' . scalar(@resent_chat) . ' messages were resent';
     cmp_ok scalar(@resent) + scalar(@resent_chat), '>', 0, 'some sends were answered 503 and resent (the faults met traffic)';
     ok !$ws->{closed}, 'the WebSocket stayed open throughout' or diag explain $ws->{closed};
+    note grep { /to PostgreSQL (?:lost|is back)/ } split /^/, $server->log;
     $ws->close;
     is $server->stop, 0, 'forumd stops cleanly';
 };
