@@ -258,15 +258,18 @@ subtest 'a table lock held from psql: other requests are served; those that need
 
 # --- 4. PostgreSQL restarted and stopped under traffic ---
 
-# Runs a command of t/pg-cluster in a child process; returns its PID (the loop keeps running meanwhile).
-sub cluster_nb {
+# Runs a command of t/pg-cluster in a child process while the event loop keeps the clients going; its exit
+# status, or undef when it did not end within 90 s.
+sub cluster_run {
     my ($cmd) = @_;
     my $pid = fork // die "fork: $!";
     if ($pid == 0) {
         { exec 't/pg-cluster', $cmd, $cluster };
         POSIX::_exit(127);
     }
-    return $pid;
+    my $status;
+    run_until(sub { waitpid($pid, WNOHANG) == $pid and $status = $?, 1 }, 90);
+    return $status;
 }
 
 # Every connection of the pool at once: `n` requests that each hold one for half a second; their statuses.
@@ -356,9 +359,7 @@ subtest 'PostgreSQL restarted, then stopped for seconds, while clients post and 
     my $lost0 = status($server)->{connections_lost};
 
     # a restart (fast shutdown: PostgreSQL ends every session, then starts again)
-    my $pid = cluster_nb('restart');
-    ok run_until(sub { waitpid($pid, WNOHANG) == $pid }, 90), 't/pg-cluster restart done';
-    is $?, 0, 'and it succeeded';
+    is cluster_run('restart'), 0, 'PostgreSQL restarted (t/pg-cluster restart)';
     my $mark = $acked->();
     ok run_until(sub { $acked->() >= $mark + 20 && keys(%chat_acked) && keys(%post_acked) }, 60), 'traffic flows again after the restart';
     my $st = wait_status($server, sub { $_[0]{state} eq 'connected' }, 30);
@@ -369,8 +370,7 @@ subtest 'PostgreSQL restarted, then stopped for seconds, while clients post and 
     is use_every_connection($server, 4), '200 200 200 200', 'every connection of the pool serves again after the restart';
 
     # an outage of a few seconds
-    $pid = cluster_nb('down');
-    ok run_until(sub { waitpid($pid, WNOHANG) == $pid }, 90), 't/pg-cluster down done';
+    is cluster_run('down'), 0, 'PostgreSQL stopped (t/pg-cluster down)';
     my ($p503, $c503) = ($posts_503, $chat_503);
     run_until(sub { 0 }, 3); # clients keep posting and chatting into the outage
     $st = status($server);
@@ -379,8 +379,7 @@ subtest 'PostgreSQL restarted, then stopped for seconds, while clients post and 
         or diag explain($st), grep { /to PostgreSQL (?:lost|is back)/ } split /^/, $server->log if $st;
     cmp_ok $posts_503, '>', $p503, 'posts during the outage are answered 503 "unavailable"';
     cmp_ok $chat_503, '>', $c503, 'messages during the outage get an "unavailable" error frame';
-    $pid = cluster_nb('up');
-    ok run_until(sub { waitpid($pid, WNOHANG) == $pid }, 90), 't/pg-cluster up done';
+    is cluster_run('up'), 0, 'PostgreSQL started again (t/pg-cluster up)';
     $st = wait_status($server, sub { $_[0]{state} eq 'connected' }, 30);
     ok $st, '/_status: "connected" again after the outage' or diag explain status($server);
     cmp_ok $st->{connections_lost}, '>', $lost1, 'the outage counted lost connections' if $st;
