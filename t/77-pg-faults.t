@@ -1,7 +1,8 @@
 # PostgreSQL in trouble (PostgreSQL only): a statement past the statement timeout and a full pool are
 # clear 503s that /_status counts, and the loop keeps serving meanwhile; a slow query or a table lock
 # held from psql delays nobody else (checked by the order answers come in, never by how long they
-# take); and PostgreSQL restarted, or stopped for a few seconds, while clients post and chat: every
+# take); a restart while the pool is idle leaves every connection serving, each to one request at a
+# time; and PostgreSQL restarted, or stopped for a few seconds, while clients post and chat: every
 # request gets an answer (201 or a clear 503 "unavailable", never a 500, a hang or a crash), forumd
 # reconnects by itself, and everything acknowledged is in the database once, resends included.
 #
@@ -272,7 +273,8 @@ sub cluster_run {
     return $status;
 }
 
-# Every connection of the pool at once: `n` requests that each hold one for half a second; their statuses.
+# Every connection of the pool at once, and more: `n` requests that each hold one for half a second (those
+# beyond the pool wait their turn); their statuses, sorted.
 sub use_every_connection {
     my ($server, $n) = @_;
     my @got;
@@ -285,6 +287,20 @@ sub use_every_connection {
     diag 'db-sleep answered: ', explain \@why if @why;
     return join ' ', sort @got;
 }
+
+subtest 'PostgreSQL restarted while the pool is idle: afterwards every connection serves, each to one request at a time' => sub {
+    my $server = spawn_forumd(plugins => $PLUGINS, settings => $SETTINGS, database => { connections => 4, statement_timeout => 5 });
+    is use_every_connection($server, 8), join(' ', (200) x 8), 'before: eight requests on four connections all succeed';
+    is cluster_run('restart'), 0, 'PostgreSQL restarted (t/pg-cluster restart)';
+    my $st = wait_status($server, sub { $_[0]{state} eq 'connected' }, 30);
+    ok $st, '/_status: "connected" again' or diag explain status($server);
+    is $st->{connections_lost}, 4, 'the four idle connections were counted lost' if $st;
+    for my $round (1 .. 2) {
+        is use_every_connection($server, 8), join(' ', (200) x 8), "after: eight requests on four connections all succeed (round $round)";
+    }
+    unlike $server->log, qr/another command is already in progress/, 'no connection was given to two requests at once';
+    is $server->stop, 0, 'forumd stops cleanly';
+};
 
 subtest 'PostgreSQL restarted, then stopped for seconds, while clients post and chat' => sub {
     my $server = spawn_forumd(plugins => $PLUGINS, settings => $SETTINGS, database => { connections => 4, statement_timeout => 5 });
@@ -366,8 +382,8 @@ subtest 'PostgreSQL restarted, then stopped for seconds, while clients post and 
     ok $st, '/_status: database.state is "connected" again' or diag explain status($server);
     cmp_ok $st->{connections_lost}, '>', $lost0, 'and the lost connections were counted' if $st;
     my $lost1 = $st ? $st->{connections_lost} : $lost0;
-    # "connected" means every connection serves: four requests holding one each at the same time all succeed
-    is use_every_connection($server, 4), '200 200 200 200', 'every connection of the pool serves again after the restart';
+    # "connected" means every connection serves: eight requests on the four connections all succeed
+    is use_every_connection($server, 8), join(' ', (200) x 8), 'every connection of the pool serves again after the restart';
 
     # an outage of a few seconds
     is cluster_run('down'), 0, 'PostgreSQL stopped (t/pg-cluster down)';
@@ -385,7 +401,7 @@ subtest 'PostgreSQL restarted, then stopped for seconds, while clients post and 
     cmp_ok $st->{connections_lost}, '>', $lost1, 'the outage counted lost connections' if $st;
     $mark = $acked->();
     ok run_until(sub { $acked->() >= $mark + 20 }, 60), 'traffic flows again after the outage';
-    is use_every_connection($server, 4), '200 200 200 200', 'every connection of the pool serves again after the outage';
+    is use_every_connection($server, 8), join(' ', (200) x 8), 'every connection of the pool serves again after the outage';
 
     # the clients stop sending new ones; everything in flight (resends included) must settle
     $running = 0;
