@@ -348,7 +348,11 @@ subtest 'PostgreSQL restarted, then stopped for seconds, while clients post and 
     };
     # the chat's answers, as they come
     $ws->{tx}->on(text => sub {
-        my $f = json_decode($_[1]);
+        my $f = eval { json_decode($_[1]) };
+        unless (ref $f eq 'HASH') {
+            push @bad, "frame: not a JSON object: $_[1]";
+            return;
+        }
         if (($f->{type} // '') eq 'message' && defined $f->{message}{client_id} && $chat_pending{ $f->{message}{client_id} }) {
             my $cid = $f->{message}{client_id};
             delete $chat_pending{$cid};
@@ -388,7 +392,8 @@ subtest 'PostgreSQL restarted, then stopped for seconds, while clients post and 
     # an outage of a few seconds
     is cluster_run('down'), 0, 'PostgreSQL stopped (t/pg-cluster down)';
     my ($p503, $c503) = ($posts_503, $chat_503);
-    run_until(sub { 0 }, 3); # clients keep posting and chatting into the outage
+    # clients keep posting and chatting into the outage, for longer than a chat message waits queued (5 s)
+    run_until(sub { 0 }, 7);
     $st = status($server);
     ok $st, '/_status answers while PostgreSQL is down';
     is $st->{state}, 'unavailable', 'and says the database is unavailable'
