@@ -90,13 +90,15 @@ sub db_conninfo {
 }
 
 # The configuration's `database:` entry for `path`: the path itself on SQLite; on PostgreSQL the mapping,
-# as a block or, with flow => 1, on one line (for tests that count the configuration's lines).
+# as a block or, with flow => 1, on one line (for tests that count the configuration's lines);
+# connections => N and statement_timeout => S change the pool's size and the time limit (PostgreSQL).
 sub database_yaml {
     my ($path, %opts) = @_;
     return "database: $path\n" if backend() eq 'sqlite';
     (my $conninfo = db_conninfo($path)) =~ s/(["\\])/\\$1/g;
-    return qq(database: {postgres: "$conninfo", connections: 4, statement-timeout: 5}\n) if $opts{flow};
-    return qq(database:\n  postgres: "$conninfo"\n  connections: 4\n  statement-timeout: 5\n);
+    my ($n, $timeout) = ($opts{connections} // 4, $opts{statement_timeout} // 5);
+    return qq(database: {postgres: "$conninfo", connections: $n, statement-timeout: $timeout}\n) if $opts{flow};
+    return qq(database:\n  postgres: "$conninfo"\n  connections: $n\n  statement-timeout: $timeout\n);
 }
 
 # The arguments that point tools/seed at the database `path` stands for.
@@ -217,6 +219,7 @@ END {
 #   limits    => {key => val}  entries of the limits mapping
 #   settings  => "yaml"        the plugins.settings mapping, indented under it
 #   db        => path          reuse a database (restarts); on PostgreSQL the database that path stands for
+#   database  => {connections => N, statement_timeout => S}  the PostgreSQL pool (database_yaml)
 #   watch     => 1             plugins.watch: swap plugins whose files change
 #   starter   => 1             run under start_server(1), which passes the listening sockets
 #   public_dir => path         the client's files (default: public/)
@@ -251,7 +254,7 @@ listen:
     ssl:
       certificate-file: $cert
       key-file: $key
-@{[ database_yaml($db) =~ s/\n\z//r ]}
+@{[ database_yaml($db, %{ $opts{database} // {} }) =~ s/\n\z//r ]}
 public-dir: @{[ $opts{public_dir} // root_dir() . '/public' ]}
 plugins:
   dir: $plugin_dir

@@ -234,6 +234,53 @@ static int storage_full(forum_req_t *req)
     return 0;
 }
 
+/*
+ * POST /api/probe/db-sleep {"seconds": S, "statements": N}: a slow query, on PostgreSQL only. Runs N
+ * statements (default 1) of S/N seconds each (pg_sleep), all on the one connection the request's fiber
+ * holds until it ends, so a test can hold a connection longer than the statement timeout without any
+ * statement reaching it (N > 1) or make one statement outlast it (N = 1). Public: without a cookie the
+ * request touches the database only here. SQLite has no sleep that leaves the loop free: 404 there.
+ */
+static int db_sleep(forum_req_t *req)
+{
+    yajl_val body = api->req_body(req), seconds = member(body, "seconds"), statements = member(body, "statements");
+    double total;
+    long long n = 1;
+    char each[32];
+
+    if (api->db_backend() != FORUM_DB_POSTGRES) {
+        api->res_error(req, 404, "not_found", "db-sleep needs the PostgreSQL backend", NULL);
+        return 0;
+    }
+    total = YAJL_IS_DOUBLE(seconds) ? YAJL_GET_DOUBLE(seconds) : YAJL_IS_INTEGER(seconds) ? (double)YAJL_GET_INTEGER(seconds) : -1;
+    if (total < 0 || total > 60) {
+        api->res_error(req, 422, "validation", "seconds must be a number from 0 to 60", "seconds");
+        return 0;
+    }
+    if (statements != NULL && (!YAJL_IS_INTEGER(statements) || (n = YAJL_GET_INTEGER(statements)) < 1 || n > 1000)) {
+        api->res_error(req, 422, "validation", "statements must be an integer from 1 to 1000", "statements");
+        return 0;
+    }
+    snprintf(each, sizeof(each), "%.6f", total / (double)n);
+    for (long long i = 0; i != n; ++i) {
+        forum_stmt_t *s = api->db_stmt("SELECT pg_sleep(CAST(? AS DOUBLE PRECISION))");
+        api->db_bind_text(s, 1, each, strlen(each));
+        if (api->db_step(s) != FORUM_DB_ROW) {
+            api->res_db_error(req, "the sleep");
+            return 0;
+        }
+    }
+    yajl_gen g = api->res_json_begin(req, 200);
+    yajl_gen_map_open(g);
+    str(g, "seconds");
+    yajl_gen_double(g, total);
+    str(g, "statements");
+    yajl_gen_integer(g, n);
+    yajl_gen_map_close(g);
+    api->res_json_end(req);
+    return 0;
+}
+
 /* POST /api/probe/publish {"to": ID or absent, "text": "..."} */
 static int publish(forum_req_t *req)
 {
@@ -382,6 +429,7 @@ static int init(forum_plugin_t *p, const forum_api_t *a)
            api->route(p, "POST", "/api/probe/items", 0, add_item) ||
            api->route(p, "POST", "/api/probe/publish", 0, publish) ||
            api->route(p, "POST", "/api/probe/storage-full", 0, storage_full) ||
+           api->route(p, "POST", "/api/probe/db-sleep", FORUM_ROUTE_PUBLIC, db_sleep) ||
            api->on_frame(p, "probe.echo", on_echo_frame) ||
            api->on_event(p, "ws.hello", on_hello) ||
            api->on_event(p, "ws.open", on_open) ||
