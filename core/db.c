@@ -248,6 +248,12 @@ void forum_db_serving(void)
     sqlite3_busy_timeout(db, 0);
 }
 
+void forum_db_serving_end(void)
+{
+    if (forum_pg_on())
+        forum_pg_serving_end();
+}
+
 void forum_db_close(void)
 {
     if (forum_pg_on()) {

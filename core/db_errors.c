@@ -55,8 +55,9 @@ void forum_send_db_error(h2o_req_t *req, const char *what)
 void forum_res_db_error(forum_req_t *req, const char *what)
 {
     forum_db_answer_t a;
-    /* a brief lock is waited out off the loop: the route runs again a little later */
-    if (forum_db_failure() == FORUM_DB_BUSY && forum_req_retry(req))
+    /* a brief SQLite lock is waited out off the loop: the route runs again a little later (PostgreSQL's busy
+     * is a statement past its time or a pool that stayed full for as long: waited out already) */
+    if (forum_db_failure() == FORUM_DB_BUSY && forum_db_backend() == FORUM_DB_SQLITE && forum_req_retry(req))
         return;
     forum_db_describe(forum_db_failure(), what, &a);
     if (a.retry_after_s != 0) {

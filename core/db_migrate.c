@@ -51,6 +51,12 @@ static const forum_migration_t core_migrations_pg[] = {
         ");"
         "CREATE FUNCTION forum_tables_notify() RETURNS trigger LANGUAGE plpgsql AS $$ "
         "BEGIN PERFORM pg_notify('forum_tables', TG_TABLE_NAME); RETURN NULL; END $$;"},
+    /* every forumd keeps the sessions it found in memory: a deleted or changed row is named to all of them */
+    {3, "CREATE FUNCTION forum_sessions_notify() RETURNS trigger LANGUAGE plpgsql AS $$ "
+        "BEGIN PERFORM pg_notify('forum_sessions', CASE WHEN TG_OP = 'TRUNCATE' THEN '' ELSE encode(OLD.token_hash, 'hex') END); "
+        "RETURN NULL; END $$;"
+        "CREATE TRIGGER forum_sessions_rows AFTER UPDATE OR DELETE ON sessions FOR EACH ROW EXECUTE FUNCTION forum_sessions_notify();"
+        "CREATE TRIGGER forum_sessions_all AFTER TRUNCATE ON sessions FOR EACH STATEMENT EXECUTE FUNCTION forum_sessions_notify();"},
 };
 
 /*

@@ -58,6 +58,7 @@ void forum_db__checkpoint_stop(void);
 int forum_pg_on(void);
 int forum_pg_open(const forum_config_t *conf, uv_loop_t *loop, char *err, size_t errlen);
 void forum_pg_serving(void);
+void forum_pg_serving_end(void);
 void forum_pg_close(void);
 int forum_pg_failure(void);
 void forum_pg_fail_other(void);

@@ -111,6 +111,8 @@ void forum_db_status(yajl_gen g);
 void forum_db_reset_active(void);
 /** The server serves from now on: the loop's connection stops waiting for locks (startup may wait for one). */
 void forum_db_serving(void);
+/** The loop has stopped: what runs now (plugins' fini) may wait for the database, as at start. */
+void forum_db_serving_end(void);
 /** What the last failed call met: FORUM_DB_BUSY (a lock), FORUM_DB_FULL (a full disk) or FORUM_DB_ERROR. */
 int forum_db_failure(void);
 /** Records a failure that is not the database's (no randomness, no memory), so that it is answered as a 500. */
@@ -186,6 +188,11 @@ int forum_session_create(int64_t user_id, int64_t lifetime_ms, char *token, foru
 int forum_session_find(const char *token, size_t len, forum_session_t *out);
 /** Deletes a session; 0 when it is gone, -1 when the delete failed (forum_db_failure says why). */
 int forum_session_delete(const uint8_t *hash);
+/** PostgreSQL: sessions found are kept in memory (on) until their row is deleted or changed anywhere. */
+void forum_session_cache_enable(int on);
+void forum_session_cache_clear(void);
+/** The row of the session whose hash is `hex` was deleted or changed (a notification): its entry goes. */
+void forum_session_forget_hex(const char *hex);
 /** Deletes a batch of expired sessions. */
 int forum_session_purge(void);
 /** Extracts the `sid` cookie's value from a Cookie header; returns its length (0 if absent). */

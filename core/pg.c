@@ -114,6 +114,21 @@ static struct {
     char last_error[200];
 } P;
 
+/* libpq's messages span lines and end with one: a log line and an exit message are one line. */
+static void one_line(char *s)
+{
+    char *d = s;
+    for (const char *p = s; *p != '\0'; ++p) {
+        char ch = *p == '\n' || *p == '\t' ? ' ' : *p;
+        if (ch == ' ' && (d == s || d[-1] == ' '))
+            continue;
+        *d++ = ch;
+    }
+    while (d != s && d[-1] == ' ')
+        --d;
+    *d = '\0';
+}
+
 static int on;
 
 int forum_pg_on(void)
@@ -208,11 +223,9 @@ static int failure_of_state(const char *state)
 
 static int fail_with(int failure, const char *what, const char *msg)
 {
-    size_t n;
     P.last_failure = failure == FORUM_DB_CONSTRAINT ? FORUM_DB_ERROR : failure;
     snprintf(P.last_error, sizeof(P.last_error), "%s", msg);
-    if ((n = strlen(P.last_error)) != 0 && P.last_error[n - 1] == '\n')
-        P.last_error[n - 1] = '\0';
+    one_line(P.last_error);
     if (failure != FORUM_DB_CONSTRAINT)
         forum_log(failure == FORUM_DB_ERROR ? FORUM_LOG_ERROR : FORUM_LOG_WARN, "database: %.120s: %s", what, P.last_error);
     return failure;
@@ -232,6 +245,7 @@ void forum_pg_fail_other(void)
 
 static void on_poll(uv_poll_t *h, int status, int events);
 static void conn_lost(pg_conn_t *c, const char *why);
+static int send_failed(pg_conn_t *c, const char *sql);
 static void schedule_reconnect(pg_conn_t *c);
 static void connect_step(pg_conn_t *c);
 
@@ -268,6 +282,7 @@ static void poll_want(pg_conn_t *c, int events)
             return;
         }
         c->poll->data = c;
+        uv_unref((uv_handle_t *)c->poll); /* a connection's socket never keeps a stopping loop alive */
         c->poll_fd = fd;
         c->poll_events = 0;
     }
@@ -281,7 +296,9 @@ static void take_notifies(pg_conn_t *c)
 {
     PGnotify *n;
     while ((n = PQnotifies(c->pg)) != NULL) {
-        if (n->extra != NULL && *n->extra != '\0')
+        if (strcmp(n->relname, "forum_sessions") == 0)
+            forum_session_forget_hex(n->extra != NULL ? n->extra : "");
+        else if (n->extra != NULL && *n->extra != '\0')
             forum_db__move_table(n->extra);
         else
             forum_db__move_all();
@@ -375,8 +392,10 @@ static int simple(pg_conn_t *c, const char *sql)
 {
     PGresult *r;
     int ret = 0;
-    if (c->state == C_DOWN || !PQsendQuery(c->pg, sql))
-        return fail_with(FORUM_DB_UNAVAILABLE, sql, c->pg != NULL ? PQerrorMessage(c->pg) : "the connection is down");
+    if (c->state == C_DOWN)
+        return fail_with(FORUM_DB_UNAVAILABLE, sql, "the connection to PostgreSQL was lost");
+    if (!PQsendQuery(c->pg, sql))
+        return send_failed(c, sql);
     if ((r = await(c)) == NULL)
         return fail_with(FORUM_DB_UNAVAILABLE, sql, P.last_error[0] != '\0' ? P.last_error : "the connection was lost");
     if (PQresultStatus(r) == PGRES_FATAL_ERROR)
@@ -415,8 +434,7 @@ static void conn_lost(pg_conn_t *c, const char *why)
 {
     char msg[200];
     snprintf(msg, sizeof(msg), "%s", why != NULL ? why : "");
-    for (char *nl; (nl = strchr(msg, '\n')) != NULL;)
-        *nl = ' ';
+    one_line(msg);
     ++P.lost;
     if (P.down_since_ms == 0)
         P.down_since_ms = forum_now_ms();
@@ -428,6 +446,14 @@ static void conn_lost(pg_conn_t *c, const char *why)
     }
     conn_forget_statements(c);
     c->in_txn = 0;
+    if (c->state == C_IDLE) {
+        for (pg_conn_t **p = &P.idle; *p != NULL; p = &(*p)->next_idle)
+            if (*p == c) {
+                *p = c->next_idle;
+                break;
+            }
+        c->next_idle = NULL;
+    }
     int held = c->state == C_HELD;
     c->state = C_DOWN;
     if (c->waiter != NULL) {
@@ -470,7 +496,7 @@ static void schedule_reconnect(pg_conn_t *c)
 
 static void setup_sql(char *buf, size_t len)
 {
-    snprintf(buf, len, "SET statement_timeout = %u; LISTEN forum_tables", P.timeout_ms);
+    snprintf(buf, len, "SET statement_timeout = %u; LISTEN forum_tables; LISTEN forum_sessions", P.timeout_ms);
 }
 
 /* Drives a connection attempt (C_CONNECTING), then its setup query (C_SETUP), to C_IDLE. */
@@ -517,8 +543,9 @@ static void connect_step(pg_conn_t *c)
         c->backoff_ms = 0;
         forum_log(FORUM_LOG_INFO, "database: connection %d to PostgreSQL is back", c->index);
         P.down_since_ms = 0;
-        /* what others wrote while it was away was not heard: every cached rendering is read again */
+        /* what others wrote while it was away was not heard: every cached rendering and session is read again */
         forum_db__move_all();
+        forum_session_cache_clear();
         give_to_waiter_or_idle(c);
     }
     return;
@@ -554,8 +581,7 @@ static int conn_open_blocking(pg_conn_t *c, char *err, size_t errlen)
     c->state = C_IDLE;
     return 0;
 Error:
-    for (char *nl; (nl = strchr(err, '\n')) != NULL;)
-        *nl = ' ';
+    one_line(err);
     PQfinish(c->pg);
     c->pg = NULL;
     c->state = C_DOWN;
@@ -636,8 +662,10 @@ static pg_conn_t *conn_get(void)
             forum_log(FORUM_LOG_ERROR, "database: a data call off any fiber waits for PostgreSQL on the loop (a bug)");
             P.warned_off_fiber = 1;
         }
-        if (P.loop_conn == NULL)
-            P.loop_conn = &P.conns[0];
+        if (P.loop_conn == NULL || P.loop_conn->state == C_DOWN) {
+            fail_with(FORUM_DB_UNAVAILABLE, "no connection", "no connection to PostgreSQL is free");
+            return NULL;
+        }
         return P.loop_conn;
     }
     if ((c = forum_fiber_data(self)) != NULL)
@@ -789,6 +817,16 @@ int forum_pg_bind_null(forum_stmt_t *s, int idx)
     return use_bind((pg_use_t *)s, idx, NULL, 0, 0, 0);
 }
 
+/* A send that libpq refused: a connection found broken is lost (and comes back), whatever the caller does next. */
+static int send_failed(pg_conn_t *c, const char *sql)
+{
+    char msg[200];
+    snprintf(msg, sizeof(msg), "%s", c->pg != NULL ? PQerrorMessage(c->pg) : "no connection");
+    if (c->pg == NULL || PQstatus(c->pg) == CONNECTION_BAD)
+        conn_lost(c, msg);
+    return fail_with(FORUM_DB_UNAVAILABLE, sql, msg);
+}
+
 /* Sends the statement (preparing it first on this connection), waits, and keeps its result. */
 static int run(pg_use_t *u)
 {
@@ -803,7 +841,7 @@ static int run(pg_use_t *u)
     snprintf(name, sizeof(name), "f%u", t->id);
     if (!c->prepared[t->id]) {
         if (!PQsendPrepare(c->pg, name, t->pgsql, t->nparams, u->types))
-            return fail_with(FORUM_DB_UNAVAILABLE, t->sql, PQerrorMessage(c->pg));
+            return send_failed(c, t->sql);
         if ((r = await(c)) == NULL)
             return fail_with(FORUM_DB_UNAVAILABLE, t->sql, "the connection to PostgreSQL was lost");
         if (PQresultStatus(r) != PGRES_COMMAND_OK) {
@@ -821,7 +859,7 @@ static int run(pg_use_t *u)
         c->prepared[t->id] = 1;
     }
     if (!PQsendQueryPrepared(c->pg, name, t->nparams, (const char *const *)u->values, u->lengths, u->formats, 0))
-        return fail_with(FORUM_DB_UNAVAILABLE, t->sql, PQerrorMessage(c->pg));
+        return send_failed(c, t->sql);
     if ((r = await(c)) == NULL)
         return fail_with(FORUM_DB_UNAVAILABLE, t->sql, "the connection to PostgreSQL was lost");
     switch (PQresultStatus(r)) {
@@ -1034,6 +1072,7 @@ int forum_pg_open(const forum_config_t *conf, uv_loop_t *loop, char *err, size_t
         }
     }
     P.loop_conn = &P.conns[0];
+    forum_session_cache_enable(1);
     return 0;
 }
 
@@ -1049,6 +1088,14 @@ void forum_pg_serving(void)
             give_to_waiter_or_idle(&P.conns[i]);
         }
     forum_fiber_enable(1);
+}
+
+void forum_pg_serving_end(void)
+{
+    /* fibers still suspended never resume: calls from now on wait in place, on a connection none of them holds */
+    forum_fiber_enable(0);
+    P.serving = 0;
+    P.loop_conn = P.idle;
 }
 
 static void timer_closed(uv_handle_t *h)
@@ -1094,6 +1141,7 @@ void forum_pg_close(void)
         }
     }
     free(P.conninfo);
+    forum_session_cache_enable(0);
     forum_fiber_enable(0);
     on = 0;
 }
@@ -1141,8 +1189,7 @@ int forum_pg_check_conninfo(const char *conninfo, char *err, size_t errlen)
     PQconninfoOption *opts = PQconninfoParse(conninfo, &msg);
     if (opts == NULL) {
         snprintf(err, errlen, "not a libpq connection string: %s", msg != NULL ? msg : "out of memory");
-        for (char *nl; (nl = strchr(err, '\n')) != NULL;)
-            *nl = ' ';
+        one_line(err);
         PQfreemem(msg);
         return -1;
     }

@@ -307,6 +307,7 @@ int forum_server_run(forum_config_t *conf)
     forum_db_serving();
     uv_run(forum_server.loop, UV_RUN_DEFAULT);
 
+    forum_db_serving_end();
     forum_plugins_shutdown();
     forum_db_close();
     for (size_t i = 0; i != num_listeners; ++i)

@@ -1,13 +1,59 @@
 /*
  * Sessions: a 256-bit random token travels in the `sid` cookie; the database keeps only its
  * SHA-256, so a copy of the database opens no session.
+ *
+ * On PostgreSQL the sessions found are also kept in memory (a direct-mapped cache by hash), so that a
+ * request does not cost a round trip to the database server before its route runs. A deleted or changed
+ * session row is named on the channel forum_sessions by a trigger (core migration 3), heard on every
+ * connection: its entry goes, on every forumd. A lookup answered while such a notice came is not kept
+ * (the cache's generation moved), and a connection that comes back after a loss empties the cache.
  */
 #include <openssl/rand.h>
 #include <openssl/sha.h>
+#include <stdlib.h>
 #include <string.h>
 #include "forum.h"
 
-enum { TOKEN_BYTES = 32, TOKEN_HEX = 2 * TOKEN_BYTES };
+enum { TOKEN_BYTES = 32, TOKEN_HEX = 2 * TOKEN_BYTES, CACHE_SLOTS = 1 << 16 };
+
+typedef struct cached {
+    uint8_t hash[FORUM_SESSION_HASH_LEN];
+    int64_t user_id, expires_ms; /* expires_ms 0: the slot is empty */
+} cached_t;
+
+static cached_t *cache;
+static uint64_t cache_generation;
+
+static cached_t *slot_of(const uint8_t *hash)
+{
+    uint32_t i;
+    memcpy(&i, hash, sizeof(i)); /* a SHA-256: its bytes are as good as any hash of them */
+    return cache + (i & (CACHE_SLOTS - 1));
+}
+
+void forum_session_cache_enable(int on)
+{
+    free(cache);
+    cache = on ? calloc(CACHE_SLOTS, sizeof(*cache)) : NULL;
+    ++cache_generation;
+}
+
+void forum_session_cache_clear(void)
+{
+    if (cache != NULL)
+        memset(cache, 0, CACHE_SLOTS * sizeof(*cache));
+    ++cache_generation;
+}
+
+static void cache_forget(const uint8_t *hash)
+{
+    ++cache_generation;
+    if (cache == NULL)
+        return;
+    cached_t *c = slot_of(hash);
+    if (memcmp(c->hash, hash, sizeof(c->hash)) == 0)
+        c->expires_ms = 0;
+}
 
 static int unhex(const char *s, size_t len, uint8_t *out)
 {
@@ -67,6 +113,15 @@ int forum_session_find(const char *token, size_t len, forum_session_t *out)
     if (unhex(token, len, raw) != 0)
         return -1;
     SHA256(raw, sizeof(raw), out->hash);
+    uint64_t generation = cache_generation;
+    if (cache != NULL) {
+        cached_t *c = slot_of(out->hash);
+        if (c->expires_ms > forum_now_ms() && memcmp(c->hash, out->hash, sizeof(c->hash)) == 0) {
+            out->user_id = c->user_id;
+            out->expires_ms = c->expires_ms;
+            return 0;
+        }
+    }
     if ((s = forum_db_stmt("SELECT user_id, expires_ms FROM sessions WHERE token_hash = ? AND expires_ms > ?")) == NULL)
         return -2;
     forum_db_bind_blob(s, 1, out->hash, sizeof(out->hash));
@@ -81,12 +136,28 @@ int forum_session_find(const char *token, size_t len, forum_session_t *out)
     }
     out->user_id = forum_db_col_int(s, 0);
     out->expires_ms = forum_db_col_int(s, 1);
+    if (cache != NULL && cache_generation == generation) {
+        cached_t *c = slot_of(out->hash);
+        memcpy(c->hash, out->hash, sizeof(c->hash));
+        c->user_id = out->user_id;
+        c->expires_ms = out->expires_ms;
+    }
     return 0;
+}
+
+void forum_session_forget_hex(const char *hex)
+{
+    uint8_t hash[FORUM_SESSION_HASH_LEN];
+    if (unhex(hex, strlen(hex), hash) == 0)
+        cache_forget(hash);
+    else
+        forum_session_cache_clear(); /* a notice without a hash: the table was emptied (TRUNCATE) */
 }
 
 int forum_session_delete(const uint8_t *hash)
 {
     forum_stmt_t *s = forum_db_stmt("DELETE FROM sessions WHERE token_hash = ?");
+    cache_forget(hash); /* before the delete: a lookup answered meanwhile is not kept either */
     if (s == NULL)
         return -1;
     forum_db_bind_blob(s, 1, hash, FORUM_SESSION_HASH_LEN);

@@ -13,7 +13,7 @@ use t::Util;
 plan skip_all => 'start_server (libserver-starter-perl) is not installed' unless `which start_server` =~ /\S/;
 
 my $server = spawn_forumd(starter => 1, settings => "auth:\n  scrypt-n: 1024");
-for (1 .. 100) { last if $server->log =~ /ready/; sleep 0.05 }
+for (1 .. 600) { last if $server->log =~ /ready/; sleep 0.05 }    # up to 30 s: a loaded machine (the migrations of a new database) may be slow
 like $server->log, qr/listening on http:.* \(inherited socket\)/, 'forumd listens on the socket start_server passed';
 
 my (%jar, %id);

@@ -28,10 +28,10 @@ void *pu_send_batch_item(const pu_send_batch_t *b, size_t i)
     return queued(b, i);
 }
 
-/* True when the last database failure will pass by itself (a lock, a full disk): try again later. */
+/* True when the last database failure will pass by itself (a lock, a full disk, a database server coming back): try again later. */
 static int unavailable(int failure)
 {
-    return failure == FORUM_DB_BUSY || failure == FORUM_DB_FULL;
+    return failure == FORUM_DB_BUSY || failure == FORUM_DB_FULL || failure == FORUM_DB_UNAVAILABLE;
 }
 
 /* Stores the first `num` queued sends in one transaction; 0 when done, else the failure (db_failure). */

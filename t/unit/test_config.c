@@ -434,6 +434,46 @@ static void test_database_folder_must_exist(void **state)
                  2, "database:");
 }
 
+static void test_database_mapping_names_postgresql(void **state)
+{
+    fixture_t *f = *state;
+    forum_config_t *conf = load_ok(f, "listen: 8080\n"
+                                      "database:\n"
+                                      "  postgres: \"host=127.0.0.1 port=5432 dbname=forum user=forum\"\n"
+                                      "  connections: 8\n"
+                                      "  statement-timeout: 2.5\n");
+    assert_null(conf->database);
+    assert_string_equal(conf->pg_conninfo, "host=127.0.0.1 port=5432 dbname=forum user=forum");
+    assert_int_equal(conf->pg_connections, 8);
+    assert_int_equal(conf->pg_statement_timeout_ms, 2500);
+    forum_config_free(conf);
+
+    conf = load_ok(f, "listen: 8080\n"
+                      "database: {postgres: \"dbname=forum\"}\n");
+    assert_int_equal(conf->pg_connections, 4);
+    assert_int_equal(conf->pg_statement_timeout_ms, 5000);
+    forum_config_free(conf);
+}
+
+static void test_database_mapping_is_checked(void **state)
+{
+    fixture_t *f = *state;
+    expect_error(f, "listen: 8080\ndatabase:\n  connections: 2\n", 3, "database.postgres: required");
+    expect_error(f, "listen: 8080\ndatabase:\n  postgres: \"dbname=forum\"\n  pool: 2\n", 4, "database: unknown key 'pool'");
+    expect_error(f, "listen: 8080\ndatabase:\n  postgres: \"dbname=forum\"\n  connections: 0\n", 4,
+                 "database.connections: must be between 1 and 64");
+    expect_error(f, "listen: 8080\ndatabase:\n  postgres: \"dbname=forum\"\n  connections: 65\n", 4,
+                 "database.connections: must be between 1 and 64");
+    expect_error(f, "listen: 8080\ndatabase:\n  postgres: \"dbname=forum\"\n  statement-timeout: soon\n", 4,
+                 "database.statement-timeout: expected a number of seconds");
+    /* libpq's own parser says what is wrong with the string, before any server is asked */
+    expect_error(f, "listen: 8080\ndatabase:\n  postgres: \"host=127.0.0.1 dbname='unterminated\"\n", 3,
+                 "database.postgres: not a libpq connection string");
+    expect_error(f, "listen: 8080\ndatabase:\n  postgres: \"colour=blue\"\n", 3, "database.postgres: not a libpq connection string");
+    expect_error(f, "listen: 8080\ndatabase: [a, b]\n", 2, "database: expected a SQLite file's path or a mapping");
+    expect_error(f, "listen: 8080\ndatabase: forum.db\ndatabase: {postgres: \"dbname=forum\"}\n", 3, "database: given twice");
+}
+
 static void test_listen_is_required(void **state)
 {
     expect_error(*state, "database: forum.db\n", 1, "listen: at least one listener is required");
@@ -779,6 +819,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_header_timeout_is_seconds_in_range, setup, teardown),
         cmocka_unit_test_setup_teardown(test_watch_must_be_a_boolean, setup, teardown),
         cmocka_unit_test_setup_teardown(test_database_is_required, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_database_mapping_names_postgresql, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_database_mapping_is_checked, setup, teardown),
         cmocka_unit_test_setup_teardown(test_database_folder_must_exist, setup, teardown),
         cmocka_unit_test_setup_teardown(test_listen_is_required, setup, teardown),
         cmocka_unit_test_setup_teardown(test_loaded_plugin_file_must_exist, setup, teardown),
