@@ -2,6 +2,8 @@
 # holds (every chat message arrived exactly once and in order, every idle connection answered its ping,
 # every broadcast reached every client, every lobby message reached every client once and in order and a
 # batch that arrived in one loop turn left in one write per connection, the JSON file has every figure). Speed is never judged here.
+# The feed, chat and growth figures are measured on PostgreSQL too (bench/run starts a private cluster), and
+# the same checks hold there.
 # The tools come from the build under test (FORUMD_BUILD: build, or build-asan in the sanitizer run).
 use strict;
 use warnings;
@@ -44,20 +46,23 @@ ok $m->{nproc} >= 1 && length($m->{model}) && length($m->{kernel}) && $m->{date}
 ok $r->{quick}, 'marked as a quick run';
 
 my $f = $r->{figures};
-for my $name (qw(feed chat_throughput chat_latency idle broadcast login_isolation growth lobby lobby_sustained)) {
+for my $name (qw(feed chat_throughput chat_latency idle broadcast login_isolation growth lobby lobby_sustained
+                  feed_postgres chat_throughput_postgres chat_latency_postgres growth_postgres)) {
     ok $f->{$name} && !$f->{$name}{error}, "$name ran" or diag explain $f->{$name};
 }
 
-subtest 'feed' => sub {
-    my $x = $f->{feed};
+for my $on ('', '_postgres') {
+subtest "feed$on" => sub {
+    my $x = $f->{"feed$on"};
     for my $k (qw(h1_api_rps h1_static_rps h2_api_rps h2_static_rps)) {
         ok defined $x->{$k} && $x->{$k} > 0, "$k > 0";
     }
     ok defined $x->{h1_ratio} && defined $x->{h2_ratio}, 'both ratios';
     ok $x->{ok}, 'no request failed';
 };
+}
 
-for my $name (qw(chat_throughput chat_latency)) {
+for my $name (qw(chat_throughput chat_latency chat_throughput_postgres chat_latency_postgres)) {
     subtest $name => sub {
         my $x = $f->{$name};
         ok $x->{verified}, 'verified: every message reached sender and recipient exactly once, in order';
@@ -72,8 +77,11 @@ for my $name (qw(chat_throughput chat_latency)) {
         }
     };
 }
-ok defined $f->{chat_throughput}{messages_per_s}, 'chat throughput figure';
-ok defined $f->{chat_latency}{$_}, "chat latency $_" for qw(p50_ms p99_ms p999_ms max_ms);
+for my $on ('', '_postgres') {
+    ok defined $f->{"chat_throughput$on"}{messages_per_s}, "chat throughput$on figure";
+    ok defined $f->{"chat_latency$on"}{$_}, "chat latency$on $_" for qw(p50_ms p99_ms p999_ms max_ms);
+}
+ok defined $f->{chat_throughput_postgres}{database_cpu_pct}, 'PostgreSQL\'s CPU during the chat run';
 
 subtest 'idle' => sub {
     my $x = $f->{idle};
@@ -120,13 +128,15 @@ subtest 'login isolation' => sub {
     ok $x->{ok}, 'no request failed; logins answered 200 or 503 only';
 };
 
-subtest 'growth' => sub {
-    my $x = $f->{growth};
+for my $on ('', '_postgres') {
+subtest "growth$on" => sub {
+    my $x = $f->{"growth$on"};
     for my $page (qw(feed history)) {
         ok defined $x->{"${page}_small_p50_ms"} && defined $x->{"${page}_large_p50_ms"}, "$page latency at both sizes";
         ok defined $x->{"${page}_p50_ratio"}, "$page ratio";
     }
     ok $x->{ok}, 'no request failed';
 };
+}
 
 done_testing;

@@ -46,23 +46,32 @@ static int step_done(forum_stmt_t *s)
     return s != NULL && api->db_step(s) == FORUM_DB_DONE;
 }
 
-static int index_and_converse(int64_t user, int64_t other, int64_t id, const char *created_at, int incoming)
+/*
+ * The message's two index rows, and both sides' conversations (the recipient's counts one more received
+ * and unread): two statements of two rows each, not four, since on PostgreSQL each statement is a round
+ * trip. The two rows never share a key: nobody sends to themselves (chat_frame_user).
+ */
+static int index_and_converse(int64_t from, int64_t to, int64_t id, const char *created_at)
 {
-    forum_stmt_t *s = api->db_stmt("INSERT INTO message_index (user_id, message_id) VALUES (?, ?)");
-    api->db_bind_int(s, 1, user);
+    forum_stmt_t *s = api->db_stmt("INSERT INTO message_index (user_id, message_id) VALUES (?, ?), (?, ?)");
+    api->db_bind_int(s, 1, from);
     api->db_bind_int(s, 2, id);
+    api->db_bind_int(s, 3, to);
+    api->db_bind_int(s, 4, id);
     if (!step_done(s))
         return 0;
     s = api->db_stmt("INSERT INTO conversations (user_id, other_id, last_message_id, last_message_at, unread, received) "
-                     "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (user_id, other_id) DO UPDATE SET "
+                     "VALUES (?, ?, ?, ?, 0, 0), (?, ?, ?, ?, 1, 1) ON CONFLICT (user_id, other_id) DO UPDATE SET "
                      "last_message_id = excluded.last_message_id, last_message_at = excluded.last_message_at, "
                      "unread = conversations.unread + excluded.unread, received = conversations.received + excluded.received");
-    api->db_bind_int(s, 1, user);
-    api->db_bind_int(s, 2, other);
+    api->db_bind_int(s, 1, from);
+    api->db_bind_int(s, 2, to);
     api->db_bind_int(s, 3, id);
     api->db_bind_text(s, 4, created_at, strlen(created_at));
-    api->db_bind_int(s, 5, incoming);
-    api->db_bind_int(s, 6, incoming);
+    api->db_bind_int(s, 5, to);
+    api->db_bind_int(s, 6, from);
+    api->db_bind_int(s, 7, id);
+    api->db_bind_text(s, 8, created_at, strlen(created_at));
     return step_done(s);
 }
 
@@ -118,7 +127,7 @@ int64_t chat_store_row(int64_t from, int64_t to, const char *body, size_t body_l
         return 0;
     }
     *repeat = 0;
-    if (!index_and_converse(from, to, id, created_at, 0) || !index_and_converse(to, from, id, created_at, 1))
+    if (!index_and_converse(from, to, id, created_at))
         return 0;
     return id;
 }
