@@ -224,6 +224,8 @@ static int failure_of_state(const char *state)
 static int fail_with(int failure, const char *what, const char *msg)
 {
     P.last_failure = failure == FORUM_DB_CONSTRAINT ? FORUM_DB_ERROR : failure;
+    if (strstr(msg, "statement timeout") != NULL)
+        ++P.timeouts; /* wherever it came: a statement, its PREPARE, a BEGIN or a COMMIT */
     snprintf(P.last_error, sizeof(P.last_error), "%s", msg);
     one_line(P.last_error);
     if (failure != FORUM_DB_CONSTRAINT)
@@ -883,8 +885,6 @@ static int run(pg_use_t *u)
         return FORUM_DB_DONE;
     default:
         failure = failure_of_state(PQresultErrorField(r, PG_DIAG_SQLSTATE));
-        if (failure == FORUM_DB_BUSY && strcmp(PQresultErrorField(r, PG_DIAG_SQLSTATE), "57014") == 0)
-            ++P.timeouts;
         fail_with(failure, t->sql, error_text(r, c));
         PQclear(r);
         return failure;

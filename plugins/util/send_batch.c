@@ -169,6 +169,12 @@ void *pu_send_batch_slot(pu_send_batch_t *b, forum_ws_t *ws, const char *client_
     if (b->num == PU_SEND_BATCH_MAX && b->retry_ms == 0)
         store_and_answer(b); /* a full batch is stored now (unless a pass is under way); its timer finds the next one */
     if (b->num == PU_SEND_BATCH_MAX) {
+        if (b->storing) {
+            /* a pass is under way (suspended on PostgreSQL) and the queue behind it is full: the sender tries
+             * again (its client_id keeps the retry from storing twice); never "internal", nothing failed */
+            b->api->ws_error(ws, "unavailable", "too many messages at once; send it again", client_id);
+            return NULL;
+        }
         /* the database has been unavailable for a full queue: nothing more is taken until it is back */
         b->api->ws_db_error(ws, "the message could not be stored", client_id);
         return NULL;
