@@ -483,8 +483,35 @@ static void col_json(forum_stmt_t *s, int col, yajl_gen g)
 /*
  * Column names become keys. Consecutive columns named "prefix.key" become one nested object under
  * "prefix", so that `SELECT u.id AS "author.id", u.nickname AS "author.nickname"` yields
- * "author": {"id": ..., "nickname": ...}.
+ * "author": {"id": ..., "nickname": ...}. Both backends write their rows' keys through here.
  */
+void forum_db__row_key(yajl_gen g, const char *name, forum_db_row_nest_t *nest)
+{
+    const char *dot = strchr(name, '.');
+    if (nest->prefix != NULL && (dot == NULL || (size_t)(dot - name) != nest->len || memcmp(name, nest->prefix, nest->len) != 0)) {
+        yajl_gen_map_close(g);
+        nest->prefix = NULL;
+    }
+    if (dot == NULL) {
+        forum_json_str(g, name);
+        return;
+    }
+    if (nest->prefix == NULL) {
+        nest->prefix = name;
+        nest->len = (size_t)(dot - name);
+        yajl_gen_string(g, (const unsigned char *)name, nest->len);
+        yajl_gen_map_open(g);
+    }
+    forum_json_str(g, dot + 1);
+}
+
+void forum_db__row_end(yajl_gen g, forum_db_row_nest_t *nest)
+{
+    if (nest->prefix != NULL)
+        yajl_gen_map_close(g);
+    yajl_gen_map_close(g);
+}
+
 void forum_db_row_json(forum_stmt_t *s, yajl_gen g)
 {
     if (forum_pg_on()) {
@@ -492,32 +519,14 @@ void forum_db_row_json(forum_stmt_t *s, yajl_gen g)
         return;
     }
     int n = sqlite3_column_count(s->st);
-    const char *open_prefix = NULL;
-    size_t open_len = 0;
+    forum_db_row_nest_t nest = {NULL, 0};
 
     yajl_gen_map_open(g);
     for (int i = 0; i != n; ++i) {
-        const char *name = sqlite3_column_name(s->st, i), *dot = strchr(name, '.');
-        if (open_prefix != NULL && (dot == NULL || (size_t)(dot - name) != open_len || memcmp(name, open_prefix, open_len) != 0)) {
-            yajl_gen_map_close(g);
-            open_prefix = NULL;
-        }
-        if (dot != NULL) {
-            if (open_prefix == NULL) {
-                open_prefix = name;
-                open_len = (size_t)(dot - name);
-                yajl_gen_string(g, (const unsigned char *)name, open_len);
-                yajl_gen_map_open(g);
-            }
-            forum_json_str(g, dot + 1);
-        } else {
-            forum_json_str(g, name);
-        }
+        forum_db__row_key(g, sqlite3_column_name(s->st, i), &nest);
         col_json(s, i, g);
     }
-    if (open_prefix != NULL)
-        yajl_gen_map_close(g);
-    yajl_gen_map_close(g);
+    forum_db__row_end(g, &nest);
 }
 
 int64_t forum_db_rows_json(forum_stmt_t *s, yajl_gen g)

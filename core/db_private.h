@@ -80,6 +80,16 @@ int forum_pg_commit(void);
 void forum_pg_rollback(void);
 void forum_pg_status(yajl_gen g);
 
+/** Where a row's keys stand: the "prefix" of the nested object open, if any (core/db.c). */
+typedef struct forum_db_row_nest {
+    const char *prefix;
+    size_t len;
+} forum_db_row_nest_t;
+/** Writes column `name` as the next key of a row's object ("a.b" nests b under a); then the value follows. */
+void forum_db__row_key(yajl_gen g, const char *name, forum_db_row_nest_t *nest);
+/** Closes a row's object (and the nested one still open). */
+void forum_db__row_end(yajl_gen g, forum_db_row_nest_t *nest);
+
 /** The core's bookkeeping table on PostgreSQL. */
 extern const char forum_db__core_schema_pg[];
 /** Moves the version of one table (a PostgreSQL notification names it). */

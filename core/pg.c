@@ -941,27 +941,11 @@ int forum_pg_row_json(forum_stmt_t *s, yajl_gen g)
 {
     pg_use_t *u = (pg_use_t *)s;
     int n = PQnfields(u->res);
-    const char *open_prefix = NULL;
-    size_t open_len = 0;
+    forum_db_row_nest_t nest = {NULL, 0};
 
     yajl_gen_map_open(g);
     for (int i = 0; i != n; ++i) {
-        const char *name = PQfname(u->res, i), *dot = strchr(name, '.');
-        if (open_prefix != NULL && (dot == NULL || (size_t)(dot - name) != open_len || memcmp(name, open_prefix, open_len) != 0)) {
-            yajl_gen_map_close(g);
-            open_prefix = NULL;
-        }
-        if (dot != NULL) {
-            if (open_prefix == NULL) {
-                open_prefix = name;
-                open_len = (size_t)(dot - name);
-                yajl_gen_string(g, (const unsigned char *)name, open_len);
-                yajl_gen_map_open(g);
-            }
-            forum_json_str(g, dot + 1);
-        } else {
-            forum_json_str(g, name);
-        }
+        forum_db__row_key(g, PQfname(u->res, i), &nest);
         if (PQgetisnull(u->res, u->row, i)) {
             yajl_gen_null(g);
             continue;
@@ -987,9 +971,7 @@ int forum_pg_row_json(forum_stmt_t *s, yajl_gen g)
             break;
         }
     }
-    if (open_prefix != NULL)
-        yajl_gen_map_close(g);
-    yajl_gen_map_close(g);
+    forum_db__row_end(g, &nest);
     return 0;
 }
 

@@ -67,8 +67,7 @@ void destroy(forum_ws_t *ws)
     ws_hold(ws);
     forum_fiber_run(detach_on_fiber, ws);
     if (ws->sock != NULL) {
-        if (ws->read_paused)
-            ws->read_paused = 0;
+        ws->read_paused = 0;
         h2o_socket_close(ws->sock); /* a write under way is cancelled; its callback does not run */
         ws->sock = NULL;
     }
@@ -158,6 +157,14 @@ static void frame_on_fiber(void *arg)
 /* Hands a frame to its plugin; on a fiber, the next frames wait until this one's handler has ended. */
 static void dispatch(forum_ws_t *ws, yajl_val frame, forum_plugin_t *plugin, forum_frame_fn fn)
 {
+    if (!forum_fiber_enabled()) {
+        /* SQLite: nothing suspends, so the handler runs here and now, with nothing to keep for later */
+        forum_plugin_pin(plugin);
+        fn(ws, frame);
+        forum_plugin_unpin(plugin);
+        yajl_tree_free(frame);
+        return;
+    }
     frame_call_t *call = malloc(sizeof(*call));
     if (call == NULL)
         h2o_fatal("no memory");
