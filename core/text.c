@@ -43,11 +43,25 @@ static size_t utf8_char(const unsigned char *p, const unsigned char *end, uint32
     return more + 1;
 }
 
+/* True when none of the 8 bytes at `p` is NUL or past ASCII: the common case, checked a word at a time. */
+static int plain_ascii8(const unsigned char *p)
+{
+    uint64_t v;
+    memcpy(&v, p, sizeof(v));
+    /* a high bit set, or a byte that borrows when 1 is taken from it (only a 0 does, once no high bit is set) */
+    return ((v | (v - UINT64_C(0x0101010101010101))) & UINT64_C(0x8080808080808080)) == 0;
+}
+
 int forum_utf8_valid(const char *s, size_t len)
 {
     const unsigned char *p = (const unsigned char *)s, *end = p + len;
     while (p < end) {
         uint32_t cp;
+        /* every response passes through here, most of it ASCII */
+        while (end - p >= 8 && plain_ascii8(p))
+            p += 8;
+        if (p == end)
+            break;
         size_t n = utf8_char(p, end, &cp);
         if (n == 0 || cp == 0)
             return 0;

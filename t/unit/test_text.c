@@ -21,6 +21,34 @@ static void test_utf8_valid_is_strict(void **state)
     assert_false(forum_utf8_valid("a\0b", 3));
 }
 
+/* ASCII is checked eight bytes at a time: a NUL, a byte past ASCII or a good sequence is seen at every offset of a word */
+static void test_utf8_valid_at_every_offset(void **state)
+{
+    (void)state;
+    char buf[40];
+    for (size_t len = 1; len <= 24; ++len)
+        for (size_t at = 0; at != len; ++at) {
+            memset(buf, 'a', sizeof(buf));
+            assert_true(forum_utf8_valid(buf, len));
+            buf[at] = '\0';
+            if (forum_utf8_valid(buf, len))
+                unit_fail("a NUL at %zu of %zu was accepted", at, len);
+            buf[at] = '\x80';
+            if (forum_utf8_valid(buf, len))
+                unit_fail("a lone continuation byte at %zu of %zu was accepted", at, len);
+            buf[at] = '\x7f';
+            if (!forum_utf8_valid(buf, len))
+                unit_fail("DEL at %zu of %zu was refused", at, len);
+            if (at + 2 < len) {
+                memcpy(buf + at, "\xe2\x82\xac", 3);
+                if (!forum_utf8_valid(buf, len))
+                    unit_fail("a euro sign at %zu of %zu was refused", at, len);
+                if (forum_utf8_valid(buf, at + 2))
+                    unit_fail("a euro sign cut at %zu was accepted", at + 2);
+            }
+        }
+}
+
 static void test_repair_replaces_each_bad_byte(void **state)
 {
     (void)state;
@@ -117,6 +145,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_utf8_valid_is_strict),
+        cmocka_unit_test(test_utf8_valid_at_every_offset),
         cmocka_unit_test(test_repair_replaces_each_bad_byte),
         cmocka_unit_test(test_field_trims_and_counts_characters),
         cmocka_unit_test(test_one_control_character_rule),
