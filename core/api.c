@@ -85,4 +85,9 @@ const forum_api_t forum_api = {
     /* --- two backends: SQLite and PostgreSQL (version 5) --- */
     .db_backend = forum_db_backend,
     .migration_for = forum_plugin_add_migration_for,
+
+    /* --- a batch at a time on PostgreSQL (version 6) --- */
+    .db_next_ids = forum_db_next_ids,
+    .wait = forum_db_wait,
+    .wake = forum_fiber_wake_waiting,
 };

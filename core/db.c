@@ -608,3 +608,12 @@ void forum_db_status(yajl_gen g)
     forum_json_str(g, "state");
     forum_json_str(g, db == NULL ? "closed" : lock_reported ? "locked" : "ok");
 }
+
+int forum_db_wait(const void *key)
+{
+    if (forum_fiber_self() == NULL)
+        return -1; /* SQLite, or the loop's own stack: nothing suspends */
+    if (forum_pg_on())
+        forum_pg_release(); /* a waiting callback must not keep a connection others need to wake it */
+    return forum_fiber_wait(key);
+}

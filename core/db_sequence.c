@@ -7,13 +7,19 @@
 #include <string.h>
 #include "db_private.h"
 
+int64_t forum_db_next_ids(const char *name, int64_t count)
+{
+    forum_stmt_t *s = forum_db_stmt("INSERT INTO forum_sequences (name, value) VALUES (?, ?) "
+                                    "ON CONFLICT (name) DO UPDATE SET value = forum_sequences.value + excluded.value RETURNING value");
+    int64_t last;
+    if (count < 1 || s == NULL || name == NULL || forum_db_bind_text(s, 1, name, strlen(name)) != 0 ||
+        forum_db_bind_int(s, 2, count) != 0 || forum_db_step(s) != FORUM_DB_ROW)
+        return 0;
+    last = forum_db_col_int(s, 0);
+    return forum_db_step(s) == FORUM_DB_DONE ? last - count + 1 : 0;
+}
+
 int64_t forum_db_next_id(const char *name)
 {
-    forum_stmt_t *s = forum_db_stmt("INSERT INTO forum_sequences (name, value) VALUES (?, 1) "
-                                    "ON CONFLICT (name) DO UPDATE SET value = forum_sequences.value + 1 RETURNING value");
-    int64_t id;
-    if (s == NULL || name == NULL || forum_db_bind_text(s, 1, name, strlen(name)) != 0 || forum_db_step(s) != FORUM_DB_ROW)
-        return 0;
-    id = forum_db_col_int(s, 0);
-    return forum_db_step(s) == FORUM_DB_DONE ? id : 0;
+    return forum_db_next_ids(name, 1);
 }

@@ -216,6 +216,49 @@ void forum_fiber_wake(forum_fiber_t *f)
     ready_tail = f;
 }
 
+/* Fibers waiting for forum_fiber_wake_waiting of their key, oldest first; each entry lives on its fiber's stack. */
+typedef struct fiber_wait {
+    const void *key;
+    forum_fiber_t *fiber;
+    struct fiber_wait *next;
+} fiber_wait_t;
+static fiber_wait_t *waits, **waits_end = &waits;
+
+int forum_fiber_wait(const void *key)
+{
+    if (current == NULL)
+        return -1;
+    fiber_wait_t w = {key, current, NULL};
+    *waits_end = &w;
+    waits_end = &w.next;
+    leave_fiber(current);
+    return 0;
+}
+
+void forum_fiber_wake_waiting(const void *key, size_t max)
+{
+    fiber_wait_t *woken = NULL, **woken_end = &woken, **p = &waits;
+    /* taken off the list first: a fiber resumed from here may wait again, on the same key */
+    while (*p != NULL && max != 0) {
+        fiber_wait_t *w = *p;
+        if (w->key != key) {
+            p = &w->next;
+            continue;
+        }
+        if ((*p = w->next) == NULL)
+            waits_end = p;
+        w->next = NULL;
+        *woken_end = w;
+        woken_end = &w->next;
+        --max;
+    }
+    while (woken != NULL) {
+        forum_fiber_t *f = woken->fiber;
+        woken = woken->next; /* read before its fiber runs again and the entry is gone */
+        forum_fiber_wake(f);
+    }
+}
+
 void *forum_fiber_data(forum_fiber_t *f)
 {
     return f->data;

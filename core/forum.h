@@ -87,6 +87,10 @@ forum_fiber_t *forum_fiber_self(void);
 void forum_fiber_suspend(void);
 /** Resumes a suspended fiber: at once from the loop, after the running fiber gives the loop back from a fiber. */
 void forum_fiber_wake(forum_fiber_t *f);
+/** Suspends the running fiber until forum_fiber_wake_waiting(key, ...) wakes it; -1 at once off a fiber. */
+int forum_fiber_wait(const void *key);
+/** Wakes at most `max` of the fibers waiting on `key`, those that began to wait first. */
+void forum_fiber_wake_waiting(const void *key, size_t max);
 /** `fn` runs when the running fiber's function has returned (the data layer gives back its connection). */
 void forum_fiber_on_exit(forum_fiber_exit_fn fn);
 /** A word of the fiber's own (the data layer keeps the fiber's connection there); NULL at first. */
@@ -144,6 +148,10 @@ int forum_db_exec(const char *sql);
 uint64_t forum_db_version(const char *table);
 /** The next number of sequence `name` inside the caller's transaction; 0 when the database failed (db_sequence.c). */
 int64_t forum_db_next_id(const char *name);
+/** api->wait: suspends the running callback until forum_fiber_wake_waiting(key, ...), giving back its idle connection; -1 off a fiber. */
+int forum_db_wait(const void *key);
+/** The first of `count` consecutive numbers of sequence `name`, drawn as one (the last is first + count - 1); 0 on failure. */
+int64_t forum_db_next_ids(const char *name, int64_t count);
 
 typedef struct forum_migration {
     int number;

@@ -741,6 +741,14 @@ static void fiber_done(forum_fiber_t *f)
     give_to_waiter_or_idle(c);
 }
 
+void forum_pg_release(void)
+{
+    forum_fiber_t *self = forum_fiber_self();
+    pg_conn_t *c = self != NULL ? forum_fiber_data(self) : NULL;
+    if (c != NULL && !c->in_txn)
+        fiber_done(self); /* its next data call takes one again */
+}
+
 /* --- statements --- */
 
 static pg_use_t *use_of(pg_conn_t *c, pg_text_t *t)

@@ -65,7 +65,15 @@ void destroy(forum_ws_t *ws)
         return;
     ws->dead = 1;
     ws_hold(ws);
-    forum_fiber_run(detach_on_fiber, ws);
+    /*
+     * A plugin never hears of a connection after its ws.close: a handler suspended in one of its frames (a data
+     * call, a wait) may still queue work naming it when it resumes, so the close waits for that handler's end.
+     * Meanwhile the connection is dead: nothing is read from it or written to it.
+     */
+    if (ws->in_frame)
+        ws->close_owed = 1;
+    else
+        forum_fiber_run(detach_on_fiber, ws);
     if (ws->sock != NULL) {
         ws->read_paused = 0;
         h2o_socket_close(ws->sock); /* a write under way is cancelled; its callback does not run */
@@ -123,6 +131,11 @@ static void on_resume(uv_idle_t *idle)
 static void frame_done(forum_ws_t *ws)
 {
     ws->in_frame = 0;
+    if (ws->close_owed) {
+        ws->close_owed = 0;
+        detach_on_fiber(ws); /* on the handler's fiber, which ends next */
+        return;
+    }
     if (!ws->read_paused || ws->dead)
         return;
     if (num_to_resume == cap_to_resume) {

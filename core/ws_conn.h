@@ -56,6 +56,7 @@ struct forum_ws {
     uint8_t destroyed;   /* and finished: the memory goes with the last fiber_refs */
     uint8_t in_frame;    /* a frame's handler is suspended: the next frames wait (their order is kept) */
     uint8_t read_paused; /* reading stopped for it, to start again when the handler ends */
+    uint8_t close_owed;  /* closed while a frame's handler was suspended: ws.close comes when the handler ends */
     uint8_t replay_busy;  /* a replay is under way on a fiber (core/replay.c) */
     uint8_t replay_again; /* and was asked for again meanwhile */
 };

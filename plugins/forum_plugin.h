@@ -40,7 +40,7 @@ extern "C" {
  */
 #define FORUM_PLUGIN_ABI 3
 /** Version of forum_api_t; grows whenever a member is appended. */
-#define FORUM_API_VERSION 5
+#define FORUM_API_VERSION 6
 
 /** True when the core's table `api` has member `member` (for members added after version 1). */
 #define FORUM_API_HAS(api, member) ((api)->size >= offsetof(forum_api_t, member) + sizeof((api)->member))
@@ -432,6 +432,23 @@ struct forum_api {
      * the other's. Only while init runs.
      */
     int (*migration_for)(forum_plugin_t *p, int backend, int number, const char *sql);
+
+    /* --- a batch at a time on PostgreSQL (version 6) --- */
+    /**
+     * The first of `count` consecutive numbers of the sequence `name`, drawn at once under db_next_id's rules
+     * (inside the caller's transaction; they grow in commit order); 0 when the database failed.
+     */
+    int64_t (*db_next_ids)(const char *name, int64_t count);
+    /**
+     * Suspends the running callback until another one wakes it with the same `key`: 0 once woken, -1 at once
+     * where nothing suspends (SQLite). While a WebSocket frame's handler waits, its connection is not read
+     * further, so a plugin whose queue is full pushes back on its senders instead of refusing them. A waiting
+     * callback gives back its database connection unless it has a transaction open: statements are not kept
+     * across a wait.
+     */
+    int (*wait)(const void *key);
+    /** Wakes at most `max` of the callbacks waiting on `key`, those that began to wait first. */
+    void (*wake)(const void *key, size_t max);
 };
 
 /** The descriptor every plugin exports as `forum_plugin`. */

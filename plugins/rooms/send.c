@@ -94,7 +94,7 @@ static void free_one(void *item)
     free(q->tokens);
 }
 
-static const pu_send_ops_t send_ops = {store_one, unstore_one, answer_settled, free_one};
+static const pu_send_ops_t send_ops = {store_one, unstore_one, answer_settled, free_one, NULL};
 
 void rooms_send_init(forum_plugin_t *p)
 {

@@ -38,9 +38,20 @@ static int unavailable(int failure)
 static int store_batch(pu_send_batch_t *b, size_t num)
 {
     const forum_api_t *api = b->api;
+    int whole = -1;
     if (api->db_begin() != 0)
         return api->db_failure();
-    for (size_t i = 0; i != num; ++i)
+    if (b->ops->store_all != NULL && (whole = b->ops->store_all(b, num)) < 0) {
+        /* not as a whole: each in turn, in a transaction that holds nothing of the attempt */
+        api->db_rollback();
+        for (size_t i = 0; i != num; ++i)
+            b->ops->unstore(queued(b, i));
+        if (api->db_begin() != 0)
+            return api->db_failure();
+    }
+    if (whole == 0)
+        goto Error;
+    for (size_t i = 0; whole < 0 && i != num; ++i)
         if (!b->ops->store(queued(b, i)))
             goto Error;
     if (api->db_commit() == 0)
@@ -129,6 +140,8 @@ static void store_and_answer(pu_send_batch_t *b)
         answer_settled(b, queued(b, i));
     dequeue(b, n);
     b->storing = 0;
+    if (FORUM_API_HAS(b->api, wake))
+        b->api->wake(b, PU_SEND_BATCH_MAX - b->num); /* as many senders that waited for room as there is room for */
     if (n == num && b->num != 0) {
         /* all of this pass's are settled: the ones queued during it go in the next turn (now, with no timer) */
         b->retry_ms = 0;
@@ -166,8 +179,14 @@ static void flush_sends(void *arg)
 
 void *pu_send_batch_slot(pu_send_batch_t *b, forum_ws_t *ws, const char *client_id)
 {
-    if (b->num == PU_SEND_BATCH_MAX && b->retry_ms == 0)
-        store_and_answer(b); /* a full batch is stored now (unless a pass is under way); its timer finds the next one */
+    while (b->num == PU_SEND_BATCH_MAX && b->retry_ms == 0) {
+        if (!b->storing)
+            store_and_answer(b); /* a full batch is stored now; its timer finds the next one */
+        else if (!FORUM_API_HAS(b->api, wait) || b->api->wait(b) != 0)
+            break;
+        /* else a pass was under way (suspended on PostgreSQL) with the queue behind it full, and this sender
+         * waited for it with its connection unread: a flood is slowed by TCP, not refused */
+    }
     if (b->num == PU_SEND_BATCH_MAX) {
         if (b->storing) {
             /* a pass is under way (suspended on PostgreSQL) and the queue behind it is full: the sender tries

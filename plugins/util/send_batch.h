@@ -36,6 +36,8 @@ typedef struct pu_queued {
     int refused;           /* could not be stored for a reason of its own (not a lock): an internal error */
 } pu_queued_t;
 
+struct pu_send_batch;
+
 typedef struct pu_send_ops {
     /**
      * Stores the item inside the caller's transaction: true when it is settled (stored, a repeat of an earlier
@@ -49,6 +51,14 @@ typedef struct pu_send_ops {
     void (*answer)(void *item);
     /** Frees what the item owns. */
     void (*free)(void *item);
+    /**
+     * May be NULL. Stores the first `num` queued items at once inside the caller's transaction (a few statements
+     * of many rows each, where `store` would make several per item: on PostgreSQL each is a round trip): 1 when
+     * every one is settled, 0 when the store failed (api->db_failure tells why), -1 when these items cannot be
+     * stored as a whole (a repeat among them, say): the transaction is rolled back, `unstore` is called for each,
+     * and they are stored one by one with `store` in a new one.
+     */
+    int (*store_all)(const struct pu_send_batch *b, size_t num);
 } pu_send_ops_t;
 
 typedef struct pu_send_batch {
@@ -68,7 +78,9 @@ void pu_send_batch_init(pu_send_batch_t *b, const forum_api_t *api, forum_plugin
                         size_t item_size);
 /**
  * The zeroed item a new send of `ws` is to fill, or NULL after answering `unavailable` (naming `client_id`):
- * the database has been unavailable for a full queue. Nothing is queued until pu_send_batch_queue.
+ * the database has been unavailable for a full queue. Nothing is queued until pu_send_batch_queue. When the
+ * queue is full behind a pass under way (PostgreSQL), the caller waits for that pass (api->wait): its
+ * connection is not read meanwhile, so a flood is slowed by TCP, not refused.
  */
 void *pu_send_batch_slot(pu_send_batch_t *b, forum_ws_t *ws, const char *client_id);
 /** Queues the item pu_send_batch_slot gave, now filled; `client_id` is the item's own copy. */
