@@ -130,6 +130,50 @@ subtest 'frames read together are stored together, a repeat among them answered 
     $c->close;
 };
 
+# Sends read in one loop turn are stored as one batch, in a few statements of many rows: the counts behind the
+# unread numbers (how many each side has sent) must come out as they do one message at a time.
+subtest 'bursts both ways stored together: unread counts and read marks stay exact' => sub {
+    my ($wa, $wd) = (ws('alice'), ws('dave'));
+    my $unread = sub {
+        my ($who, $of) = @_;
+        (grep { $_->{nickname} eq $of } @{ api($who, 'GET', '/api/users')->{json}{users} })[0]{unread};
+    };
+    my $before_a = $unread->('alice', 'dave') // 0;
+    my $before_d = $unread->('dave', 'alice') // 0;
+    api('alice', 'POST', "/api/messages/$id{dave}/read", { up_to => 1e12 }) if $before_a;
+    api('dave', 'POST', "/api/messages/$id{alice}/read", { up_to => 1e12 }) if $before_d;
+    # each burst goes out in one write; the two connections' bursts meet in the server's same turns
+    my @cids = ((map { send_msg($wa, 'dave', "a$_") } 1 .. 5), (map { send_msg($wd, 'alice', "d$_") } 1 .. 3),
+                (map { send_msg($wa, 'dave', "a$_") } 6 .. 7));
+    # each connection gets its own messages back and the other's: the ones a user sent, as its own connection got them
+    my $own = sub {
+        my ($ws, $me, $n) = @_;
+        my @got;
+        while (@got < $n) {
+            my $m = ($ws->wait_for('message') // last)->{message};
+            push @got, $m if $m->{from} == $id{$me};
+        }
+        $ws->collect('message', 0.3);
+        return \@got;
+    };
+    my %mine = (alice => $own->($wa, 'alice', 7), dave => $own->($wd, 'dave', 3));
+    is_deeply [map { $_->{client_id} } @{ $mine{alice} }, @{ $mine{dave} }], [@cids[0 .. 4, 8, 9, 5 .. 7]], 'every send answered';
+    is $unread->('dave', 'alice'), 7, 'dave has the 7 of alice unread';
+    is $unread->('alice', 'dave'), 3, 'alice has the 3 of dave unread';
+    my @from_alice = sort { $a->{id} <=> $b->{id} } @{ $mine{alice} };
+    is api('dave', 'POST', "/api/messages/$id{alice}/read", { up_to => $from_alice[2]{id} })->{status}, 204, 'dave reads up to her third';
+    is $unread->('dave', 'alice'), 4, 'four of hers left';
+    my @from_dave = sort { $a->{id} <=> $b->{id} } @{ $mine{dave} };
+    is api('alice', 'POST', "/api/messages/$id{dave}/read", { up_to => $from_dave[0]{id} })->{status}, 204, 'alice reads his first';
+    is $unread->('alice', 'dave'), 2, 'two of his left';
+    is api('dave', 'POST', "/api/messages/$id{alice}/read", { up_to => $from_alice[5]{id} })->{status}, 204, 'dave reads up to her sixth';
+    is $unread->('dave', 'alice'), 1, 'one left';
+    my $hist = api('dave', 'GET', "/api/messages/$id{alice}")->{json}{messages};
+    my @sent = sort { $a <=> $b } map { $_->{id} } @from_alice, @from_dave;
+    is_deeply [grep { $_ >= $sent[0] } map { $_->{id} } @$hist], \@sent, 'the history holds all ten, by id';
+    $_->close for $wa, $wd;
+};
+
 subtest 'the users list order: latest conversation first, then the rest by nickname' => sub {
     my $wa = ws('alice');
     send_msg($wa, 'dave', 'one');
@@ -340,6 +384,39 @@ subtest 'each row carries the last message exchanged, cut to 80 characters, null
     my $never = $row->('carol', 'Bob');
     ok exists $never->{last_message_preview} && !defined $never->{last_message_preview}, 'null for a member without messages';
     $_->close for $wc, $wz;
+};
+
+# More sends than the batch's queue holds, in one burst: on PostgreSQL a pass is under way while they arrive, and
+# the sender waits for room (its connection unread meanwhile) instead of being told to send again.
+subtest 'a burst larger than the queue: every send stored and answered once, in order, with no error' => sub {
+    my ($z, $c) = (ws('zed'), ws('carol'));
+    my @cids = map { send_msg($z, 'carol', "flood $_") } 1 .. 600;
+    my (@acks, @errors);
+    for (1 .. 600) {
+        my $f = $z->next(10) or last;
+        push @errors, $f if $f->{type} eq 'error';
+        push @acks, $f->{message} if $f->{type} eq 'message';
+        redo if $f->{type} ne 'message' && $f->{type} ne 'error';
+    }
+    is scalar @errors, 0, 'no error frame' or diag explain $errors[0];
+    is_deeply [map { $_->{client_id} } @acks], \@cids, 'all 600 answered, in the order sent';
+    my @ids = map { $_->{id} } @acks;
+    is_deeply \@ids, [sort { $a <=> $b } @ids], 'ids grow in that order';
+    my @got = map { $c->wait_for('message', 10)->{message}{id} } 1 .. 600;
+    is_deeply \@got, \@ids, 'carol gets each once, in order';
+    # the sender leaves in the middle of a burst: what the server read is stored and delivered, and the closed
+    # connection, which a waiting send still names, is never written to after it is gone
+    my @more = map { send_msg($z, 'carol', "flood and leave $_") } 1 .. 600;
+    $z->close;
+    my @late;
+    while (my $f = $c->wait_for('message', 3)) {
+        push @late, $f->{message};
+    }
+    is_deeply [map { $_->{body} } @late], [map { "flood and leave $_" } 1 .. @late], 'what was stored reached carol once, in order';
+    my $zz = ws('zed');
+    send_msg($zz, 'carol', 'still here');
+    is $zz->wait_for('message')->{message}{body}, 'still here', 'and the server goes on';
+    $_->close for $zz, $c;
 };
 
 is $server->stop, 0, 'forumd exits 0';

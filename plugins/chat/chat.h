@@ -34,6 +34,14 @@ int chat_find_by_client_id(int64_t from, const char *client_id, chat_message_t *
  */
 int64_t chat_store_row(int64_t from, int64_t to, const char *body, size_t body_len, const char *client_id, const char *created_at,
                        int *repeat);
+/* store_rows.c: a batch of new messages at once */
+/**
+ * Stores `num` new messages (their id unset; client_id set) as chat_store_row would, one after another, inside
+ * the caller's transaction, in a few statements of many rows: 1 with every id set, 0 on failure (db_failure),
+ * -1 when a client_id among them was used before (in the batch or the database): store those one by one.
+ */
+int chat_store_rows(chat_message_t *m, const size_t *body_len, size_t num);
+void chat_store_rows_fini(void);
 /** Writes message `id` as API.md's message, with client_id when `for_user` is its sender; false when none. */
 int chat_write_message(yajl_gen g, int64_t id, int64_t for_user);
 /** Writes `m` as API.md's message, with client_id when `for_user` is its sender. */

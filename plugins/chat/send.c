@@ -77,6 +77,31 @@ static void answer_settled(void *item)
     }
 }
 
+/* The whole batch in a few statements (store_rows.c); what came back set into the queued sends. */
+static int store_all(const pu_send_batch_t *b, size_t num)
+{
+    chat_message_t *m = calloc(num, sizeof(*m));
+    size_t *body_len = calloc(num, sizeof(*body_len));
+    int result = 0;
+    if (m != NULL && body_len != NULL) {
+        for (size_t i = 0; i != num; ++i) {
+            queued_send_t *q = pu_send_batch_item(b, i);
+            m[i] = q->m;
+            m[i].created_at = q->created_at; /* no send moves while a pass is under way */
+            body_len[i] = q->body_len;
+        }
+        if ((result = chat_store_rows(m, body_len, num)) == 1)
+            for (size_t i = 0; i != num; ++i) {
+                queued_send_t *q = pu_send_batch_item(b, i);
+                q->m.id = m[i].id;
+                q->repeat = 0;
+            }
+    }
+    free(m);
+    free(body_len);
+    return result;
+}
+
 static void free_one(void *item)
 {
     queued_send_t *q = item;
@@ -84,7 +109,7 @@ static void free_one(void *item)
     free((char *)q->m.client_id);
 }
 
-static const pu_send_ops_t send_ops = {store_one, unstore_one, answer_settled, free_one};
+static const pu_send_ops_t send_ops = {store_one, unstore_one, answer_settled, free_one, store_all};
 
 void chat_send_init(forum_plugin_t *p)
 {
@@ -135,4 +160,5 @@ void chat_send_frame(forum_ws_t *ws, yajl_val frame)
 void chat_send_fini(void)
 {
     pu_send_batch_fini(&batch);
+    chat_store_rows_fini();
 }
