@@ -90,4 +90,5 @@ const forum_api_t forum_api = {
     .db_next_ids = forum_db_next_ids,
     .wait = forum_db_wait,
     .wake = forum_fiber_wake_waiting,
+    .db_queue = forum_db_queue,
 };

@@ -617,3 +617,11 @@ int forum_db_wait(const void *key)
         forum_pg_release(); /* a waiting callback must not keep a connection others need to wake it */
     return forum_fiber_wait(key);
 }
+
+int forum_db_queue(forum_stmt_t *s)
+{
+    if (forum_pg_on())
+        return forum_pg_queue(s);
+    int rc = forum_db_step(s); /* SQLite: nothing is sent anywhere, so nothing waits */
+    return rc == FORUM_DB_DONE || rc == FORUM_DB_ROW ? 0 : -1;
+}

@@ -80,6 +80,7 @@ int forum_pg_changes(void);
 int forum_pg_exec(const char *sql);
 int forum_pg_begin(void);
 int forum_pg_commit(void);
+int forum_pg_queue(forum_stmt_t *s);
 void forum_pg_rollback(void);
 void forum_pg_status(yajl_gen g);
 

@@ -148,6 +148,8 @@ int forum_db_exec(const char *sql);
 uint64_t forum_db_version(const char *table);
 /** The next number of sequence `name` inside the caller's transaction; 0 when the database failed (db_sequence.c). */
 int64_t forum_db_next_id(const char *name);
+/** api->db_queue: runs a write whose rows are not read, on PostgreSQL inside a transaction without waiting for it. */
+int forum_db_queue(forum_stmt_t *s);
 /** api->wait: suspends the running callback until forum_fiber_wake_waiting(key, ...), giving back its idle connection; -1 off a fiber. */
 int forum_db_wait(const void *key);
 /** The first of `count` consecutive numbers of sequence `name`, drawn as one (the last is first + count - 1); 0 on failure. */

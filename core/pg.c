@@ -79,6 +79,13 @@ struct pg_conn {
     pg_use_t **uses;   /* by text id */
     size_t cap;
     int changes;
+    /* what was sent in pipeline mode (db_queue) and not read yet: each statement's text (for the log) and, for a
+     * PREPARE, its text's id + 1 (a PREPARE that failed is forgotten) */
+    struct pg_queued {
+        const char *sql;
+        unsigned prepare_id;
+    } *queued;
+    size_t num_queued, cap_queued;
     unsigned backoff_ms;
     uv_timer_t reconnect;
     pg_conn_t *next_idle;
@@ -390,6 +397,101 @@ Lost:
     return NULL;
 }
 
+/* --- pipelines: writes sent without waiting (db_queue), their results read at the next call that waits --- */
+
+/* The next result of a pipeline, NULL at the end of one statement's results; sets *lost when the connection went. */
+static PGresult *pipe_next(pg_conn_t *c, int *lost)
+{
+    for (;;) {
+        if (c->pg == NULL || c->state == C_DOWN)
+            break;
+        int flushed = PQflush(c->pg);
+        if (flushed < 0)
+            break;
+        if (flushed == 0 && !PQisBusy(c->pg))
+            return PQgetResult(c->pg);
+        forum_fiber_t *self = forum_fiber_self();
+        if (self != NULL && P.loop != NULL) {
+            c->waiter = self;
+            poll_want(c, UV_READABLE | (flushed == 1 ? UV_WRITABLE : 0));
+            forum_fiber_suspend();
+            c->waiter = NULL;
+            if (c->pg == NULL || c->state == C_DOWN)
+                break;
+        } else {
+            struct pollfd pfd = {.fd = PQsocket(c->pg), .events = POLLIN | (flushed == 1 ? POLLOUT : 0)};
+            if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
+                break;
+        }
+        if (PQconsumeInput(c->pg) == 0)
+            break;
+        take_notifies(c);
+    }
+    *lost = 1;
+    if (c->state != C_DOWN)
+        conn_lost(c, c->pg != NULL ? PQerrorMessage(c->pg) : "closed");
+    return NULL;
+}
+
+static void queued_add(pg_conn_t *c, const char *sql, unsigned prepare_id)
+{
+    if (c->num_queued == c->cap_queued) {
+        c->cap_queued = c->cap_queued == 0 ? 16 : c->cap_queued * 2;
+        if ((c->queued = realloc(c->queued, c->cap_queued * sizeof(*c->queued))) == NULL)
+            h2o_fatal("no memory");
+    }
+    c->queued[c->num_queued++] = (struct pg_queued){sql, prepare_id};
+}
+
+/*
+ * Ends the pipeline: sends `then` (COMMIT, say; NULL for nothing) behind the queued statements, and a sync,
+ * then reads every result. 0, or the first failure (later statements of the pipeline are skipped by the
+ * server once one fails; so is `then`). The connection leaves pipeline mode.
+ */
+static int pipeline_finish(pg_conn_t *c, const char *then)
+{
+    int failure = 0, lost = 0;
+    if (c->state == C_DOWN)
+        return fail_with(FORUM_DB_UNAVAILABLE, then != NULL ? then : "a queued statement", "the connection to PostgreSQL was lost");
+    if (then != NULL) {
+        if (!PQsendQueryParams(c->pg, then, 0, NULL, NULL, NULL, NULL, 0))
+            return send_failed(c, then);
+        queued_add(c, then, 0);
+    }
+    if (!PQpipelineSync(c->pg))
+        return send_failed(c, then != NULL ? then : c->queued[0].sql);
+    for (size_t i = 0; i != c->num_queued && !lost; ++i) {
+        const struct pg_queued *q = &c->queued[i];
+        PGresult *r;
+        while ((r = pipe_next(c, &lost)) != NULL) {
+            ExecStatusType st = PQresultStatus(r);
+            if (st == PGRES_FATAL_ERROR || st == PGRES_PIPELINE_ABORTED) {
+                if (q->prepare_id != 0)
+                    c->prepared[q->prepare_id - 1] = 0;
+                if (failure == 0 && st == PGRES_FATAL_ERROR)
+                    failure = fail_with(failure_of_state(PQresultErrorField(r, PG_DIAG_SQLSTATE)), q->sql, error_text(r, c));
+            }
+            PQclear(r);
+        }
+    }
+    c->num_queued = 0;
+    if (lost)
+        return fail_with(FORUM_DB_UNAVAILABLE, then != NULL ? then : "a queued statement",
+                         P.last_error[0] != '\0' ? P.last_error : "the connection to PostgreSQL was lost");
+    /* the sync's own result */
+    for (PGresult *r; (r = pipe_next(c, &lost)) != NULL;) {
+        int sync = PQresultStatus(r) == PGRES_PIPELINE_SYNC;
+        PQclear(r);
+        if (sync)
+            break;
+    }
+    if (lost)
+        return fail_with(FORUM_DB_UNAVAILABLE, "a pipeline's end", "the connection to PostgreSQL was lost");
+    if (!PQexitPipelineMode(c->pg))
+        forum_log(FORUM_LOG_ERROR, "database: cannot leave pipeline mode: %s", PQerrorMessage(c->pg));
+    return failure;
+}
+
 /* Runs `sql` (no parameters, maybe several statements); 0, or the failure. */
 static int simple(pg_conn_t *c, const char *sql)
 {
@@ -397,6 +499,10 @@ static int simple(pg_conn_t *c, const char *sql)
     int ret = 0;
     if (c->state == C_DOWN)
         return fail_with(FORUM_DB_UNAVAILABLE, sql, "the connection to PostgreSQL was lost");
+    /* what was queued runs first; a failure there is this call's, but a ROLLBACK still ends the transaction */
+    if (c->num_queued != 0 && (ret = pipeline_finish(c, NULL)) != 0 && strcmp(sql, "ROLLBACK") != 0)
+        return ret;
+    ret = 0;
     if (!PQsendQuery(c->pg, sql))
         return send_failed(c, sql);
     if ((r = await(c)) == NULL)
@@ -449,6 +555,7 @@ static void conn_lost(pg_conn_t *c, const char *why)
     }
     conn_forget_statements(c);
     c->in_txn = 0;
+    c->num_queued = 0; /* went with the connection */
     if (c->state == C_IDLE) {
         for (pg_conn_t **p = &P.idle; *p != NULL; p = &(*p)->next_idle)
             if (*p == c) {
@@ -861,6 +968,9 @@ static int run(pg_use_t *u)
 
     if (c->state == C_DOWN)
         return fail_with(FORUM_DB_UNAVAILABLE, t->sql, "the connection to PostgreSQL was lost");
+    /* what was queued before it runs first: its failure is this call's */
+    if (c->num_queued != 0 && (failure = pipeline_finish(c, NULL)) != 0)
+        return failure;
     snprintf(name, sizeof(name), "f%u", t->id);
     if (!c->prepared[t->id]) {
         if (!PQsendPrepare(c->pg, name, t->pgsql, t->nparams, u->types))
@@ -1017,12 +1127,50 @@ int forum_pg_begin(void)
     return 0;
 }
 
+int forum_pg_queue(forum_stmt_t *s)
+{
+    pg_use_t *u = (pg_use_t *)s;
+    if (u == NULL)
+        return -1;
+    pg_conn_t *c = u->conn;
+    pg_text_t *t = u->text;
+    char name[16];
+    /* outside a transaction nothing follows that it could be sent with: it runs now */
+    if (!c->in_txn || c->state != C_HELD) {
+        int rc = forum_pg_step(s);
+        return rc == FORUM_DB_DONE || rc == FORUM_DB_ROW ? 0 : -1;
+    }
+    if (c->num_queued == 0 && PQpipelineStatus(c->pg) == PQ_PIPELINE_OFF && !PQenterPipelineMode(c->pg)) {
+        fail_with(FORUM_DB_ERROR, t->sql, PQerrorMessage(c->pg));
+        return -1;
+    }
+    snprintf(name, sizeof(name), "f%u", t->id);
+    if (!c->prepared[t->id]) {
+        if (!PQsendPrepare(c->pg, name, t->pgsql, t->nparams, u->types)) {
+            send_failed(c, t->sql);
+            return -1;
+        }
+        queued_add(c, t->sql, t->id + 1);
+        c->prepared[t->id] = 1; /* taken back if the PREPARE fails: it fails the pipeline, this statement too */
+    }
+    if (!PQsendQueryPrepared(c->pg, name, t->nparams, (const char *const *)u->values, u->lengths, u->formats, 0)) {
+        send_failed(c, t->sql);
+        return -1;
+    }
+    queued_add(c, t->sql, 0);
+    use_clear(u); /* libpq holds what it sends: the text may be used again at once */
+    return 0;
+}
+
 int forum_pg_commit(void)
 {
     pg_conn_t *c = conn_get();
     if (c == NULL)
         return -1;
-    int ret = simple(c, "COMMIT");
+    /* the queued writes and the COMMIT go together: one round trip */
+    int ret = c->num_queued != 0 ? pipeline_finish(c, "COMMIT") : simple(c, "COMMIT");
+    if (ret != 0 && c->state != C_DOWN && PQtransactionStatus(c->pg) != PQTRANS_IDLE)
+        simple(c, "ROLLBACK"); /* a failure in the pipeline left the transaction open, aborted */
     c->in_txn = 0;
     if (ret != 0) {
         forum_db__move_all();
@@ -1038,7 +1186,7 @@ void forum_pg_rollback(void)
         return;
     c->in_txn = 0;
     if (c->state != C_DOWN)
-        simple(c, "ROLLBACK");
+        simple(c, "ROLLBACK"); /* after the end of a pipeline under way, whatever it met */
     forum_db__move_all();
 }
 

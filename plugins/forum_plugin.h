@@ -449,6 +449,14 @@ struct forum_api {
     int (*wait)(const void *key);
     /** Wakes at most `max` of the callbacks waiting on `key`, those that began to wait first. */
     void (*wake)(const void *key, size_t max);
+    /**
+     * Runs `s`, a write whose rows (if any) are not read, perhaps later: on PostgreSQL inside a transaction it is
+     * sent at once and not waited for, so that a batch's writes and its COMMIT go to the server together (a
+     * pipeline). Its failure is reported by the next data call that waits for an answer (db_step of another
+     * statement, db_commit), which then fails with it. 0, or -1 when it failed already (db_failure tells why).
+     * Elsewhere (SQLite, no transaction) it runs now, as db_step.
+     */
+    int (*db_queue)(forum_stmt_t *s);
 };
 
 /** The descriptor every plugin exports as `forum_plugin`. */

@@ -37,8 +37,9 @@ int64_t chat_store_row(int64_t from, int64_t to, const char *body, size_t body_l
 /* store_rows.c: a batch of new messages at once */
 /**
  * Stores `num` new messages (their id unset; client_id set) as chat_store_row would, one after another, inside
- * the caller's transaction, in a few statements of many rows: 1 with every id set, 0 on failure (db_failure),
- * -1 when a client_id among them was used before (in the batch or the database): store those one by one.
+ * the caller's transaction, in a few statements of many rows: 1 with every id set (the writes may still be
+ * queued: db_commit reports their failure, a client_id used before among them), 0 on failure (db_failure),
+ * -1 when one sender's client_id comes twice among them: store those one by one.
  */
 int chat_store_rows(chat_message_t *m, const size_t *body_len, size_t num);
 void chat_store_rows_fini(void);

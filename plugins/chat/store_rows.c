@@ -2,7 +2,9 @@
  * A batch of new messages stored at once: a few statements of many rows each, where chat_store_row makes
  * five per message. On PostgreSQL each statement is a round trip and a pass through its executor (and the
  * statement triggers that tell other connections a table changed), so a batch of 64 costs what a handful of
- * messages did one by one. The rows are what chat_store_row writes, in the same order, with the same counts.
+ * messages did one by one. The writes are queued (db_queue): on PostgreSQL they go to the server with the
+ * COMMIT, so a pass waits for three answers (its counts, its ids, and the commit) whatever its size. The rows
+ * are what chat_store_row writes, in the same order, with the same counts.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -43,8 +45,9 @@ static forum_stmt_t *chunk_stmt(int kind, int shift)
     } form[SQL_KINDS] = {
         [SQL_COUNTS] = {"SELECT user_id, other_id, received FROM conversations WHERE (user_id, other_id) IN (VALUES ",
                         "(CAST(? AS BIGINT), CAST(? AS BIGINT))", ")", 1},
+        /* a client_id used before fails the batch (a UNIQUE violation), which is then stored one by one */
         [SQL_MESSAGES] = {"INSERT INTO messages (id, sender_id, recipient_id, body, client_id, created_at, lo_sent, hi_sent) VALUES ",
-                          "(?, ?, ?, ?, ?, ?, ?, ?)", " ON CONFLICT (sender_id, client_id) DO NOTHING RETURNING id", 1},
+                          "(?, ?, ?, ?, ?, ?, ?, ?)", "", 1},
         [SQL_INDEX] = {"INSERT INTO message_index (user_id, message_id) VALUES ", "(?, ?)", "", 2},
         [SQL_CONVERSATIONS] = {"INSERT INTO conversations (user_id, other_id, last_message_id, last_message_at, unread, received) VALUES ",
                                "(?, ?, ?, ?, ?, ?)",
@@ -111,11 +114,6 @@ static pair_t *pair_of(pairs_t *ps, int64_t user, int64_t other, int add)
     }
 }
 
-static int step_done(forum_stmt_t *s)
-{
-    return s != NULL && api->db_step(s) == FORUM_DB_DONE;
-}
-
 /* Reads how many messages each side of every pair has received so far. */
 static int read_counts(pairs_t *ps)
 {
@@ -142,14 +140,14 @@ static int read_counts(pairs_t *ps)
     return 1;
 }
 
-/* Inserts the messages; -1 when a client_id among them was used before (fewer rows came back). */
+/* The writes below are queued (db_queue): on PostgreSQL they go to the server with the COMMIT, in one round trip. */
 static int insert_messages(chat_message_t *m, const size_t *body_len, const int64_t *lo_sent, const int64_t *hi_sent, size_t num)
 {
     for (size_t at = 0; at != num;) {
         int shift = chunk_shift(num - at);
-        size_t rows = (size_t)1 << shift, stored = 0;
+        size_t rows = (size_t)1 << shift;
         forum_stmt_t *s = chunk_stmt(SQL_MESSAGES, shift);
-        int i = 1, rc;
+        int i = 1;
         if (s == NULL)
             return 0;
         for (size_t k = at; k != at + rows; ++k) {
@@ -162,12 +160,8 @@ static int insert_messages(chat_message_t *m, const size_t *body_len, const int6
             api->db_bind_int(s, i++, lo_sent[k]);
             api->db_bind_int(s, i++, hi_sent[k]);
         }
-        while ((rc = api->db_step(s)) == FORUM_DB_ROW)
-            ++stored;
-        if (rc != FORUM_DB_DONE)
+        if (api->db_queue(s) != 0)
             return 0;
-        if (stored != rows)
-            return -1;
         at += rows;
     }
     return 1;
@@ -188,7 +182,7 @@ static int insert_index(const chat_message_t *m, size_t num)
             api->db_bind_int(s, i++, m[k].to);
             api->db_bind_int(s, i++, m[k].id);
         }
-        if (!step_done(s))
+        if (api->db_queue(s) != 0)
             return 0;
         at += rows;
     }
@@ -214,7 +208,7 @@ static int upsert_conversations(const pairs_t *ps)
             api->db_bind_int(s, i++, p->added);
             api->db_bind_int(s, i++, p->added);
         }
-        if (!step_done(s))
+        if (api->db_queue(s) != 0)
             return 0;
         at += rows;
     }
@@ -260,8 +254,7 @@ int chat_store_rows(chat_message_t *m, const size_t *body_len, size_t num)
         to_side->last_at = from_side->last_at = m[i].created_at;
         ++to_side->added;
     }
-    if ((result = insert_messages(m, body_len, lo_sent, hi_sent, num)) == 1 && (!insert_index(m, num) || !upsert_conversations(ps)))
-        result = 0;
+    result = insert_messages(m, body_len, lo_sent, hi_sent, num) && insert_index(m, num) && upsert_conversations(ps);
 Done:
     free(sent);
     if (ps != NULL)
