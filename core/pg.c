@@ -448,7 +448,15 @@ static void queued_add(pg_conn_t *c, const char *sql, unsigned prepare_id)
  * then reads every result. 0, or the first failure (later statements of the pipeline are skipped by the
  * server once one fails; so is `then`). The connection leaves pipeline mode.
  */
+static int pipeline_finish_keep(pg_conn_t *c, const char *then, PGresult **last);
+
 static int pipeline_finish(pg_conn_t *c, const char *then)
+{
+    return pipeline_finish_keep(c, then, NULL);
+}
+
+/* The same, keeping the result of the last statement sent (when it succeeded) in *last. */
+static int pipeline_finish_keep(pg_conn_t *c, const char *then, PGresult **last)
 {
     int failure = 0, lost = 0;
     if (c->state == C_DOWN)
@@ -470,11 +478,18 @@ static int pipeline_finish(pg_conn_t *c, const char *then)
                     c->prepared[q->prepare_id - 1] = 0;
                 if (failure == 0 && st == PGRES_FATAL_ERROR)
                     failure = fail_with(failure_of_state(PQresultErrorField(r, PG_DIAG_SQLSTATE)), q->sql, error_text(r, c));
+            } else if (last != NULL && i + 1 == c->num_queued && *last == NULL) {
+                *last = r;
+                continue;
             }
             PQclear(r);
         }
     }
     c->num_queued = 0;
+    if (lost && last != NULL) {
+        PQclear(*last);
+        *last = NULL;
+    }
     if (lost)
         return fail_with(FORUM_DB_UNAVAILABLE, then != NULL ? then : "a queued statement",
                          P.last_error[0] != '\0' ? P.last_error : "the connection to PostgreSQL was lost");
@@ -489,6 +504,10 @@ static int pipeline_finish(pg_conn_t *c, const char *then)
         return fail_with(FORUM_DB_UNAVAILABLE, "a pipeline's end", "the connection to PostgreSQL was lost");
     if (!PQexitPipelineMode(c->pg))
         forum_log(FORUM_LOG_ERROR, "database: cannot leave pipeline mode: %s", PQerrorMessage(c->pg));
+    if (failure != 0 && last != NULL) {
+        PQclear(*last);
+        *last = NULL;
+    }
     return failure;
 }
 
@@ -968,10 +987,28 @@ static int run(pg_use_t *u)
 
     if (c->state == C_DOWN)
         return fail_with(FORUM_DB_UNAVAILABLE, t->sql, "the connection to PostgreSQL was lost");
-    /* what was queued before it runs first: its failure is this call's */
-    if (c->num_queued != 0 && (failure = pipeline_finish(c, NULL)) != 0)
-        return failure;
     snprintf(name, sizeof(name), "f%u", t->id);
+    if (c->num_queued != 0) {
+        /* a pipeline is open (a BEGIN, queued writes): this statement goes at its end, and the whole pipeline is
+         * one round trip; what was queued before runs first, and its failure is this call's */
+        if (!c->prepared[t->id]) {
+            if (!PQsendPrepare(c->pg, name, t->pgsql, t->nparams, u->types))
+                return send_failed(c, t->sql);
+            queued_add(c, t->sql, t->id + 1);
+            c->prepared[t->id] = 1;
+        }
+        if (!PQsendQueryPrepared(c->pg, name, t->nparams, (const char *const *)u->values, u->lengths, u->formats, 0))
+            return send_failed(c, t->sql);
+        queued_add(c, t->sql, 0);
+        r = NULL;
+        if ((failure = pipeline_finish_keep(c, NULL, &r)) != 0)
+            return failure;
+        if (r == NULL)
+            return fail_with(FORUM_DB_ERROR, t->sql, "no result");
+        u->res = r;
+        c->changes = atoi(PQcmdTuples(r));
+        return FORUM_DB_DONE;
+    }
     if (!c->prepared[t->id]) {
         if (!PQsendPrepare(c->pg, name, t->pgsql, t->nparams, u->types))
             return send_failed(c, t->sql);
@@ -1121,8 +1158,20 @@ int forum_pg_begin(void)
     pg_conn_t *c = conn_get();
     if (c == NULL)
         return -1;
-    if (simple(c, "BEGIN") != 0)
+    if (c->state == C_HELD && c->num_queued == 0 && c->pg != NULL) {
+        /* sent ahead of the transaction's first statement, in one round trip with it */
+        if (PQpipelineStatus(c->pg) == PQ_PIPELINE_OFF && !PQenterPipelineMode(c->pg)) {
+            fail_with(FORUM_DB_ERROR, "BEGIN", PQerrorMessage(c->pg));
+            return -1;
+        }
+        if (!PQsendQueryParams(c->pg, "BEGIN", 0, NULL, NULL, NULL, NULL, 0)) {
+            send_failed(c, "BEGIN");
+            return -1;
+        }
+        queued_add(c, "BEGIN", 0);
+    } else if (simple(c, "BEGIN") != 0) {
         return -1;
+    }
     c->in_txn = 1;
     return 0;
 }
