@@ -23,7 +23,7 @@
 
 enum {
     STACK_SIZE = 256 * 1024, /* what one callback may use: plugins render JSON on the heap, not the stack */
-    KEEP_FREE = 64,          /* finished fibers kept for the next ones */
+    KEEP_FREE = 1024,        /* finished fibers kept for the next ones: one a connection whose sender waits, under a flood */
 };
 
 struct forum_fiber {
