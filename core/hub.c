@@ -77,7 +77,11 @@ static void remove_user(user_entry_t *u)
 /* Whether a frame published with `flags` is for `ws`: one the replay will send is not, while it catches up. */
 static int wants(forum_ws_t *ws, int flags)
 {
-    return !((flags & FORUM_PUB_REPLAYABLE) && ws->replaying) && admit(ws, flags);
+    if ((flags & FORUM_PUB_REPLAYABLE) && ws->replaying) {
+        ws->replay_skipped = 1; /* the replay reads again before it may end (core/replay.c) */
+        return 0;
+    }
+    return admit(ws, flags);
 }
 
 /* Queues one shared frame on every connection of `u`, but those in `except`. */

@@ -6,8 +6,8 @@
  *
  * Replay and live delivery never interleave: while a connection is catching up, frames published with
  * FORUM_PUB_REPLAYABLE leave it out, and the replay reads on from the database, where every delivered
- * message already is. It ends, on the loop, at a round in which no source has anything newer, so
- * nothing can slip in between.
+ * message already is. It ends, on the loop, at a round in which no source has anything newer and no
+ * such frame was left out while the sources were read, so nothing can slip in between.
  *
  * Where a replay stands is kept by the connection (forum_hub_replay_set) and it goes on when the client
  * has read what was sent (the queue drained): a swap of any plugin in mid-replay loses nothing, since
@@ -95,6 +95,7 @@ static int replay_round(forum_ws_t *ws, int64_t user, source_batch_t *batches, c
     int64_t bound = INT64_MAX; /* every message up to it, of every source, is in this round's batches */
     source_batch_t *b;
 
+    ws->replay_skipped = 0;
     for (size_t i = 0; i != n; ++i) {
         int64_t complete_to = *after;
         batches[i].src = srcs[i];
@@ -122,6 +123,14 @@ static int replay_round(forum_ws_t *ws, int64_t user, source_batch_t *batches, c
         b->src->send(ws, user, *after);
     }
     if (bound == INT64_MAX) {
+        /*
+         * Nothing newer. On PostgreSQL the sources' reads suspend this round, and a message may have been stored
+         * and published meanwhile, after its source was read: left out of live delivery (this connection was
+         * catching up) and not in this round's batches. Then the sources are read again; only a round during
+         * which nothing was left out may end the replay.
+         */
+        if (ws->replay_skipped)
+            return ROUND_AGAIN;
         forum_hub_replay_set(ws, -1); /* caught up: live delivery takes over from here */
         return ROUND_OVER;
     }

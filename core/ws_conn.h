@@ -48,6 +48,7 @@ struct forum_ws {
      * plugin generation: a swap in mid-replay must neither lose its place nor let live frames in early. */
     int64_t replay_after;  /* the last id the replay sent */
     uint8_t replaying;     /* frames published with FORUM_PUB_REPLAYABLE leave this connection out */
+    uint8_t replay_skipped; /* one was left out since the replay's round began reading */
     uint8_t drain_wanted;  /* ws.drained is due when the queue drops under its low mark */
     /* On PostgreSQL a plugin's callback may be suspended with this connection in hand (core/fiber.c): the
      * connection is then only marked dead when it goes, and freed when the last such callback has ended. */
