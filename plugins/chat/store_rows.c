@@ -3,8 +3,8 @@
  * five per message. On PostgreSQL each statement is a round trip and a pass through its executor (and the
  * statement triggers that tell other connections a table changed), so a batch of 64 costs what a handful of
  * messages did one by one. The writes are queued (db_queue): on PostgreSQL they go to the server with the
- * COMMIT, so a pass waits for three answers (its counts, its ids, and the commit) whatever its size. The rows
- * are what chat_store_row writes, in the same order, with the same counts.
+ * COMMIT, so a pass waits for two answers (its ids, drawn with the BEGIN, and the commit) whatever its size.
+ * The rows are what chat_store_row writes, in the same order, with the same counts.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +15,7 @@
 /* Statements of 1, 2, 4, ... CHUNK_MAX rows: a batch of any size is a few of them, and each text is prepared once. */
 enum { CHUNK_SIZES = 7, CHUNK_MAX = 1 << (CHUNK_SIZES - 1), PAIR_SLOTS = 4 * 256 };
 
-enum { SQL_COUNTS, SQL_MESSAGES, SQL_INDEX, SQL_CONVERSATIONS, SQL_KINDS };
+enum { SQL_MESSAGES, SQL_INDEX, SQL_CONVERSATIONS, SQL_KINDS };
 static char *sql[SQL_KINDS][CHUNK_SIZES];
 
 /* `head`, then `row` `rows` times separated by commas, then `tail`. */
@@ -43,11 +43,17 @@ static forum_stmt_t *chunk_stmt(int kind, int shift)
         const char *head, *row, *tail;
         size_t per_item;
     } form[SQL_KINDS] = {
-        [SQL_COUNTS] = {"SELECT user_id, other_id, received FROM conversations WHERE (user_id, other_id) IN (VALUES ",
-                        "(CAST(? AS BIGINT), CAST(? AS BIGINT))", ")", 1},
-        /* a client_id used before fails the batch (a UNIQUE violation), which is then stored one by one */
+        /*
+         * What each side of the pair has sent, counted as chat_store_row does: what the other side had received
+         * before this batch, read by the row itself (the conversations are written after it), plus what this
+         * batch sent before it. A client_id used before fails the batch (a UNIQUE violation), which is then
+         * stored one by one.
+         */
         [SQL_MESSAGES] = {"INSERT INTO messages (id, sender_id, recipient_id, body, client_id, created_at, lo_sent, hi_sent) VALUES ",
-                          "(?, ?, ?, ?, ?, ?, ?, ?)", "", 1},
+                          "(?, ?, ?, ?, ?, ?, "
+                          "COALESCE((SELECT received FROM conversations WHERE user_id = ? AND other_id = ?), 0) + ?, "
+                          "COALESCE((SELECT received FROM conversations WHERE user_id = ? AND other_id = ?), 0) + ?)",
+                          "", 1},
         [SQL_INDEX] = {"INSERT INTO message_index (user_id, message_id) VALUES ", "(?, ?)", "", 2},
         [SQL_CONVERSATIONS] = {"INSERT INTO conversations (user_id, other_id, last_message_id, last_message_at, unread, received) VALUES ",
                                "(?, ?, ?, ?, ?, ?)",
@@ -83,7 +89,7 @@ static int chunk_shift(size_t left)
 /* One side of a pair of users: the conversation row (user, other), and what this batch does to it. */
 typedef struct pair {
     int64_t user, other;
-    int64_t received;       /* messages `user` received from `other`: read, then counted on through the batch */
+    int64_t received;       /* messages `user` has received from `other` in this batch so far */
     int64_t last_id;        /* this batch's last message between them (0: none yet) */
     const char *last_at;
     int64_t added;          /* this batch's messages from `other` to `user` */
@@ -114,32 +120,6 @@ static pair_t *pair_of(pairs_t *ps, int64_t user, int64_t other, int add)
     }
 }
 
-/* Reads how many messages each side of every pair has received so far. */
-static int read_counts(pairs_t *ps)
-{
-    for (size_t at = 0; at != ps->num;) {
-        int shift = chunk_shift(ps->num - at);
-        size_t rows = (size_t)1 << shift;
-        forum_stmt_t *s = chunk_stmt(SQL_COUNTS, shift);
-        int i = 1, rc;
-        if (s == NULL)
-            return 0;
-        for (size_t k = at; k != at + rows; ++k) {
-            api->db_bind_int(s, i++, ps->list[k].user);
-            api->db_bind_int(s, i++, ps->list[k].other);
-        }
-        while ((rc = api->db_step(s)) == FORUM_DB_ROW) {
-            pair_t *p = pair_of(ps, api->db_col_int(s, 0), api->db_col_int(s, 1), 0);
-            if (p != NULL)
-                p->received = api->db_col_int(s, 2);
-        }
-        if (rc != FORUM_DB_DONE)
-            return 0;
-        at += rows;
-    }
-    return 1;
-}
-
 /* The writes below are queued (db_queue): on PostgreSQL they go to the server with the COMMIT, in one round trip. */
 static int insert_messages(chat_message_t *m, const size_t *body_len, const int64_t *lo_sent, const int64_t *hi_sent, size_t num)
 {
@@ -157,7 +137,12 @@ static int insert_messages(chat_message_t *m, const size_t *body_len, const int6
             api->db_bind_text(s, i++, m[k].body, body_len[k]);
             api->db_bind_text(s, i++, m[k].client_id, strlen(m[k].client_id));
             api->db_bind_text(s, i++, m[k].created_at, strlen(m[k].created_at));
+            int64_t lo = m[k].from < m[k].to ? m[k].from : m[k].to, hi = m[k].from < m[k].to ? m[k].to : m[k].from;
+            api->db_bind_int(s, i++, hi); /* what hi has received from lo: what lo has sent */
+            api->db_bind_int(s, i++, lo);
             api->db_bind_int(s, i++, lo_sent[k]);
+            api->db_bind_int(s, i++, lo);
+            api->db_bind_int(s, i++, hi);
             api->db_bind_int(s, i++, hi_sent[k]);
         }
         if (api->db_queue(s) != 0)
@@ -237,14 +222,12 @@ int chat_store_rows(chat_message_t *m, const size_t *body_len, size_t num)
         pair_of(ps, m[i].to, m[i].from, 1);
         pair_of(ps, m[i].from, m[i].to, 1);
     }
-    if (!read_counts(ps))
-        goto Done;
     /* one sequence numbers private and room messages; this batch takes a run of it */
     if ((first = api->db_next_ids("messages", (int64_t)num)) == 0)
         goto Done;
     lo_sent = sent, hi_sent = sent + num;
     for (size_t i = 0; i != num; ++i) {
-        /* what chat_store_row reads and counts, counted on through the batch: `to` has received one more from `from` */
+        /* what each side sent in this batch up to this message, to add to what the rows read (`to` received one more) */
         pair_t *to_side = pair_of(ps, m[i].to, m[i].from, 0), *from_side = pair_of(ps, m[i].from, m[i].to, 0);
         int64_t by_from = ++to_side->received, by_to = from_side->received;
         m[i].id = first + (int64_t)i;
