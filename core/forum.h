@@ -252,8 +252,16 @@ int64_t forum_hub_replay_get(forum_ws_t *ws);
 
 /** The hello's last_message_id for `user`: the newest of every replay source. */
 int64_t forum_replay_last_id(int64_t user);
-/** Starts the replay of a new connection when its /ws query asks for one (`after=ID`). */
-void forum_replay_open(forum_ws_t *ws, int64_t user, const char *query);
+/**
+ * Holds back a new connection's replayable frames from the moment it joins the hub: its hello is written first,
+ * and on PostgreSQL writing it suspends, while messages may be published.
+ */
+void forum_replay_hold(forum_ws_t *ws, const char *query);
+/**
+ * Starts the replay of a new connection once its hello is sent: from the /ws query's `after=ID`, else from the
+ * hello's last_message_id `hello_last` when a message was held back meanwhile; else it goes live.
+ */
+void forum_replay_open(forum_ws_t *ws, int64_t user, const char *query, int64_t hello_last);
 /** Goes on with the replay of `ws`, if it is catching up (its queue drained). */
 void forum_replay_run(forum_ws_t *ws, int64_t user);
 

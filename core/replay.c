@@ -182,11 +182,23 @@ static int64_t query_after(const char *query)
     return -1;
 }
 
-void forum_replay_open(forum_ws_t *ws, int64_t user, const char *query)
+void forum_replay_hold(forum_ws_t *ws, const char *query)
 {
     int64_t after = query_after(query);
-    if (after < 0)
-        return;
+    forum_hub_replay_set(ws, after >= 0 ? after : 0);
+    ws->replay_skipped = 0;
+}
+
+void forum_replay_open(forum_ws_t *ws, int64_t user, const char *query, int64_t hello_last)
+{
+    int64_t after = query_after(query);
+    if (after < 0) {
+        if (!ws->replay_skipped) {
+            forum_hub_replay_set(ws, -1); /* nothing came while the hello was written: live from here */
+            return;
+        }
+        after = hello_last; /* what was published while the hello was written comes after it, once */
+    }
     forum_hub_replay_set(ws, after);
     forum_replay_run(ws, user);
 }

@@ -427,6 +427,7 @@ void forum_hub_upgrade(h2o_req_t *req, const char *client_key, const forum_sessi
     int64_t user_id = u->id;
     char *q = strdup(query); /* the request's memory may go while a handler is suspended */
     query = q;
+    forum_replay_hold(ws, query); /* a message published while the hello is written comes after it, once */
     /* the plugins' hello and open handlers may suspend (PostgreSQL): frames wait until they are through */
     ws_hold(ws);
     ws->in_frame = 1;
@@ -438,7 +439,8 @@ void forum_hub_upgrade(h2o_req_t *req, const char *client_key, const forum_sessi
     forum_json_str(g, "type");
     forum_json_str(g, "hello");
     forum_json_str(g, "last_message_id");
-    yajl_gen_integer(g, forum_replay_last_id(user_id));
+    int64_t last_id = forum_replay_last_id(user_id);
+    yajl_gen_integer(g, last_id);
     forum_plugins_emit(&hello);
     yajl_gen_map_close(g);
     send_gen(ws, g);
@@ -450,7 +452,7 @@ void forum_hub_upgrade(h2o_req_t *req, const char *client_key, const forum_sessi
         forum_plugins_emit(&open);
     }
     if (!ws->dead)
-        forum_replay_open(ws, user_id, query);
+        forum_replay_open(ws, user_id, query, last_id);
     if (first && !ws->dead)
         publish_presence(user_id, 1);
     free(q);
