@@ -153,18 +153,34 @@ static void write_fields(yajl_gen g, int64_t id, int64_t room, int64_t from, con
     yajl_gen_map_close(g);
 }
 
+/* The columns rooms_write_row reads, of room_messages m joined with its sender u. */
+#define MESSAGE_COLUMNS "m.room_id, m.sender_id, u.nickname, m.body, m.client_id, m.created_at, m.mentions, m.id "
+
+void rooms_write_row(yajl_gen g, forum_stmt_t *s, int64_t for_user)
+{
+    int64_t from = api->db_col_int(s, 1);
+    const char *body = api->db_col_text(s, 3);
+    write_fields(g, api->db_col_int(s, 7), api->db_col_int(s, 0), from, api->db_col_text(s, 2), body, strlen(body),
+                 api->db_col_text(s, 5), api->db_col_text(s, 6), NULL, 0, from == for_user ? api->db_col_text(s, 4) : NULL);
+}
+
 int rooms_write_message(yajl_gen g, int64_t id, int64_t for_user)
 {
-    forum_stmt_t *s = api->db_stmt("SELECT m.room_id, m.sender_id, u.nickname, m.body, m.client_id, m.created_at, m.mentions "
-                                   "FROM room_messages m JOIN users u ON u.id = m.sender_id WHERE m.id = ?");
+    forum_stmt_t *s = api->db_stmt("SELECT " MESSAGE_COLUMNS "FROM room_messages m JOIN users u ON u.id = m.sender_id WHERE m.id = ?");
     api->db_bind_int(s, 1, id);
     if (s == NULL || api->db_step(s) != FORUM_DB_ROW)
         return 0;
-    int64_t from = api->db_col_int(s, 1);
-    const char *body = api->db_col_text(s, 3);
-    write_fields(g, id, api->db_col_int(s, 0), from, api->db_col_text(s, 2), body, strlen(body), api->db_col_text(s, 5),
-                 api->db_col_text(s, 6), NULL, 0, from == for_user ? api->db_col_text(s, 4) : NULL);
+    rooms_write_row(g, s, for_user);
     return 1;
+}
+
+forum_stmt_t *rooms_page_stmt(const pu_history_t *h)
+{
+    forum_stmt_t *s = api->db_stmt("SELECT " MESSAGE_COLUMNS "FROM room_messages m JOIN users u ON u.id = m.sender_id "
+                                   "WHERE m.id IN (" PU_HISTORY_IDS ") ORDER BY m.id");
+    if (s != NULL)
+        pu_history_bind_ids(api, s, h);
+    return s;
 }
 
 yajl_gen rooms_message_frame(int64_t id, int64_t for_user)

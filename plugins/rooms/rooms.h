@@ -3,6 +3,7 @@
 #define ROOMS_H
 
 #include <stdint.h>
+#include "../util/history.h"
 #include "../util/plugin_util.h"
 
 extern const forum_api_t *rooms_api;
@@ -72,6 +73,10 @@ int64_t rooms_find_by_client_id(int64_t from, const char *client_id);
 int64_t rooms_store_message(rooms_message_t *m, const char *tokens, int *repeat, int *forbidden);
 /** Writes message `id` as API.md's room_message, with client_id when `for_user` sent it; false when none. */
 int rooms_write_message(yajl_gen g, int64_t id, int64_t for_user);
+/** Writes the message of the current row of a statement of rooms_page_stmt. */
+void rooms_write_row(yajl_gen g, forum_stmt_t *s, int64_t for_user);
+/** The statement that reads a history page's messages, oldest first, in one query; NULL when it does not compile. */
+forum_stmt_t *rooms_page_stmt(const pu_history_t *h);
 /** Builds {"type":"room.message","message":...} for `for_user` into a new generator (caller frees); NULL when none. */
 yajl_gen rooms_message_frame(int64_t id, int64_t for_user);
 /** The same frame from a message in hand: `nickname` is the sender's; client_id when `with_client_id`. */

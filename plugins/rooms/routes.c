@@ -203,7 +203,11 @@ static int history_route(forum_req_t *req)
         api->res_db_error(req, "the messages could not be read");
         return 0;
     }
-    pu_history_answer(api, req, &h, rooms_write_message, me);
+    if ((s = rooms_page_stmt(&h)) == NULL) {
+        api->res_db_error(req, "the messages could not be read");
+        return 0;
+    }
+    pu_history_answer_rows(api, req, &h, s, rooms_write_row, me);
     return 0;
 }
 

@@ -23,15 +23,21 @@ int pu_history_read(const forum_api_t *api, forum_stmt_t *s, pu_history_t *h)
     return rc;
 }
 
-void pu_history_answer(const forum_api_t *api, forum_req_t *req, const pu_history_t *h,
-                       int (*write)(yajl_gen g, int64_t id, int64_t for_user), int64_t for_user)
+void pu_history_bind_ids(const forum_api_t *api, forum_stmt_t *s, const pu_history_t *h)
+{
+    for (int64_t i = 0; i != PU_HISTORY_LIMIT_MAX; ++i)
+        api->db_bind_int(s, (int)i + 1, i < h->n ? h->ids[i] : 0);
+}
+
+void pu_history_answer_rows(const forum_api_t *api, forum_req_t *req, const pu_history_t *h, forum_stmt_t *s,
+                            void (*write_row)(yajl_gen g, forum_stmt_t *s, int64_t for_user), int64_t for_user)
 {
     yajl_gen g = api->res_json_begin(req, 200);
     yajl_gen_map_open(g);
     pu_str(g, "messages");
     yajl_gen_array_open(g);
-    for (int64_t i = h->n; i > 0; --i)
-        write(g, h->ids[i - 1], for_user);
+    while (h->n != 0 && api->db_step(s) == FORUM_DB_ROW)
+        write_row(g, s, for_user);
     yajl_gen_array_close(g);
     pu_str(g, "has_more");
     yajl_gen_bool(g, h->has_more);
