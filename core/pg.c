@@ -408,8 +408,12 @@ static PGresult *pipe_next(pg_conn_t *c, int *lost)
         int flushed = PQflush(c->pg);
         if (flushed < 0)
             break;
-        if (flushed == 0 && !PQisBusy(c->pg))
-            return PQgetResult(c->pg);
+        if (flushed == 0 && !PQisBusy(c->pg)) {
+            PGresult *r = PQgetResult(c->pg);
+            /* a COMMIT's own notifications come just before its end: parsed by now, taken before anyone answers */
+            take_notifies(c);
+            return r;
+        }
         forum_fiber_t *self = forum_fiber_self();
         if (self != NULL && P.loop != NULL) {
             c->waiter = self;
@@ -466,8 +470,12 @@ static int pipeline_finish_keep(pg_conn_t *c, const char *then, PGresult **last)
             return send_failed(c, then);
         queued_add(c, then, 0);
     }
-    if (!PQpipelineSync(c->pg))
-        return send_failed(c, then != NULL ? then : c->queued[0].sql);
+    if (!PQpipelineSync(c->pg)) {
+        /* the pipeline cannot be ended: whatever it holds, the connection is out of step */
+        if (c->state != C_DOWN)
+            conn_lost(c, "a pipeline could not be ended");
+        return fail_with(FORUM_DB_UNAVAILABLE, then != NULL ? then : "a queued statement", "the connection to PostgreSQL was lost");
+    }
     for (size_t i = 0; i != c->num_queued && !lost; ++i) {
         const struct pg_queued *q = &c->queued[i];
         PGresult *r;
@@ -494,16 +502,25 @@ static int pipeline_finish_keep(pg_conn_t *c, const char *then, PGresult **last)
         return fail_with(FORUM_DB_UNAVAILABLE, then != NULL ? then : "a queued statement",
                          P.last_error[0] != '\0' ? P.last_error : "the connection to PostgreSQL was lost");
     /* the sync's own result */
-    for (PGresult *r; (r = pipe_next(c, &lost)) != NULL;) {
-        int sync = PQresultStatus(r) == PGRES_PIPELINE_SYNC;
+    int synced = 0;
+    for (PGresult *r; !synced && (r = pipe_next(c, &lost)) != NULL;) {
+        synced = PQresultStatus(r) == PGRES_PIPELINE_SYNC;
         PQclear(r);
-        if (sync)
-            break;
     }
-    if (lost)
+    take_notifies(c);
+    if (!lost && (!synced || !PQexitPipelineMode(c->pg))) {
+        /* results out of step with what was sent: nothing more on this connection can be trusted */
+        if (c->state != C_DOWN)
+            conn_lost(c, "a pipeline's results were out of step");
+        lost = 1;
+    }
+    if (lost) {
+        if (last != NULL) {
+            PQclear(*last);
+            *last = NULL;
+        }
         return fail_with(FORUM_DB_UNAVAILABLE, "a pipeline's end", "the connection to PostgreSQL was lost");
-    if (!PQexitPipelineMode(c->pg))
-        forum_log(FORUM_LOG_ERROR, "database: cannot leave pipeline mode: %s", PQerrorMessage(c->pg));
+    }
     if (failure != 0 && last != NULL) {
         PQclear(*last);
         *last = NULL;
@@ -519,8 +536,8 @@ static int simple(pg_conn_t *c, const char *sql)
     if (c->state == C_DOWN)
         return fail_with(FORUM_DB_UNAVAILABLE, sql, "the connection to PostgreSQL was lost");
     /* what was queued runs first; a failure there is this call's, but a ROLLBACK still ends the transaction */
-    if (c->num_queued != 0 && (ret = pipeline_finish(c, NULL)) != 0 && strcmp(sql, "ROLLBACK") != 0)
-        return ret;
+    if (c->num_queued != 0 && (ret = pipeline_finish(c, NULL)) != 0 && (strcmp(sql, "ROLLBACK") != 0 || c->state == C_DOWN))
+        return ret; /* (a connection lost meanwhile has no transaction left to roll back) */
     ret = 0;
     if (!PQsendQuery(c->pg, sql))
         return send_failed(c, sql);
@@ -1216,8 +1233,13 @@ int forum_pg_commit(void)
     pg_conn_t *c = conn_get();
     if (c == NULL)
         return -1;
-    /* the queued writes and the COMMIT go together: one round trip */
-    int ret = c->num_queued != 0 ? pipeline_finish(c, "COMMIT") : simple(c, "COMMIT");
+    /* the queued writes and the COMMIT go together: one round trip. A transaction a failed statement aborted is
+     * not committed: PostgreSQL would answer its COMMIT as a ROLLBACK, which must not read as stored. */
+    int ret;
+    if (c->num_queued == 0 && c->state != C_DOWN && c->pg != NULL && PQtransactionStatus(c->pg) == PQTRANS_INERROR)
+        ret = fail_with(FORUM_DB_ERROR, "COMMIT", "the transaction was aborted by a statement that failed");
+    else
+        ret = c->num_queued != 0 ? pipeline_finish(c, "COMMIT") : simple(c, "COMMIT");
     if (ret != 0 && c->state != C_DOWN && PQtransactionStatus(c->pg) != PQTRANS_IDLE)
         simple(c, "ROLLBACK"); /* a failure in the pipeline left the transaction open, aborted */
     c->in_txn = 0;
@@ -1328,6 +1350,7 @@ void forum_pg_close(void)
         }
         free(c->uses);
         free(c->prepared);
+        free(c->queued);
     }
     if (P.loop != NULL && !uv_is_closing((uv_handle_t *)&P.waiters_timer))
         uv_close((uv_handle_t *)&P.waiters_timer, timer_closed);
