@@ -162,12 +162,16 @@ static void store_and_answer(pu_send_batch_t *b)
     dequeue(b, n);
     if (b->num == 0) {
         b->retry_ms = 0;
-        return;
+    } else {
+        b->retry_ms = b->retry_ms == 0                           ? PU_SEND_RETRY_FIRST_MS
+                      : b->retry_ms * 2 > PU_SEND_RETRY_MAX_MS ? PU_SEND_RETRY_MAX_MS
+                                                               : b->retry_ms * 2;
+        schedule(b, b->retry_ms);
     }
-    b->retry_ms = b->retry_ms == 0                           ? PU_SEND_RETRY_FIRST_MS
-                  : b->retry_ms * 2 > PU_SEND_RETRY_MAX_MS ? PU_SEND_RETRY_MAX_MS
-                                                           : b->retry_ms * 2;
-    schedule(b, b->retry_ms);
+    /* every sender still waiting for room: each queues behind the retry now that there is room, or is told the
+     * database is unavailable (pu_send_batch_slot); none is left waiting for a pass that may not come */
+    if (FORUM_API_HAS(b->api, wake))
+        b->api->wake(b, SIZE_MAX);
 }
 
 static void flush_sends(void *arg)
