@@ -36,7 +36,11 @@ static int history_route(forum_req_t *req)
     api->db_bind_int(s, 2, me < other ? other : me);
     api->db_bind_int(s, 3, h.before);
     api->db_bind_int(s, 4, h.limit + 1);
-    pu_history_read(api, s, &h);
+    int rc = pu_history_read(api, s, &h);
+    if (rc != FORUM_DB_ROW && rc != FORUM_DB_DONE) {
+        api->res_db_error(req, "the messages could not be read");
+        return 0;
+    }
     /* the page's messages in one query, not one each (on PostgreSQL each is a round trip) */
     s = api->db_stmt("SELECT id, sender_id, recipient_id, body, client_id, created_at FROM messages WHERE id IN (" PU_HISTORY_IDS
                      ") ORDER BY id");

@@ -32,12 +32,19 @@ void pu_history_bind_ids(const forum_api_t *api, forum_stmt_t *s, const pu_histo
 void pu_history_answer_rows(const forum_api_t *api, forum_req_t *req, const pu_history_t *h, forum_stmt_t *s,
                             void (*write_row)(yajl_gen g, forum_stmt_t *s, int64_t for_user), int64_t for_user)
 {
+    int rc = FORUM_DB_DONE;
     yajl_gen g = api->res_json_begin(req, 200);
     yajl_gen_map_open(g);
     pu_str(g, "messages");
     yajl_gen_array_open(g);
-    while (h->n != 0 && api->db_step(s) == FORUM_DB_ROW)
-        write_row(g, s, for_user);
+    if (h->n != 0)
+        while ((rc = api->db_step(s)) == FORUM_DB_ROW)
+            write_row(g, s, for_user);
+    if (rc != FORUM_DB_DONE) {
+        /* never a page that looks shorter than it is */
+        api->res_db_error(req, "the messages could not be read");
+        return;
+    }
     yajl_gen_array_close(g);
     pu_str(g, "has_more");
     yajl_gen_bool(g, h->has_more);

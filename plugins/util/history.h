@@ -28,7 +28,8 @@ int pu_history_read(const forum_api_t *api, forum_stmt_t *s, pu_history_t *h);
 /**
  * Answers {"messages": [...], "has_more": bool} from one statement `s` that reads the page's messages, oldest
  * first, each row written by `write_row` for `for_user`: bind its first PU_HISTORY_LIMIT_MAX parameters with
- * pu_history_bind_ids (a page is two queries, the ids and their rows, however long it is).
+ * pu_history_bind_ids (a page is two queries, the ids and their rows, however long it is). A read that fails is
+ * answered with res_db_error, never as a shorter page.
  */
 void pu_history_answer_rows(const forum_api_t *api, forum_req_t *req, const pu_history_t *h, forum_stmt_t *s,
                             void (*write_row)(yajl_gen g, forum_stmt_t *s, int64_t for_user), int64_t for_user);
