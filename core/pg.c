@@ -349,57 +349,34 @@ static void on_poll(uv_poll_t *h, int status, int events)
  * Sends nothing: waits until every result of what was sent is in, and returns the last one (an error's, when
  * one failed), NULL when the connection went. On a fiber it suspends; off any fiber it waits in poll(2).
  */
+static PGresult *pipe_next(pg_conn_t *c, int *lost);
+
 static PGresult *await(pg_conn_t *c)
 {
     PGresult *keep = NULL, *r;
-    for (;;) {
-        if (c->pg == NULL || c->state == C_DOWN)
-            goto Lost;
-        int flushed = PQflush(c->pg);
-        if (flushed < 0)
-            goto Lost;
-        if (flushed == 0 && !PQisBusy(c->pg)) {
-            if ((r = PQgetResult(c->pg)) == NULL)
-                break;
-            /* the first error is the one that says why; later results of the same query only follow from it */
-            if (keep == NULL || PQresultStatus(keep) != PGRES_FATAL_ERROR) {
-                PQclear(keep);
-                keep = r;
-            } else {
-                PQclear(r);
-            }
-            continue;
-        }
-        forum_fiber_t *self = forum_fiber_self();
-        if (self != NULL && P.loop != NULL) {
-            c->waiter = self;
-            poll_want(c, UV_READABLE | (flushed == 1 ? UV_WRITABLE : 0));
-            forum_fiber_suspend();
-            c->waiter = NULL;
-            if (c->pg == NULL || c->state == C_DOWN)
-                goto Lost;
+    int lost = 0;
+    while ((r = pipe_next(c, &lost)) != NULL) {
+        /* the first error is the one that says why; later results of the same query only follow from it */
+        if (keep == NULL || PQresultStatus(keep) != PGRES_FATAL_ERROR) {
+            PQclear(keep);
+            keep = r;
         } else {
-            struct pollfd pfd = {.fd = PQsocket(c->pg), .events = POLLIN | (flushed == 1 ? POLLOUT : 0)};
-            if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
-                goto Lost;
+            PQclear(r);
         }
-        if (PQconsumeInput(c->pg) == 0)
-            goto Lost;
-        take_notifies(c);
     }
-    take_notifies(c);
+    if (lost) {
+        PQclear(keep);
+        return NULL;
+    }
     return keep;
-
-Lost:
-    PQclear(keep);
-    if (c->state != C_DOWN)
-        conn_lost(c, c->pg != NULL ? PQerrorMessage(c->pg) : "closed");
-    return NULL;
 }
 
 /* --- pipelines: writes sent without waiting (db_queue), their results read at the next call that waits --- */
 
-/* The next result of a pipeline, NULL at the end of one statement's results; sets *lost when the connection went. */
+/*
+ * The next result of what was sent (one statement, or a pipeline's), NULL at the end of a statement's results;
+ * sets *lost when the connection went (and marks it lost). On a fiber it suspends; off any fiber it waits in poll(2).
+ */
 static PGresult *pipe_next(pg_conn_t *c, int *lost)
 {
     for (;;) {

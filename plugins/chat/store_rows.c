@@ -120,79 +120,68 @@ static pair_t *pair_of(pairs_t *ps, int64_t user, int64_t other, int add)
     }
 }
 
-/* The writes below are queued (db_queue): on PostgreSQL they go to the server with the COMMIT, in one round trip. */
-static int insert_messages(chat_message_t *m, const size_t *body_len, const int64_t *lo_sent, const int64_t *hi_sent, size_t num)
+/* What a batch's rows are made of. */
+typedef struct batch {
+    const chat_message_t *m;
+    const size_t *body_len;
+    const int64_t *lo_sent, *hi_sent;
+    const pairs_t *ps;
+} batch_t;
+
+/* The parameters of item `k` of one kind of row, from parameter *i on. */
+static void bind_message(forum_stmt_t *s, int *i, size_t k, const batch_t *b)
 {
-    for (size_t at = 0; at != num;) {
-        int shift = chunk_shift(num - at);
-        size_t rows = (size_t)1 << shift;
-        forum_stmt_t *s = chunk_stmt(SQL_MESSAGES, shift);
-        int i = 1;
-        if (s == NULL)
-            return 0;
-        for (size_t k = at; k != at + rows; ++k) {
-            api->db_bind_int(s, i++, m[k].id);
-            api->db_bind_int(s, i++, m[k].from);
-            api->db_bind_int(s, i++, m[k].to);
-            api->db_bind_text(s, i++, m[k].body, body_len[k]);
-            api->db_bind_text(s, i++, m[k].client_id, strlen(m[k].client_id));
-            api->db_bind_text(s, i++, m[k].created_at, strlen(m[k].created_at));
-            int64_t lo = m[k].from < m[k].to ? m[k].from : m[k].to, hi = m[k].from < m[k].to ? m[k].to : m[k].from;
-            api->db_bind_int(s, i++, hi); /* what hi has received from lo: what lo has sent */
-            api->db_bind_int(s, i++, lo);
-            api->db_bind_int(s, i++, lo_sent[k]);
-            api->db_bind_int(s, i++, lo);
-            api->db_bind_int(s, i++, hi);
-            api->db_bind_int(s, i++, hi_sent[k]);
-        }
-        if (api->db_queue(s) != 0)
-            return 0;
-        at += rows;
-    }
-    return 1;
+    const chat_message_t *m = &b->m[k];
+    int64_t lo = m->from < m->to ? m->from : m->to, hi = m->from < m->to ? m->to : m->from;
+    api->db_bind_int(s, (*i)++, m->id);
+    api->db_bind_int(s, (*i)++, m->from);
+    api->db_bind_int(s, (*i)++, m->to);
+    api->db_bind_text(s, (*i)++, m->body, b->body_len[k]);
+    api->db_bind_text(s, (*i)++, m->client_id, strlen(m->client_id));
+    api->db_bind_text(s, (*i)++, m->created_at, strlen(m->created_at));
+    api->db_bind_int(s, (*i)++, hi); /* what hi has received from lo: what lo has sent */
+    api->db_bind_int(s, (*i)++, lo);
+    api->db_bind_int(s, (*i)++, b->lo_sent[k]);
+    api->db_bind_int(s, (*i)++, lo);
+    api->db_bind_int(s, (*i)++, hi);
+    api->db_bind_int(s, (*i)++, b->hi_sent[k]);
 }
 
-static int insert_index(const chat_message_t *m, size_t num)
+/* A message's two index rows. */
+static void bind_index(forum_stmt_t *s, int *i, size_t k, const batch_t *b)
 {
-    for (size_t at = 0; at != num;) {
-        int shift = chunk_shift(num - at);
-        size_t rows = (size_t)1 << shift;
-        forum_stmt_t *s = chunk_stmt(SQL_INDEX, shift);
-        int i = 1;
-        if (s == NULL)
-            return 0;
-        for (size_t k = at; k != at + rows; ++k) {
-            api->db_bind_int(s, i++, m[k].from);
-            api->db_bind_int(s, i++, m[k].id);
-            api->db_bind_int(s, i++, m[k].to);
-            api->db_bind_int(s, i++, m[k].id);
-        }
-        if (api->db_queue(s) != 0)
-            return 0;
-        at += rows;
-    }
-    return 1;
+    api->db_bind_int(s, (*i)++, b->m[k].from);
+    api->db_bind_int(s, (*i)++, b->m[k].id);
+    api->db_bind_int(s, (*i)++, b->m[k].to);
+    api->db_bind_int(s, (*i)++, b->m[k].id);
 }
 
-/* Both sides of every pair: the last message, and (the receiving side) one more received and unread for each. */
-static int upsert_conversations(const pairs_t *ps)
+/* One side of a pair: the last message, and (the receiving side) one more received and unread for each. */
+static void bind_conversation(forum_stmt_t *s, int *i, size_t k, const batch_t *b)
 {
-    for (size_t at = 0; at != ps->num;) {
-        int shift = chunk_shift(ps->num - at);
+    const pair_t *p = &b->ps->list[k];
+    api->db_bind_int(s, (*i)++, p->user);
+    api->db_bind_int(s, (*i)++, p->other);
+    api->db_bind_int(s, (*i)++, p->last_id);
+    api->db_bind_text(s, (*i)++, p->last_at, strlen(p->last_at));
+    api->db_bind_int(s, (*i)++, p->added);
+    api->db_bind_int(s, (*i)++, p->added);
+}
+
+/*
+ * Queues `num` items of `kind` in statements of as many rows as fit (db_queue: on PostgreSQL they go to the
+ * server with the COMMIT, in one round trip); false when one could not be made or sent.
+ */
+static int queue_rows(int kind, size_t num, void (*bind)(forum_stmt_t *s, int *i, size_t k, const batch_t *b), const batch_t *b)
+{
+    for (size_t at = 0; at != num;) {
+        int shift = chunk_shift(num - at), i = 1;
         size_t rows = (size_t)1 << shift;
-        forum_stmt_t *s = chunk_stmt(SQL_CONVERSATIONS, shift);
-        int i = 1;
+        forum_stmt_t *s = chunk_stmt(kind, shift);
         if (s == NULL)
             return 0;
-        for (size_t k = at; k != at + rows; ++k) {
-            const pair_t *p = &ps->list[k];
-            api->db_bind_int(s, i++, p->user);
-            api->db_bind_int(s, i++, p->other);
-            api->db_bind_int(s, i++, p->last_id);
-            api->db_bind_text(s, i++, p->last_at, strlen(p->last_at));
-            api->db_bind_int(s, i++, p->added);
-            api->db_bind_int(s, i++, p->added);
-        }
+        for (size_t k = at; k != at + rows; ++k)
+            bind(s, &i, k, b);
         if (api->db_queue(s) != 0)
             return 0;
         at += rows;
@@ -237,7 +226,9 @@ int chat_store_rows(chat_message_t *m, const size_t *body_len, size_t num)
         to_side->last_at = from_side->last_at = m[i].created_at;
         ++to_side->added;
     }
-    result = insert_messages(m, body_len, lo_sent, hi_sent, num) && insert_index(m, num) && upsert_conversations(ps);
+    batch_t b = {m, body_len, lo_sent, hi_sent, ps};
+    result = queue_rows(SQL_MESSAGES, num, bind_message, &b) && queue_rows(SQL_INDEX, num, bind_index, &b) &&
+             queue_rows(SQL_CONVERSATIONS, ps->num, bind_conversation, &b);
 Done:
     free(sent);
     if (ps != NULL)
