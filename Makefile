@@ -14,6 +14,7 @@ FUZZ       ?=
 # suite starts for itself, as make run never needs it)
 DEBS := build-essential cmake pkg-config openssl \
         libh2o-dev libwslay-dev libssl-dev libuv1-dev libsqlite3-dev libpq-dev libyajl-dev libscrypt-dev libyaml-dev postgresql \
+        libhiredis-dev redis-server \
         libcmocka-dev sqlite3 curl nghttp2-client wrk perl libmojolicious-perl libtest-tcp-perl libio-socket-ssl-perl libserver-starter-perl \
         chromium haproxy strace brotli
 # and those only make fuzz needs: clang and its libFuzzer runtime (-fsanitize=fuzzer)

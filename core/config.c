@@ -458,9 +458,55 @@ static int parse_database(parse_ctx_t *pc, yaml_node_t *node, forum_config_t *co
     return 0;
 }
 
+/*
+ * bus: {redis: "HOST:PORT"}. The host is a name or an address (IPv6 in brackets); the port is required, so
+ * that a node never reaches a Redis it was not pointed at.
+ */
+static int parse_bus(parse_ctx_t *pc, yaml_node_t *node, forum_config_t *conf)
+{
+    if (node->type != YAML_MAPPING_NODE)
+        return fail(pc, node, "bus: expected a mapping with redis: \"HOST:PORT\"");
+    FOREACH_PAIR(pc, node, pair)
+    {
+        yaml_node_t *k = KEY(pc, pair), *v = VALUE(pc, pair);
+        const char *key = scalar(k), *s;
+        if (key == NULL || strcmp(key, "redis") != 0)
+            return fail(pc, k, "bus: unknown key '%s' (redis)", key != NULL ? key : "?");
+        if ((s = scalar(v)) == NULL)
+            return fail(pc, v, "bus.redis: expected \"HOST:PORT\"");
+        const char *colon = strrchr(s, ':'), *host = s;
+        size_t host_len = colon != NULL ? (size_t)(colon - s) : 0;
+        char *end;
+        unsigned long port = colon != NULL ? strtoul(colon + 1, &end, 10) : 0;
+        int bracketed = host_len >= 2 && host[0] == '[' && host[host_len - 1] == ']';
+        if (bracketed)
+            ++host, host_len -= 2;
+        if (colon == NULL || host_len == 0 || colon[1] < '0' || colon[1] > '9' || *end != '\0' || port == 0 || port > 65535 ||
+            (!bracketed && memchr(host, ':', host_len) != NULL))
+            return fail(pc, v, "bus.redis: '%s' is not HOST:PORT (like 127.0.0.1:6379 or [::1]:6379)", s);
+        free(conf->bus_redis_host);
+        conf->bus_redis_host = strndup(host, host_len);
+        conf->bus_redis_port = (unsigned)port;
+    }
+    if (conf->bus_redis_host == NULL)
+        return fail(pc, node, "bus.redis: required (\"HOST:PORT\" of the Redis every node of the forum shares)");
+    return 0;
+}
+
+/* node: a name of letters, digits and . _ - (it goes into logs, /_status and the bus's keys) */
+static int parse_node(parse_ctx_t *pc, yaml_node_t *node, forum_config_t *conf)
+{
+    const char *s = scalar(node);
+    size_t n = s != NULL ? strlen(s) : 0;
+    if (n == 0 || n > 64 || strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") != n)
+        return fail(pc, node, "node: expected a name of 1 to 64 letters, digits, '.', '_' or '-'");
+    conf->node = strdup(s);
+    return 0;
+}
+
 static int parse_root(parse_ctx_t *pc, yaml_node_t *root, forum_config_t *conf)
 {
-    yaml_node_t *seen_public = NULL, *seen_plugins = NULL, *seen_database = NULL;
+    yaml_node_t *seen_public = NULL, *seen_plugins = NULL, *seen_database = NULL, *seen_bus = NULL;
     if (root == NULL)
         return fail(pc, NULL, "the file is empty");
     if (expect_mapping(pc, root, "the top level") != 0)
@@ -489,6 +535,11 @@ static int parse_root(parse_ctx_t *pc, yaml_node_t *root, forum_config_t *conf)
             ret = parse_limits(pc, v, conf);
         } else if (strcmp(key, "status") == 0) {
             ret = parse_status(pc, v, conf);
+        } else if (strcmp(key, "bus") == 0) {
+            ret = seen_bus != NULL ? fail(pc, k, "bus: given twice") : parse_bus(pc, v, conf);
+            seen_bus = k;
+        } else if (strcmp(key, "node") == 0) {
+            ret = conf->node != NULL ? fail(pc, k, "node: given twice") : parse_node(pc, v, conf);
         } else if (strcmp(key, "access-log") == 0) {
             ret = get_bool(pc, v, "access-log", &conf->access_log);
         } else if (strcmp(key, "trusted-proxies") == 0) {
@@ -503,6 +554,8 @@ static int parse_root(parse_ctx_t *pc, yaml_node_t *root, forum_config_t *conf)
         return fail(pc, root, "listen: at least one listener is required");
     if (conf->database == NULL && conf->pg_conninfo == NULL)
         return fail(pc, root, "database: required");
+    if (seen_bus != NULL && conf->pg_conninfo == NULL)
+        return fail(pc, seen_bus, "bus: the nodes of one forum share its database: bus needs database.postgres, not a SQLite file");
     if (seen_database != NULL) {
         /* the folder that will hold the database must exist; the file itself is created */
         char *dir = strdup(conf->database), *slash = strrchr(dir, '/');
@@ -721,6 +774,8 @@ void forum_config_free(forum_config_t *conf)
     free(conf->plugins.dir);
     free(conf->database);
     free(conf->pg_conninfo);
+    free(conf->bus_redis_host);
+    free(conf->node);
     free(conf->public_dir);
     free(conf->trusted_proxies);
     free(conf->path);

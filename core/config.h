@@ -30,6 +30,10 @@ typedef struct forum_config {
     char *pg_conninfo;
     unsigned pg_connections;
     unsigned pg_statement_timeout_ms;
+    /* bus: {redis: "HOST:PORT"}: events between the nodes of one forum (core/bus.c); NULL on a single node */
+    char *bus_redis_host;
+    unsigned bus_redis_port;
+    char *node; /* node: this node's name in logs and /_status; NULL: host name and pid */
     char *public_dir;
     struct {
         char *dir;

@@ -233,11 +233,33 @@ void forum_hub_publish_user_except(int64_t user_id, const char *json, size_t len
 int forum_hub_user_online(int64_t user_id);
 /** Closes every connection of the session (logout) with `code`. */
 void forum_hub_close_session(int64_t user_id, const uint8_t *hash, int code, const char *reason);
+/* What another node published (core/bus.c): delivered to this node's connections only. */
+void forum_hub_deliver_users(const int64_t *ids, size_t n, const char *json, size_t len, int flags);
+void forum_hub_deliver_all_but(int64_t user_id, const char *json, size_t len, int flags);
+void forum_hub_close_session_local(int64_t user_id, const uint8_t *hash, int code, const char *reason);
+/** Rings the connections of these users, or of everyone: each reads what is new for it from the database (core/replay.c). */
+void forum_hub_ring_users(const int64_t *ids, size_t n);
+void forum_hub_ring_all(void);
 /** Closes every connection with 1001 and stops the timers; connections leave as their close completes. */
 void forum_hub_shutdown(void);
 size_t forum_hub_count(void);
 /** Releases the hub's handles and tables once every connection is gone. */
 void forum_hub_dispose(void);
+
+/* core/bus.c: the events between the nodes of one forum, over Redis */
+
+typedef enum { FORUM_BUS_OFF, FORUM_BUS_CONNECTING, FORUM_BUS_UP, FORUM_BUS_DOWN } forum_bus_state_t;
+/** Names this node and, with bus: configured, connects to Redis (it must answer: -1 and `err` when not). */
+int forum_bus_start(uv_loop_t *loop, const forum_config_t *conf, char *err, size_t errlen);
+void forum_bus_stop(void);
+/** True with a bus: messages (FORUM_PUB_REPLAYABLE) are then rung, never sent as published (core/hub.c). */
+int forum_bus_enabled(void);
+const char *forum_bus_node(void);
+void forum_bus_publish_users(const int64_t *ids, size_t n, const char *json, size_t len, int flags);
+void forum_bus_publish_all_but(int64_t user_id, const char *json, size_t len, int flags);
+void forum_bus_close_session(int64_t user_id, const uint8_t *hash, int code, const char *reason);
+/** The members "node" and "bus" of /_status. */
+void forum_bus_status(yajl_gen g);
 
 /* core/ws_conn.c */
 
@@ -264,6 +286,10 @@ void forum_replay_hold(forum_ws_t *ws, const char *query);
 void forum_replay_open(forum_ws_t *ws, int64_t user, const char *query, int64_t hello_last);
 /** Goes on with the replay of `ws`, if it is catching up (its queue drained). */
 void forum_replay_run(forum_ws_t *ws, int64_t user);
+/** With a bus: `ws` reads what is new for it from the database, on a fiber of its own, in a moment. */
+void forum_replay_ring(forum_ws_t *ws);
+/** Starts the rings' timer on `loop`. */
+void forum_replay_init(uv_loop_t *loop);
 
 /* core/ws_queue.c */
 

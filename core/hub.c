@@ -74,9 +74,17 @@ static void remove_user(user_entry_t *u)
     free(u);
 }
 
-/* Whether a frame published with `flags` is for `ws`: one the replay will send is not, while it catches up. */
+/*
+ * Whether a frame published with `flags` is for `ws`: one the replay will send is not, while it catches up.
+ * With a bus none is: nodes store messages at once, so one node's frames could come before another's older
+ * ones; the connection is rung instead, and reads what is new for it in id order (core/replay.c).
+ */
 static int wants(forum_ws_t *ws, int flags)
 {
+    if ((flags & FORUM_PUB_REPLAYABLE) && forum_bus_enabled()) {
+        forum_replay_ring(ws);
+        return 0;
+    }
     if ((flags & FORUM_PUB_REPLAYABLE) && ws->replaying) {
         ws->replay_skipped = 1; /* the replay reads again before it may end (core/replay.c) */
         return 0;
@@ -106,10 +114,12 @@ void forum_hub_publish_user(int64_t user_id, const char *json, size_t len, int f
     forum_hub_publish_user_except(user_id, json, len, flags, NULL, 0);
 }
 
+/* The other nodes get it whole: `except` names connections of this node. */
 void forum_hub_publish_user_except(int64_t user_id, const char *json, size_t len, int flags, forum_ws_t *const *except, size_t n)
 {
     user_entry_t *u = find_user(user_id);
     ws_out_t *o = NULL;
+    forum_bus_publish_users(&user_id, 1, json, len, flags);
     if (u == NULL)
         return;
     send_to_user(u, &o, json, len, flags, except, n);
@@ -118,6 +128,12 @@ void forum_hub_publish_user_except(int64_t user_id, const char *json, size_t len
 }
 
 void forum_hub_publish_users(const int64_t *ids, size_t n, const char *json, size_t len, int flags)
+{
+    forum_bus_publish_users(ids, n, json, len, flags);
+    forum_hub_deliver_users(ids, n, json, len, flags);
+}
+
+void forum_hub_deliver_users(const int64_t *ids, size_t n, const char *json, size_t len, int flags)
 {
     static uint64_t call;
     ws_out_t *o = NULL;
@@ -139,6 +155,12 @@ void forum_hub_publish_all(const char *json, size_t len, int flags)
 }
 
 void forum_hub_publish_all_but(int64_t user_id, const char *json, size_t len, int flags)
+{
+    forum_bus_publish_all_but(user_id, json, len, flags);
+    forum_hub_deliver_all_but(user_id, json, len, flags);
+}
+
+void forum_hub_deliver_all_but(int64_t user_id, const char *json, size_t len, int flags)
 {
     ws_out_t *o = NULL;
     for (h2o_linklist_t *n = all_conns.next; n != &all_conns; n = n->next) {
@@ -247,7 +269,29 @@ void detach(forum_ws_t *ws)
     }
 }
 
+void forum_hub_ring_users(const int64_t *ids, size_t n)
+{
+    for (size_t i = 0; i != n; ++i) {
+        user_entry_t *u = find_user(ids[i]);
+        for (h2o_linklist_t *node = u != NULL ? u->conns.next : NULL; node != NULL && node != &u->conns; node = node->next)
+            forum_replay_ring(H2O_STRUCT_FROM_MEMBER(forum_ws_t, of_user, node));
+    }
+}
+
+void forum_hub_ring_all(void)
+{
+    for (h2o_linklist_t *n = all_conns.next; n != &all_conns; n = n->next)
+        forum_replay_ring(H2O_STRUCT_FROM_MEMBER(forum_ws_t, all, n));
+}
+
+/* Logout: the session's connections close on every node. */
 void forum_hub_close_session(int64_t user_id, const uint8_t *hash, int code, const char *reason)
+{
+    forum_bus_close_session(user_id, hash, code, reason);
+    forum_hub_close_session_local(user_id, hash, code, reason);
+}
+
+void forum_hub_close_session_local(int64_t user_id, const uint8_t *hash, int code, const char *reason)
 {
     user_entry_t *u = find_user(user_id);
     if (u == NULL)
@@ -263,6 +307,7 @@ void forum_hub_init(uv_loop_t *loop, const forum_config_t *conf)
 {
     ws_queue_init(loop, conf);
     ws_conn_init(loop, conf);
+    forum_replay_init(loop);
 }
 
 void forum_hub_shutdown(void)

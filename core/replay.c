@@ -131,6 +131,7 @@ static int replay_round(forum_ws_t *ws, int64_t user, source_batch_t *batches, c
          */
         if (ws->replay_skipped)
             return ROUND_AGAIN;
+        ws->caught_up = *after;
         forum_hub_replay_set(ws, -1); /* caught up: live delivery takes over from here */
         return ROUND_OVER;
     }
@@ -194,6 +195,7 @@ void forum_replay_open(forum_ws_t *ws, int64_t user, const char *query, int64_t 
     int64_t after = query_after(query);
     if (after < 0) {
         if (!ws->replay_skipped) {
+            ws->caught_up = hello_last;
             forum_hub_replay_set(ws, -1); /* nothing came while the hello was written: live from here */
             return;
         }
@@ -201,4 +203,67 @@ void forum_replay_open(forum_ws_t *ws, int64_t user, const char *query, int64_t 
     }
     forum_hub_replay_set(ws, after);
     forum_replay_run(ws, user);
+}
+
+/*
+ * Rings (a bus): a connection is rung when a message may be new for it, here or on another node. It is
+ * marked as catching up from the newest id it has had, so that frames published meanwhile leave it out, and
+ * its replay runs in a moment, on a fiber of its own: a ring comes from the middle of a publisher's work.
+ */
+static forum_ws_t **rung;
+static size_t num_rung, rung_cap;
+static uv_timer_t ring_timer;
+
+static void ring_on_fiber(void *arg)
+{
+    forum_ws_t *ws = arg;
+    if (!ws->dead)
+        forum_replay_run(ws, ws->user->id);
+    ws_release(ws);
+}
+
+static void on_rings(uv_timer_t *t)
+{
+    forum_ws_t **list = rung;
+    size_t n = num_rung;
+    (void)t;
+    rung = NULL, num_rung = rung_cap = 0;
+    for (size_t i = 0; i != n; ++i) {
+        list[i]->rung = 0;
+        forum_fiber_run(ring_on_fiber, list[i]);
+    }
+    free(list);
+}
+
+void forum_replay_ring(forum_ws_t *ws)
+{
+    if (ws->dead)
+        return;
+    if (ws->replaying) {
+        ws->replay_skipped = 1; /* its replay reads again before it ends, or a ring's is due */
+        return;
+    }
+    if (ws->rung)
+        return;
+    if (num_rung == rung_cap) {
+        size_t cap = rung_cap != 0 ? 2 * rung_cap : 64;
+        forum_ws_t **p = realloc(rung, cap * sizeof(*p));
+        if (p == NULL) {
+            begin_close(ws, FORUM_WS_TRY_AGAIN_LATER, "try again later", 1); /* it reconnects with ?after= and misses nothing */
+            return;
+        }
+        rung = p, rung_cap = cap;
+    }
+    forum_hub_replay_set(ws, ws->caught_up);
+    ws->rung = 1;
+    ws_hold(ws);
+    rung[num_rung++] = ws;
+    if (num_rung == 1)
+        uv_timer_start(&ring_timer, on_rings, 0, 0);
+}
+
+void forum_replay_init(uv_loop_t *loop)
+{
+    uv_timer_init(loop, &ring_timer);
+    uv_unref((uv_handle_t *)&ring_timer);
 }

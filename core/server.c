@@ -196,6 +196,7 @@ static void on_signal(uv_signal_t *sig, int signum)
     close_listeners();
     h2o_context_request_shutdown(&forum_server.h2o_ctx);
     forum_hub_shutdown();
+    forum_bus_stop(); /* the others hear no more of this node; its connections are closing */
     drain_deadline_ms = forum_mono_ms() + forum_server.conf->limits.shutdown_timeout_ms;
     uv_timer_start(&drain_timer, on_drain_check, 0, 20);
 }
@@ -259,6 +260,8 @@ int forum_server_run(forum_config_t *conf)
         goto Error;
     if (forum_db_open_conf(conf, forum_server.loop, err, sizeof(err)) != 0)
         goto Error;
+    if (forum_bus_start(forum_server.loop, conf, err, sizeof(err)) != 0)
+        goto Error;
     forum_session_purge();
     uv_timer_init(forum_server.loop, &purge_timer);
     uv_timer_start(&purge_timer, on_purge, 600000, 600000);
@@ -300,7 +303,8 @@ int forum_server_run(forum_config_t *conf)
     uv_signal_start(&sighup, on_sighup, SIGHUP);
     uv_timer_init(forum_server.loop, &drain_timer);
     if (conf->pg_conninfo != NULL)
-        forum_log(FORUM_LOG_INFO, "forumd %s ready (database PostgreSQL, %u connections)", FORUM_VERSION, conf->pg_connections);
+        forum_log(FORUM_LOG_INFO, "forumd %s ready (database PostgreSQL, %u connections%s%s)", FORUM_VERSION, conf->pg_connections,
+                  forum_bus_enabled() ? ", node " : "", forum_bus_enabled() ? forum_bus_node() : "");
     else
         forum_log(FORUM_LOG_INFO, "forumd %s ready (database %s)", FORUM_VERSION, conf->database);
 

@@ -56,6 +56,7 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         yajl_gen_integer(g, fds);
     else
         yajl_gen_null(g);
+    forum_bus_status(g);
     forum_json_str(g, "database");
     yajl_gen_map_open(g);
     forum_db_status(g);

@@ -73,6 +73,13 @@ my @bad = (
     ['bad boolean', "$good  watch: maybe\n", 13, qr/plugins.watch: expected true or false/],
     ['YAML syntax error', "$good\nlisten: [\n", 15, qr/./],
     ['a list at the top', "- a\n- b\n", 1, qr/expected a mapping/],
+    ['bus: redis without a port', "$good\nbus:\n  redis: \"127.0.0.1\"\n", 15, qr/bus\.redis: '127\.0\.0\.1' is not HOST:PORT/],
+    ['bus: redis with a port out of range', "$good\nbus:\n  redis: \"localhost:70000\"\n", 15, qr/bus\.redis: .* is not HOST:PORT/],
+    ['bus: an IPv6 address without brackets', "$good\nbus:\n  redis: \"::1:6379\"\n", 15, qr/bus\.redis: .* is not HOST:PORT \(like 127\.0\.0\.1:6379 or \[::1\]:6379\)/],
+    ['bus: an unknown key', "$good\nbus:\n  redis: \"127.0.0.1:6379\"\n  channel: x\n", 16, qr/bus: unknown key 'channel' \(redis\)/],
+    ['bus: no redis', "$good\nbus: {}\n", 14, qr/bus\.redis: required/],
+    ['bus over a SQLite file', "$good\nbus:\n  redis: \"127.0.0.1:6379\"\n", 14, qr/bus needs database\.postgres, not a SQLite file/, 'sqlite'],
+    ['node: a name with a space', "$good\nnode: web 1\n", 14, qr/node: expected a name of 1 to 64 letters/],
 );
 for my $case (@bad) {
     my ($name, $text, $line, $re, $only) = @$case;

@@ -27,7 +27,7 @@ use Exporter 'import';
 
 our @EXPORT = qw(root_dir build_dir forumd_bin spawn_forumd run_with_curl curl_json json_decode json_encode
                  mojo_ua probe_login tls_files slurp ws_connect cookie_of spawn_haproxy
-                 backend database_yaml db_query db_value db_conninfo db_copy seed_db_args seed_failed spawn_pg_cluster);
+                 backend database_yaml db_query db_value db_conninfo db_copy seed_db_args seed_failed spawn_pg_cluster spawn_redis);
 
 my $JSON = JSON::PP->new->utf8->canonical->allow_nonref;
 sub json_decode { $JSON->decode($_[0]) }
@@ -315,6 +315,16 @@ sub spawn_pg_cluster {
     return bless { dir => $dir, conninfo => $conninfo, owner => $$ }, 'pg::Guard';
 }
 
+# spawn_redis() starts a private Redis (Debian redis-server) on a free loopback port, in a temporary folder,
+# with nothing saved to disk. Returns a guard (->port, ->addr "127.0.0.1:PORT", ->pid, ->stop, ->kill,
+# ->start again on the same port, ->cli(ARGS) for redis-cli's answer) that stops it by PID when it goes.
+sub spawn_redis {
+    my $dir = tempdir(CLEANUP => 1);
+    my $self = bless { dir => $dir, port => empty_port(), owner => $$ }, 'redis::Guard';
+    $self->start;
+    return $self;
+}
+
 # spawn_haproxy($server, %opts) starts HAProxy (Debian package haproxy) on a free loopback port in front
 # of $server's plain port: TLS with the test certificate, HTTP/2 and HTTP/1.1 by ALPN, WebSockets
 # passed through, X-Forwarded-For and X-Forwarded-Proto set. Returns a guard (->url, ->port, ->log,
@@ -331,7 +341,10 @@ sub spawn_haproxy {
     print $out slurp($cert), slurp($key);
     close $out;
     my $port = empty_port();
-    my $backend = $server->port;
+    # servers => [$node, ...]: spread over several forumd nodes, a connection at a time
+    my $servers = join '', map { "    server node$_ 127.0.0.1:" . $opts{servers}[$_]->port . "\n" } 0 .. $#{ $opts{servers} // [] };
+    $servers = "    balance roundrobin\n$servers" if $servers;
+    $servers ||= "    server forumd 127.0.0.1:" . $server->port . "\n";
     my $cfg = <<"CFG";
 global
     log stderr format raw local0 info
@@ -357,7 +370,7 @@ frontend forum
     default_backend forumd
 
 backend forumd
-    server forumd 127.0.0.1:$backend
+$servers
 CFG
     $cfg .= $opts{extra} if $opts{extra};
     open my $fh, '>', "$dir/haproxy.cfg" or die $!;
@@ -670,6 +683,67 @@ sub stop {
     kill 'KILL', $pid;
     waitpid($pid, 0);
 }
+
+sub DESTROY {
+    my $self = shift;
+    local $?;
+    $self->stop if $self->{pid} && $self->{owner} == $$;
+}
+
+package redis::Guard;
+
+use POSIX qw(:sys_wait_h);
+use Time::HiRes qw(sleep time);
+
+sub port { $_[0]{port} }
+sub pid { $_[0]{pid} }
+sub addr { "127.0.0.1:$_[0]{port}" }
+
+sub start {
+    my $self = shift;
+    die "redis is running\n" if $self->{pid};
+    my $log = "$self->{dir}/redis.log";
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        open STDOUT, '>>', $log or die $!;
+        open STDERR, '>>', $log or die $!;
+        exec '/usr/bin/redis-server', '--port', $self->{port}, '--bind', '127.0.0.1', '--dir', $self->{dir}, '--save', '',
+            '--appendonly', 'no', '--daemonize', 'no', '--protected-mode', 'yes';
+        die "exec: $!";
+    }
+    $self->{pid} = $pid;
+    my $deadline = time + 20;
+    while (time < $deadline) {
+        die "redis-server did not start:\n" . t::Util::slurp($log) if waitpid($pid, WNOHANG) == $pid;
+        return $self if t::Util::_port_open($self->{port});
+        sleep 0.05;
+    }
+    die "redis-server did not open port $self->{port}:\n" . t::Util::slurp($log);
+}
+
+sub cli {
+    my ($self, @args) = @_;
+    my $out = `redis-cli -h 127.0.0.1 -p $self->{port} @{[ join ' ', map { t::Util::_sh($_) } @args ]} 2>&1`;
+    chomp $out;
+    return $out;
+}
+
+sub _end {
+    my ($self, $sig) = @_;
+    my $pid = delete $self->{pid} or return;
+    kill $sig, $pid;
+    my $deadline = time + 10;
+    while (time < $deadline) {
+        return if waitpid($pid, WNOHANG) == $pid;
+        sleep 0.02;
+    }
+    kill 'KILL', $pid;
+    waitpid($pid, 0);
+}
+
+# stops it by PID (SIGTERM), or at once (SIGKILL, as a crash)
+sub stop { $_[0]->_end('TERM') }
+sub kill { $_[0]->_end('KILL') }
 
 sub DESTROY {
     my $self = shift;

@@ -1,0 +1,238 @@
+# Several nodes over one PostgreSQL and one Redis (bus: in forum.yaml), PostgreSQL only: a message sent on one
+# node reaches every tab of both users on every node, once and in id order, whichever nodes the two send from;
+# a client_id retried on another node stores nothing twice; a client of a node that died resumes on another
+# with ?after=; new posts, and logout, reach every node; the feed is never stale on a node that did not write;
+# and when Redis goes away and comes back, nothing acknowledged is lost: messages keep arriving from the
+# database, the log and /_status say so, and every node catches up when the bus is back.
+use strict;
+use warnings;
+use lib '.';
+use File::Temp qw(tempdir);
+use Test::More;
+use Time::HiRes qw(sleep time);
+use t::Util;
+use Net::EmptyPort ();
+
+plan skip_all => 'PostgreSQL only (the nodes of one forum share its database): set FORUMD_TEST_POSTGRES, as make test does'
+    unless backend() eq 'postgres';
+plan skip_all => 'redis-server is not installed (make deps installs it)' unless -x '/usr/bin/redis-server';
+
+my $redis = spawn_redis();
+my $db = tempdir(CLEANUP => 1) . '/forum.db';
+my $SETTINGS = "auth:\n  scrypt-n: 1024";
+
+sub node {
+    my ($n, %o) = @_;
+    return spawn_forumd(settings => $SETTINGS, db => $db, extra => "bus:\n  redis: \"" . $redis->addr . "\"\nnode: web-$n\n", %o);
+}
+
+my @node = map { node($_) } 1 .. 3;
+
+sub status { curl_json('curl -s --max-time 10', 'GET', $_[0]->url . '/_status')->{json} }
+
+sub wait_until {
+    my ($cond, $timeout) = @_;
+    my $deadline = time + $timeout;
+    until ($cond->()) {
+        return 0 if time > $deadline;
+        sleep 0.05;
+    }
+    return 1;
+}
+
+my (%jar, %id);
+for my $name (qw(alice bob carol)) {
+    $jar{$name} = tempdir(CLEANUP => 1) . '/jar';
+    my $res = curl_json('curl -s', 'POST', $node[0]->url . '/api/auth/register', cookie_jar => $jar{$name},
+                        json => { nickname => $name, email => "$name\@example.org", password => 'password1', first_name => 'F',
+                                  last_name => 'L', age => 33, gender => 'other' });
+    die $res->{body} unless $res->{status} == 201;
+    $id{$name} = $res->{json}{user}{id};
+}
+
+sub ws {
+    my ($name, $node, $query) = @_;
+    my $ws = ws_connect('ws://127.0.0.1:' . $node->port . '/ws' . ($query // ''), cookie => cookie_of($jar{$name}));
+    die "ws for $name: $ws->{error}" if $ws->{error};
+    $ws->{hello} = $ws->wait_for('hello');
+    return $ws;
+}
+
+sub api {
+    my ($name, $node, $method, $path, $json) = @_;
+    return curl_json('curl -s', $method, $node->url . $path, cookie_jar => $jar{$name}, (defined $json ? (json => $json) : ()));
+}
+
+# every message frame that arrives on $ws until it has $n or $timeout seconds pass
+sub messages {
+    my ($ws, $n, $timeout) = @_;
+    my @got;
+    while (@got < $n) {
+        my $m = $ws->wait_for('message', $timeout // 10) or last;
+        push @got, $m->{message};
+    }
+    return @got;
+}
+
+subtest 'a Redis that does not answer at start stops the node with one line' => sub {
+    my $closed = Net::EmptyPort::empty_port();
+    my $s = spawn_forumd(settings => $SETTINGS, db => $db, extra => "bus:\n  redis: \"127.0.0.1:$closed\"\n", expect_fail => 1);
+    is $s->{exit}, 1, 'exit 1';
+    like $s->log, qr/^cannot connect to Redis at 127\.0\.0\.1:$closed: Connection refused$/m, 'saying which Redis and why';
+};
+
+subtest 'each node names itself and its bus in /_status' => sub {
+    for my $i (0 .. 2) {
+        my $s = status($node[$i]);
+        is $s->{node}, 'web-' . ($i + 1), "node $i: its name";
+        ok wait_until(sub { (status($node[$i])->{bus}{state} // '') eq 'up' }, 10), "node $i: the bus is up";
+        is $s->{bus}{redis}, $redis->addr, 'with the Redis it was given';
+    }
+    like $node[0]->log, qr/bus: connected to Redis at \Q${\ $redis->addr }\E as node web-1/, 'the log says where it connected';
+};
+
+subtest 'a conversation across three nodes: every tab gets every message once, in id order' => sub {
+    my @tabs = (ws('alice', $node[0]), ws('alice', $node[2]), ws('bob', $node[1]), ws('bob', $node[2]));
+    my ($a_send, $b_send) = (ws('alice', $node[0]), ws('bob', $node[1]));
+    push @tabs, $a_send, $b_send;
+    # both send at once, each from the node of one of their tabs: their messages interleave in the database
+    for my $i (1 .. 40) {
+        $a_send->send({ type => 'message.send', to => $id{bob}, body => "a$i", client_id => "a-$i" });
+        $b_send->send({ type => 'message.send', to => $id{alice}, body => "b$i", client_id => "b-$i" });
+    }
+    my @ids_of_tab;
+    for my $t (@tabs) {
+        my @got = messages($t, 80);
+        push @ids_of_tab, [map { $_->{id} } @got];
+        is scalar(@got), 80, 'a tab got all 80 messages';
+        my %seen;
+        is scalar(grep { $seen{$_->{id}}++ } @got), 0, 'none twice';
+        is_deeply [map { $_->{id} } @got], [sort { $a <=> $b } map { $_->{id} } @got], 'in id order';
+        is_deeply [grep { /^a/ } map { $_->{body} } @got], [map { "a$_" } 1 .. 40], "alice's in the order she sent them";
+        is scalar $t->collect('message', 0.3), 0, 'and nothing more';
+    }
+    is_deeply $ids_of_tab[$_], $ids_of_tab[0], "tab $_ saw the same sequence as tab 0" for 1 .. $#tabs;
+    my $stored = db_value($db, 'SELECT COUNT(*) FROM messages WHERE client_id LIKE ? OR client_id LIKE ?', 'a-%', 'b-%');
+    is $stored, 80, 'the database holds the 80, each once';
+    $_->close for @tabs;
+};
+
+subtest 'typing, the lobby and user.created reach every node' => sub {
+    my $al = ws('alice', $node[0]);
+    my @bo = (ws('bob', $node[1]), ws('bob', $node[2]));
+    my $c = ws('carol', $node[2]);
+    $al->send({ type => 'typing', to => $id{bob}, active => \1 });
+    for my $t (@bo) {
+        my $ev = $t->wait_for('typing');
+        is_deeply $ev, { type => 'typing', from => $id{alice}, active => JSON::PP::true }, "alice's typing reaches bob's tab on another node";
+    }
+    is scalar $c->collect('typing', 0.3), 0, 'and nobody else';
+    for my $i (1 .. 5) {
+        $al->send({ type => 'room.send', room => 1, body => "lobby $i", client_id => "lobby-$i" });
+        $bo[0]->send({ type => 'room.send', room => 1, body => "lobby bob $i", client_id => "lobby-bob-$i" });
+    }
+    my @seq;
+    for my $t ($al, @bo, $c) {
+        my @got;
+        while (@got < 10) {
+            my $m = $t->wait_for('room.message', 10) or last;
+            push @got, $m->{message};
+        }
+        is scalar(@got), 10, 'a lobby tab got all 10 room messages';
+        is_deeply [map { $_->{id} } @got], [sort { $a <=> $b } map { $_->{id} } @got], 'in id order';
+        is scalar $t->collect('room.message', 0.3), 0, 'none twice';
+        push @seq, [map { $_->{id} } @got];
+    }
+    is_deeply $seq[$_], $seq[0], "lobby tab $_ saw the same sequence" for 1 .. $#seq;
+    my $res = curl_json('curl -s', 'POST', $node[1]->url . '/api/auth/register', cookie_jar => tempdir(CLEANUP => 1) . '/jar',
+                        json => { nickname => 'dave', email => 'dave@example.org', password => 'password1', first_name => 'F',
+                                  last_name => 'L', age => 33, gender => 'other' });
+    is $res->{status}, 201, 'dave registers on node 2';
+    for my $t ($al, $c) {
+        my $ev = $t->wait_for('user.created');
+        is $ev && $ev->{user}{nickname}, 'dave', 'user.created reaches a client of another node';
+    }
+    $_->close for $al, @bo, $c;
+};
+
+subtest 'a client_id retried on another node is answered with the message stored the first time' => sub {
+    my $a1 = ws('alice', $node[0]);
+    my $a2 = ws('alice', $node[1]);
+    $a1->send({ type => 'message.send', to => $id{carol}, body => 'only once', client_id => 'retry-1' });
+    my $first = $a1->wait_for('message')->{message};
+    is $a2->wait_for('message')->{message}{id}, $first->{id}, 'her tab on node 2 got it too';
+    $a2->send({ type => 'message.send', to => $id{carol}, body => 'only once', client_id => 'retry-1' });
+    my $again = $a2->wait_for('message')->{message};
+    is $again->{id}, $first->{id}, 'the retry on node 2 is answered with the first message';
+    my $hist = api('carol', $node[2], 'GET', "/api/messages/$id{alice}")->{json}{messages};
+    is scalar(grep { $_->{body} eq 'only once' } @$hist), 1, 'stored once';
+    $_->close for $a1, $a2;
+};
+
+subtest 'post.created and user.created reach every node; the feed is fresh on a node that did not write' => sub {
+    my @ws = (ws('carol', $node[1]), ws('carol', $node[2]));
+    my $before = api('carol', $node[2], 'GET', '/api/posts')->{json}; # cached on node 3 now
+    my $res = api('alice', $node[0], 'POST', '/api/posts', { title => 'From node 1', body => 'hello every node', categories => ['general'] });
+    is $res->{status}, 201, 'a post on node 1';
+    for my $w (@ws) {
+        my $ev = $w->wait_for('post.created');
+        is $ev && $ev->{post}{id}, $res->{json}{post}{id}, 'post.created reaches a client of another node';
+        is scalar $w->collect('post.created', 0.3), 0, 'once';
+    }
+    my $after = api('carol', $node[2], 'GET', '/api/posts')->{json};
+    is $after->{posts}[0]{id}, $res->{json}{post}{id}, "node 3's feed has it at once";
+    $_->close for @ws;
+};
+
+subtest 'logout on node 1 closes the WebSockets of that session on node 3' => sub {
+    my $jar = tempdir(CLEANUP => 1) . '/jar';
+    my $res = curl_json('curl -s', 'POST', $node[0]->url . '/api/auth/login', cookie_jar => $jar,
+                        json => { login => 'carol', password => 'password1' });
+    is $res->{status}, 200, 'carol logs in a second time';
+    my $ws = ws_connect('ws://127.0.0.1:' . $node[2]->port . '/ws', cookie => cookie_of($jar));
+    ok $ws->wait_for('hello'), 'with a WebSocket on node 3';
+    my $other = ws('carol', $node[2]); # her first session
+    curl_json('curl -s', 'POST', $node[0]->url . '/api/auth/logout', cookie_jar => $jar);
+    ok $ws->wait_closed(5), 'the logout on node 1 closed it';
+    ok !$other->{closed}, 'her other session stays';
+    $other->close;
+};
+
+subtest 'a client of a node that died resumes on another with ?after=' => sub {
+    my $bo = ws('bob', $node[0]);
+    my $al = ws('alice', $node[1]);
+    $al->send({ type => 'message.send', to => $id{bob}, body => 'before', client_id => 'die-1' });
+    my $last = $bo->wait_for('message')->{message}{id};
+    kill 'KILL', $node[0]->pid;
+    waitpid($node[0]->pid, 0);
+    delete $node[0]{pid};
+    $al->send({ type => 'message.send', to => $id{bob}, body => "after $_", client_id => "die-after-$_" }) for 1 .. 3;
+    is scalar(messages($al, 3)), 3, 'alice sends three while node 1 is down';
+    my $bo2 = ws('bob', $node[2], "?after=$last");
+    is_deeply [map { $_->{body} } messages($bo2, 3)], ['after 1', 'after 2', 'after 3'], 'bob, back on node 3, gets the three';
+    is scalar $bo2->collect('message', 0.3), 0, 'and nothing twice';
+    $_->close for $al, $bo2;
+    $node[0] = node(1);
+};
+
+subtest 'Redis gone, then back: messages still arrive, and every node says so' => sub {
+    my $al = ws('alice', $node[0]);
+    my $bo = ws('bob', $node[1]);
+    my $c = ws('carol', $node[2]);
+    $redis->kill;
+    ok wait_until(sub { (status($node[1])->{bus}{state} // '') eq 'down' }, 10), "node 2's bus is down";
+    like $node[1]->log, qr/bus: lost Redis at /, 'and its log says so';
+    $al->send({ type => 'message.send', to => $id{bob}, body => "while down $_", client_id => "down-$_" }) for 1 .. 5;
+    is_deeply [map { $_->{body} } messages($bo, 5)], [map { "while down $_" } 1 .. 5], 'bob on node 2 gets them, from the database';
+    is_deeply [map { $_->{body} } messages($al, 5)], [map { "while down $_" } 1 .. 5], 'alice on node 1 too';
+    $redis->start;
+    ok wait_until(sub { !grep { (status($_)->{bus}{state} // '') ne 'up' } @node }, 15), 'every bus is up again';
+    is status($node[1])->{bus}{catch_ups}, 1, 'node 2 caught up once';
+    like $node[1]->log, qr/bus: Redis at \S+ is back after \d+ ms; every connection catches up from the database/, 'and says so';
+    $al->send({ type => 'message.send', to => $id{carol}, body => 'bus back', client_id => 'back-1' });
+    is $c->wait_for('message')->{message}{body}, 'bus back', 'a message from node 1 reaches node 3 again';
+    is scalar($bo->collect('message', 0.5)), 0, 'and nothing came twice';
+    $_->close for $al, $bo, $c;
+};
+
+done_testing;
