@@ -13,7 +13,13 @@
  *   u  the frame PAYLOAD to the users IDS             r  ring the users IDS (their new messages)
  *   a  the frame PAYLOAD to everyone but user ID (0)  R  ring everyone
  *   c  close user ID's connections of one session; PAYLOAD: HASH-IN-HEX \n CODE \n REASON
+ *   p  the users IDS came online (FLAGS 1) or went offline (0), counted over every node
  *   h  a heartbeat, every second
+ *
+ * Presence lives in Redis: per live instance (NODE/PID) the set of users with a connection there, and per
+ * user on how many instances they are; a user is online while that count is not 0. Each instance keeps a key
+ * that expires PRESENCE_TTL_MS after its last heartbeat; an instance that finds another's key gone takes its
+ * users off (a script: one instance does it), so a node that dies takes its users offline within that time.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +39,7 @@ static struct {
     char *host;
     int port;
     char node[128];
+    char instance[160]; /* node/pid: this process on the channel and in Redis's keys (a restart is another instance) */
     redisAsyncContext *pub, *sub;
     int pub_up, sub_up;
     forum_bus_state_t state;
@@ -51,6 +58,10 @@ const char *forum_bus_node(void)
 {
     return bus.node;
 }
+
+static void publish(char kind, int flags, const int64_t *ids, size_t n, const char *payload, size_t len, const char *payload2,
+                    size_t len2);
+static void presence_changed(int64_t user, int on, int tell);
 
 /* --- receiving --- */
 
@@ -138,7 +149,7 @@ static void deliver(const char *msg, size_t len)
         forum_log(FORUM_LOG_WARN, "bus: an event that is not forumd's was ignored (%zu bytes)", len);
         return;
     }
-    if (node_len == strlen(bus.node) && memcmp(node, bus.node, node_len) == 0) {
+    if (node_len == strlen(bus.instance) && memcmp(node, bus.instance, node_len) == 0) {
         bus.sub_ok_ms = forum_mono_ms(); /* the subscription works; what it carries was delivered here when published */
         return;
     }
@@ -167,10 +178,244 @@ static void deliver(const char *msg, size_t len)
         if (n == 1)
             close_session(ids[0], p, (size_t)(end - p));
         break;
+    case 'p':
+        for (long i = 0; i != n; ++i)
+            presence_changed(ids[i], f & 1, 0);
+        break;
     default:
         forum_log(FORUM_LOG_WARN, "bus: an event of unknown kind '%c' was ignored", kind[0]);
     }
     free(ids);
+}
+
+/* --- presence --- */
+
+#define KEY_COUNTS "forumd:presence"     /* hash: user -> on how many instances */
+#define KEY_INSTANCES "forumd:instances" /* set: every instance that may have users */
+#define KEY_USERS "forumd:users:"        /* + instance: set of its users */
+#define KEY_ALIVE "forumd:alive:"        /* + instance: expires when it stops beating */
+
+/* KEYS: counts, the instance's users; ARGV: user. The new count when the user was not there yet, else -1. */
+static const char script_join[] = "if redis.call('SADD', KEYS[2], ARGV[1]) == 1 then return redis.call('HINCRBY', KEYS[1], ARGV[1], 1) end "
+                                  "return -1";
+/* The count left when the user was there (0: offline everywhere), else -1. */
+static const char script_leave[] = "if redis.call('SREM', KEYS[2], ARGV[1]) == 1 then "
+                                   "  local n = redis.call('HINCRBY', KEYS[1], ARGV[1], -1) "
+                                   "  if n <= 0 then redis.call('HDEL', KEYS[1], ARGV[1]) end return n end "
+                                   "return -1";
+/*
+ * KEYS: counts, instances, the instance's users; ARGV: the instance, then its users now. Makes the instance's
+ * set what it has now (after Redis was away, or lost its data). Returns {users now online, users now offline}.
+ */
+static const char script_sync[] =
+    "local on, off, now = {}, {}, {} "
+    "redis.call('SADD', KEYS[2], ARGV[1]) "
+    "for i = 2, #ARGV do now[ARGV[i]] = true "
+    "  if redis.call('SADD', KEYS[3], ARGV[i]) == 1 and redis.call('HINCRBY', KEYS[1], ARGV[i], 1) == 1 then on[#on + 1] = ARGV[i] end end "
+    "for _, u in ipairs(redis.call('SMEMBERS', KEYS[3])) do "
+    "  if not now[u] then redis.call('SREM', KEYS[3], u) "
+    "    local n = redis.call('HINCRBY', KEYS[1], u, -1) if n <= 0 then redis.call('HDEL', KEYS[1], u) off[#off + 1] = u end end end "
+    "return {on, off}";
+/*
+ * KEYS: counts, instances, the instance's alive key; ARGV: the instance, the key's time to live in ms. This
+ * instance lives; every instance whose key expired is taken off. Returns the users now offline everywhere.
+ */
+static const char script_beat[] =
+    "local off = {} "
+    "redis.call('SET', KEYS[3], '1', 'PX', ARGV[2]) "
+    "redis.call('SADD', KEYS[2], ARGV[1]) "
+    "for _, inst in ipairs(redis.call('SMEMBERS', KEYS[2])) do "
+    "  if redis.call('EXISTS', '" KEY_ALIVE "' .. inst) == 0 then "
+    "    for _, u in ipairs(redis.call('SMEMBERS', '" KEY_USERS "' .. inst)) do "
+    "      local n = redis.call('HINCRBY', KEYS[1], u, -1) if n <= 0 then redis.call('HDEL', KEYS[1], u) off[#off + 1] = u end end "
+    "    redis.call('DEL', '" KEY_USERS "' .. inst) redis.call('SREM', KEYS[2], inst) end end "
+    "return off";
+
+enum { PRESENCE_TTL_MS = 5000 };
+
+/* Who is online on some node, as this one heard last: an open-addressed set of user ids (0 is no id). */
+static struct {
+    int64_t *slot;
+    size_t cap, num;
+} online;
+
+static size_t online_home(int64_t id)
+{
+    return (size_t)(((uint64_t)id * 0x9E3779B97F4A7C15ull) >> 20) & (online.cap - 1);
+}
+
+static int online_has(int64_t id)
+{
+    if (online.cap == 0 || id <= 0)
+        return 0;
+    for (size_t i = online_home(id);; i = (i + 1) & (online.cap - 1)) {
+        if (online.slot[i] == id)
+            return 1;
+        if (online.slot[i] == 0)
+            return 0;
+    }
+}
+
+static void online_add(int64_t id)
+{
+    if (id <= 0 || online_has(id))
+        return;
+    if (2 * (online.num + 1) > online.cap) {
+        int64_t *old = online.slot;
+        size_t old_cap = online.cap, cap = online.cap != 0 ? 2 * online.cap : 1024;
+        int64_t *slot = calloc(cap, sizeof(*slot));
+        if (slot == NULL)
+            return;
+        online.slot = slot, online.cap = cap, online.num = 0;
+        for (size_t i = 0; i != old_cap; ++i)
+            if (old[i] != 0)
+                online_add(old[i]);
+        free(old);
+    }
+    size_t i = online_home(id);
+    while (online.slot[i] != 0)
+        i = (i + 1) & (online.cap - 1);
+    online.slot[i] = id;
+    ++online.num;
+}
+
+static void online_remove(int64_t id)
+{
+    size_t i, j;
+    if (!online_has(id))
+        return;
+    for (i = online_home(id); online.slot[i] != id; i = (i + 1) & (online.cap - 1))
+        ;
+    /* backward shift: the ids after it in its run move up when their home allows */
+    for (j = (i + 1) & (online.cap - 1); online.slot[j] != 0; j = (j + 1) & (online.cap - 1)) {
+        size_t home = online_home(online.slot[j]);
+        if ((j > i && (home <= i || home > j)) || (j < i && home <= i && home > j)) {
+            online.slot[i] = online.slot[j];
+            i = j;
+        }
+    }
+    online.slot[i] = 0;
+    --online.num;
+}
+
+int forum_bus_user_online(int64_t user_id)
+{
+    return bus.state != FORUM_BUS_OFF && online_has(user_id);
+}
+
+/* A change counted by Redis: heard here, and told to the others when this node is the one that counted it. */
+static void presence_changed(int64_t user, int on, int tell)
+{
+    if (on == online_has(user))
+        return; /* heard twice: from the count, and from a sync */
+    if (on)
+        online_add(user);
+    else
+        online_remove(user);
+    forum_hub_presence(user, on);
+    if (tell)
+        publish('p', on, &user, 1, "", 0, "", 0);
+}
+
+static void on_counted(redisAsyncContext *ac, void *r, void *privdata)
+{
+    redisReply *reply = r;
+    int64_t user = (int64_t)(intptr_t)privdata;
+    if (ac != bus.pub || reply == NULL || reply->type != REDIS_REPLY_INTEGER)
+        return; /* lost with the connection: the sync after it counts again */
+    if (reply->integer == 1)
+        presence_changed(user, 1, 1);
+    else if (reply->integer == 0)
+        presence_changed(user, 0, 1);
+}
+
+void forum_bus_presence(int64_t user_id, int on)
+{
+    char users[200];
+    if (bus.state != FORUM_BUS_UP)
+        return; /* counted by the sync when Redis is back */
+    snprintf(users, sizeof(users), KEY_USERS "%s", bus.instance);
+    redisAsyncCommand(bus.pub, on_counted, (void *)(intptr_t)user_id, "EVAL %s 2 %s %s %lld", on ? script_join : script_leave,
+                      KEY_COUNTS, users, (long long)user_id);
+}
+
+static void changes_of(redisReply *list, int on)
+{
+    if (list == NULL || list->type != REDIS_REPLY_ARRAY)
+        return;
+    for (size_t i = 0; i != list->elements; ++i)
+        if (list->element[i]->type == REDIS_REPLY_STRING)
+            presence_changed(strtoll(list->element[i]->str, NULL, 10), on, 1);
+}
+
+/* Everyone online anywhere, as Redis counts them now: the set this node answers from (after the bus was away). */
+static void on_everyone(redisAsyncContext *ac, void *r, void *privdata)
+{
+    redisReply *reply = r;
+    (void)privdata;
+    if (ac != bus.pub || reply == NULL || reply->type != REDIS_REPLY_ARRAY)
+        return;
+    free(online.slot);
+    online.slot = NULL, online.cap = online.num = 0;
+    for (size_t i = 0; i != reply->elements; ++i)
+        if (reply->element[i]->type == REDIS_REPLY_STRING)
+            online_add(strtoll(reply->element[i]->str, NULL, 10));
+}
+
+static void on_synced(redisAsyncContext *ac, void *r, void *privdata)
+{
+    redisReply *reply = r;
+    (void)privdata;
+    if (ac != bus.pub || reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2)
+        return;
+    changes_of(reply->element[0], 1);
+    changes_of(reply->element[1], 0);
+}
+
+static void on_beat(redisAsyncContext *ac, void *r, void *privdata)
+{
+    (void)privdata;
+    if (ac == bus.pub)
+        changes_of(r, 0);
+}
+
+/* This instance lives (its key's time to live starts again), and instances that stopped beating are taken off. */
+static void presence_beat(void)
+{
+    char alive[200];
+    snprintf(alive, sizeof(alive), KEY_ALIVE "%s", bus.instance);
+    redisAsyncCommand(bus.pub, on_beat, NULL, "EVAL %s 3 %s %s %s %s %d", script_beat, KEY_COUNTS, KEY_INSTANCES, alive, bus.instance,
+                      PRESENCE_TTL_MS);
+}
+
+/* Tells Redis who is on this instance (on connecting: Redis may have been away, or lost its data), then reads everyone. */
+static void presence_sync(void)
+{
+    char users[200];
+    int64_t *ids;
+    size_t n = forum_hub_local_users(&ids), argc = 0, at = 0;
+    const char **argv = malloc((n + 7) * sizeof(*argv));
+    size_t *lens = malloc((n + 7) * sizeof(*lens));
+    char *nums = malloc(n * 21 + 1);
+
+    if (argv != NULL && lens != NULL && nums != NULL && (n == 0 || ids != NULL)) {
+        snprintf(users, sizeof(users), KEY_USERS "%s", bus.instance);
+        const char *head[] = {"EVAL", script_sync, "3", KEY_COUNTS, KEY_INSTANCES, users, bus.instance};
+        for (size_t i = 0; i != FORUM_ARRAY_SIZE(head); ++i)
+            argv[argc] = head[i], lens[argc++] = strlen(head[i]);
+        for (size_t i = 0; i != n; ++i) {
+            int len = snprintf(nums + at, 21, "%lld", (long long)ids[i]);
+            argv[argc] = nums + at, lens[argc++] = (size_t)len;
+            at += (size_t)len + 1;
+        }
+        presence_beat(); /* first: the instance lives before it is counted */
+        redisAsyncCommandArgv(bus.pub, on_synced, NULL, (int)argc, argv, lens);
+        redisAsyncCommand(bus.pub, on_everyone, NULL, "HKEYS %s", KEY_COUNTS);
+    }
+    free(ids);
+    free(argv);
+    free(lens);
+    free(nums);
 }
 
 /*
@@ -194,10 +439,12 @@ static void went_up(void)
                   bus.host, bus.port, (long long)(forum_mono_ms() - bus.down_since_ms));
         bus.state = FORUM_BUS_UP;
         forum_hub_ring_all(); /* what was published elsewhere meanwhile */
+        presence_sync();
         return;
     }
     bus.state = FORUM_BUS_UP;
     forum_log(FORUM_LOG_INFO, "bus: connected to Redis at %s:%d as node %s", bus.host, bus.port, bus.node);
+    presence_sync();
 }
 
 /* Lets both connections go (the next tick opens new ones); the first loss after being up is logged. */
@@ -304,10 +551,12 @@ static void on_tick(uv_timer_t *t)
     (void)t;
     switch (bus.state) {
     case FORUM_BUS_UP:
-        if (now - bus.pub_ok_ms > SILENCE_MS || now - bus.sub_ok_ms > SILENCE_MS)
+        if (now - bus.pub_ok_ms > SILENCE_MS || now - bus.sub_ok_ms > SILENCE_MS) {
             went_down("no answer for 3 s");
-        else
+        } else {
             heartbeat();
+            presence_beat();
+        }
         break;
     case FORUM_BUS_CONNECTING:
     case FORUM_BUS_DOWN:
@@ -338,6 +587,7 @@ int forum_bus_start(uv_loop_t *loop, const forum_config_t *conf, char *err, size
         host[sizeof(host) - 1] = '\0';
         snprintf(bus.node, sizeof(bus.node), "%s-%ld", host, (long)getpid());
     }
+    snprintf(bus.instance, sizeof(bus.instance), "%s/%ld", bus.node, (long)getpid());
     if (conf->bus_redis_host == NULL)
         return 0; /* a single node */
     /* Redis must answer at start, as the database must: a node that cannot hear the others would serve stale */
@@ -382,8 +632,13 @@ void forum_bus_stop(void)
     bus.pub = bus.sub = NULL;
     uv_timer_stop(&bus.tick);
     uv_close((uv_handle_t *)&bus.tick, NULL);
-    if (pub != NULL)
-        redisAsyncFree(pub);
+    if (pub != NULL) {
+        /* the others take this instance's users off at their next beat, not when its key expires */
+        char alive[200];
+        snprintf(alive, sizeof(alive), KEY_ALIVE "%s", bus.instance);
+        redisAsyncCommand(pub, NULL, NULL, "DEL %s", alive);
+        redisAsyncDisconnect(pub); /* once what is queued is written */
+    }
     if (sub != NULL)
         redisAsyncFree(sub);
     free(bus.host);
@@ -395,7 +650,7 @@ void forum_bus_stop(void)
 static void publish(char kind, int flags, const int64_t *ids, size_t n, const char *payload, size_t len, const char *payload2,
                     size_t len2)
 {
-    char head[192];
+    char head[256];
     size_t cap, at;
     char *buf;
 
@@ -405,7 +660,7 @@ static void publish(char kind, int flags, const int64_t *ids, size_t n, const ch
         ++bus.dropped; /* messages are rung from the database meanwhile (on_tick); this frame is lost */
         return;
     }
-    at = (size_t)snprintf(head, sizeof(head), "%s\n%c\n%d\n", bus.node, kind, flags & 0x7);
+    at = (size_t)snprintf(head, sizeof(head), "%s\n%c\n%d\n", bus.instance, kind, flags & 0x7);
     cap = at + n * 21 + 1 + len + len2;
     if ((buf = malloc(cap)) == NULL) {
         ++bus.dropped;

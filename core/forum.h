@@ -240,6 +240,10 @@ void forum_hub_close_session_local(int64_t user_id, const uint8_t *hash, int cod
 /** Rings the connections of these users, or of everyone: each reads what is new for it from the database (core/replay.c). */
 void forum_hub_ring_users(const int64_t *ids, size_t n);
 void forum_hub_ring_all(void);
+/** A user came online or went offline (on every node, with a bus): the presence frame to everyone here, and the plugins' event. */
+void forum_hub_presence(int64_t user_id, int online);
+/** The users with a connection on this node; `*out` is malloc'ed. */
+size_t forum_hub_local_users(int64_t **out);
 /** Closes every connection with 1001 and stops the timers; connections leave as their close completes. */
 void forum_hub_shutdown(void);
 size_t forum_hub_count(void);
@@ -258,6 +262,10 @@ const char *forum_bus_node(void);
 void forum_bus_publish_users(const int64_t *ids, size_t n, const char *json, size_t len, int flags);
 void forum_bus_publish_all_but(int64_t user_id, const char *json, size_t len, int flags);
 void forum_bus_close_session(int64_t user_id, const uint8_t *hash, int code, const char *reason);
+/** A user's first connection on this node came (1) or their last went (0): Redis counts on how many nodes they are. */
+void forum_bus_presence(int64_t user_id, int online);
+/** Whether the user is online on another node, as far as this node has heard. */
+int forum_bus_user_online(int64_t user_id);
 /** The members "node" and "bus" of /_status. */
 void forum_bus_status(yajl_gen g);
 

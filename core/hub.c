@@ -205,7 +205,20 @@ int64_t forum_hub_ws_user(forum_ws_t *ws)
 
 int forum_hub_user_online(int64_t user_id)
 {
-    return find_user(user_id) != NULL;
+    return find_user(user_id) != NULL || forum_bus_user_online(user_id);
+}
+
+/* The users with a connection here (core/bus.c tells Redis after it was away); `*out` is malloc'ed. */
+size_t forum_hub_local_users(int64_t **out)
+{
+    size_t n = 0;
+    *out = malloc((num_users != 0 ? num_users : 1) * sizeof(**out));
+    if (*out == NULL)
+        return 0;
+    for (size_t b = 0; b != users_cap; ++b)
+        for (user_entry_t *u = users[b]; u != NULL; u = u->next)
+            (*out)[n++] = u->id;
+    return n;
 }
 
 size_t forum_hub_count(void)
@@ -215,7 +228,16 @@ size_t forum_hub_count(void)
 
 /* --- presence --- */
 
+/* A user's first connection on this node came, or their last went: with a bus, online means on any node. */
 void publish_presence(int64_t user_id, int online)
+{
+    if (forum_bus_enabled())
+        forum_bus_presence(user_id, online); /* Redis counts the nodes; forum_hub_presence comes if that changed */
+    else
+        forum_hub_presence(user_id, online);
+}
+
+void forum_hub_presence(int64_t user_id, int online)
 {
     forum_event_t ev = {online ? "user.online" : "user.offline", user_id, NULL, NULL, NULL};
     yajl_gen g = forum_json_gen();
@@ -231,7 +253,7 @@ void publish_presence(int64_t user_id, int online)
     yajl_gen_bool(g, online);
     yajl_gen_map_close(g);
     yajl_gen_get_buf(g, &buf, &len);
-    forum_hub_publish_all((const char *)buf, len, 0);
+    forum_hub_deliver_all_but(0, (const char *)buf, len, 0); /* each node delivers it to its own (core/bus.c) */
     yajl_gen_free(g);
     forum_plugins_emit(&ev);
 }

@@ -215,6 +215,50 @@ subtest 'a client of a node that died resumes on another with ?after=' => sub {
     $node[0] = node(1);
 };
 
+# presence frames about $user that reach $ws within $seconds: [online, ...]
+sub presence_of {
+    my ($ws, $user, $seconds) = @_;
+    my @all = $ws->collect('presence', $seconds);
+    # frames about others are not these tests' business
+    return [map { $_->{online} ? 1 : 0 } grep { $_->{user_id} == $user } @all];
+}
+
+sub online_in_list {
+    my ($who, $node, $user) = @_;
+    my ($u) = grep { $_->{id} == $user } @{ api($who, $node, 'GET', '/api/users?limit=200')->{json}{users} };
+    return $u && $u->{online} ? 1 : 0;
+}
+
+subtest 'presence: online once across nodes, offline with the last connection anywhere, or when its node dies' => sub {
+    my $bo = ws('bob', $node[2]);
+    my $a1 = ws('alice', $node[0]);
+    my $a2 = ws('alice', $node[1]);
+    is_deeply presence_of($bo, $id{alice}, 1), [1], 'bob, on node 3, hears once that alice came online (tabs on nodes 1 and 2)';
+    is online_in_list('bob', $node[2], $id{alice}), 1, 'the users list on node 3 shows her online';
+    $a1->close;
+    is_deeply presence_of($bo, $id{alice}, 1), [], 'her tab on node 1 closing changes nothing: she is on node 2';
+    is online_in_list('carol', $node[0], $id{alice}), 1, 'node 1, where she has no tab now, still lists her online';
+    $a2->close;
+    is_deeply presence_of($bo, $id{alice}, 2), [0], 'her last tab closing takes her offline, once';
+    is online_in_list('bob', $node[2], $id{alice}), 0, 'and the list says so';
+
+    my $c = ws('carol', $node[1]);
+    is_deeply presence_of($bo, $id{carol}, 1), [1], 'carol comes online on node 2';
+    my $t0 = time;
+    kill 'KILL', $node[1]->pid;
+    waitpid($node[1]->pid, 0);
+    delete $node[1]{pid};
+    my $off;
+    ok wait_until(sub { push @$off, @{ presence_of($bo, $id{carol}, 0.2) }; @$off }, 15), 'node 2 killed: carol goes offline';
+    is_deeply $off, [0], 'once';
+    cmp_ok time - $t0, '<', 10, 'within the time a dead node is given (its key lives 5 s)';
+    is online_in_list('bob', $node[2], $id{carol}), 0, 'the list on node 3 says so';
+    $node[1] = node(2);
+    my $c2 = ws('carol', $node[1]);
+    is_deeply presence_of($bo, $id{carol}, 1), [1], 'she is online again when she reconnects to the restarted node';
+    $_->close for $bo, $c2;
+};
+
 subtest 'Redis gone, then back: messages still arrive, and every node says so' => sub {
     my $al = ws('alice', $node[0]);
     my $bo = ws('bob', $node[1]);
@@ -228,6 +272,8 @@ subtest 'Redis gone, then back: messages still arrive, and every node says so' =
     $redis->start;
     ok wait_until(sub { !grep { (status($_)->{bus}{state} // '') ne 'up' } @node }, 15), 'every bus is up again';
     is status($node[1])->{bus}{catch_ups}, 1, 'node 2 caught up once';
+    # the new Redis knows nothing: each node tells it who is on it again
+    ok wait_until(sub { online_in_list('carol', $node[2], $id{alice}) }, 5), "node 3 lists alice (on node 1) online again";
     like $node[1]->log, qr/bus: Redis at \S+ is back after \d+ ms; every connection catches up from the database/, 'and says so';
     $al->send({ type => 'message.send', to => $id{carol}, body => 'bus back', client_id => 'back-1' });
     is $c->wait_for('message')->{message}{body}, 'bus back', 'a message from node 1 reaches node 3 again';
