@@ -91,4 +91,5 @@ const forum_api_t forum_api = {
     .wait = forum_db_wait,
     .wake = forum_fiber_wake_waiting,
     .db_queue = forum_db_queue,
+    .shared_limit = forum_bus_shared_limit,
 };

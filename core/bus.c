@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <openssl/sha.h>
 #include <hiredis/hiredis.h>
 #include <hiredis/async.h>
 #include <hiredis/adapters/libuv.h>
@@ -61,7 +62,7 @@ const char *forum_bus_node(void)
 
 static void publish(char kind, int flags, const int64_t *ids, size_t n, const char *payload, size_t len, const char *payload2,
                     size_t len2);
-static void presence_changed(int64_t user, int on, int tell);
+static void presence_changed(int64_t user, int on);
 
 /* --- receiving --- */
 
@@ -180,7 +181,7 @@ static void deliver(const char *msg, size_t len)
         break;
     case 'p':
         for (long i = 0; i != n; ++i)
-            presence_changed(ids[i], f & 1, 0);
+            presence_changed(ids[i], f & 1);
         break;
     default:
         forum_log(FORUM_LOG_WARN, "bus: an event of unknown kind '%c' was ignored", kind[0]);
@@ -195,179 +196,179 @@ static void deliver(const char *msg, size_t len)
 #define KEY_USERS "forumd:users:"        /* + instance: set of its users */
 #define KEY_ALIVE "forumd:alive:"        /* + instance: expires when it stops beating */
 
-/* KEYS: counts, the instance's users; ARGV: user. The new count when the user was not there yet, else -1. */
-static const char script_join[] = "if redis.call('SADD', KEYS[2], ARGV[1]) == 1 then return redis.call('HINCRBY', KEYS[1], ARGV[1], 1) end "
-                                  "return -1";
-/* The count left when the user was there (0: offline everywhere), else -1. */
-static const char script_leave[] = "if redis.call('SREM', KEYS[2], ARGV[1]) == 1 then "
-                                   "  local n = redis.call('HINCRBY', KEYS[1], ARGV[1], -1) "
-                                   "  if n <= 0 then redis.call('HDEL', KEYS[1], ARGV[1]) end return n end "
-                                   "return -1";
 /*
- * KEYS: counts, instances, the instance's users; ARGV: the instance, then its users now. Makes the instance's
- * set what it has now (after Redis was away, or lost its data). Returns {users now online, users now offline}.
+ * The scripts change the counts and publish each change on the channel in the same step, so that every node
+ * hears the changes in the order Redis made them (an instance publishing after the answer could come after
+ * another instance's newer change). ARGV[1] is the instance's name, ARGV[2] the head of a presence event.
+ */
+#define LUA_TELL "local function tell(u, on) redis.call('PUBLISH', '" CHANNEL "', ARGV[2] .. on .. '\\n' .. u .. '\\n') end "
+#define LUA_DROP /* one instance less for u: offline when none is left */                                                    \
+    "local function drop(u, off) local n = redis.call('HINCRBY', KEYS[1], u, -1) "                                          \
+    "  if n <= 0 then redis.call('HDEL', KEYS[1], u) tell(u, 0) off[#off + 1] = u end end "
+
+/* KEYS: counts, the instance's users; ARGV: instance, head, user. {user} when they came online everywhere, else {}. */
+static const char script_join[] = LUA_TELL "if redis.call('SADD', KEYS[2], ARGV[3]) == 1 and redis.call('HINCRBY', KEYS[1], ARGV[3], 1) == 1 "
+                                           "then tell(ARGV[3], 1) return {ARGV[3]} end return {}";
+/* {user} when they went offline everywhere, else {}. */
+static const char script_leave[] = LUA_TELL LUA_DROP "local off = {} "
+                                                     "if redis.call('SREM', KEYS[2], ARGV[3]) == 1 then drop(ARGV[3], off) end return off";
+/*
+ * KEYS: counts, instances, the instance's users; ARGV: instance, head, then its users now. Makes the
+ * instance's set what it has now (after Redis was away, or lost its data). Returns {came online, went offline}.
  */
 static const char script_sync[] =
-    "local on, off, now = {}, {}, {} "
+    LUA_TELL LUA_DROP "local on, off, now = {}, {}, {} "
     "redis.call('SADD', KEYS[2], ARGV[1]) "
-    "for i = 2, #ARGV do now[ARGV[i]] = true "
-    "  if redis.call('SADD', KEYS[3], ARGV[i]) == 1 and redis.call('HINCRBY', KEYS[1], ARGV[i], 1) == 1 then on[#on + 1] = ARGV[i] end end "
+    "for i = 3, #ARGV do now[ARGV[i]] = true "
+    "  if redis.call('SADD', KEYS[3], ARGV[i]) == 1 and redis.call('HINCRBY', KEYS[1], ARGV[i], 1) == 1 then "
+    "    tell(ARGV[i], 1) on[#on + 1] = ARGV[i] end end "
     "for _, u in ipairs(redis.call('SMEMBERS', KEYS[3])) do "
-    "  if not now[u] then redis.call('SREM', KEYS[3], u) "
-    "    local n = redis.call('HINCRBY', KEYS[1], u, -1) if n <= 0 then redis.call('HDEL', KEYS[1], u) off[#off + 1] = u end end end "
+    "  if not now[u] then redis.call('SREM', KEYS[3], u) drop(u, off) end end "
     "return {on, off}";
 /*
- * KEYS: counts, instances, the instance's alive key; ARGV: the instance, the key's time to live in ms. This
+ * KEYS: counts, instances, the instance's alive key; ARGV: instance, head, the key's time to live in ms. This
  * instance lives; every instance whose key expired is taken off. Returns the users now offline everywhere.
  */
 static const char script_beat[] =
-    "local off = {} "
-    "redis.call('SET', KEYS[3], '1', 'PX', ARGV[2]) "
+    LUA_TELL LUA_DROP "local off = {} "
+    "redis.call('SET', KEYS[3], '1', 'PX', ARGV[3]) "
     "redis.call('SADD', KEYS[2], ARGV[1]) "
     "for _, inst in ipairs(redis.call('SMEMBERS', KEYS[2])) do "
     "  if redis.call('EXISTS', '" KEY_ALIVE "' .. inst) == 0 then "
-    "    for _, u in ipairs(redis.call('SMEMBERS', '" KEY_USERS "' .. inst)) do "
-    "      local n = redis.call('HINCRBY', KEYS[1], u, -1) if n <= 0 then redis.call('HDEL', KEYS[1], u) off[#off + 1] = u end end "
+    "    for _, u in ipairs(redis.call('SMEMBERS', '" KEY_USERS "' .. inst)) do drop(u, off) end "
     "    redis.call('DEL', '" KEY_USERS "' .. inst) redis.call('SREM', KEYS[2], inst) end end "
     "return off";
 
 enum { PRESENCE_TTL_MS = 5000 };
 
-/* Who is online on some node, as this one heard last: an open-addressed set of user ids (0 is no id). */
-static struct {
+/* A set of user ids (0 is no id), open-addressed. */
+typedef struct idset {
     int64_t *slot;
     size_t cap, num;
-} online;
+} idset_t;
 
-static size_t online_home(int64_t id)
+static size_t idset_home(const idset_t *s, int64_t id)
 {
-    return (size_t)(((uint64_t)id * 0x9E3779B97F4A7C15ull) >> 20) & (online.cap - 1);
+    return (size_t)(((uint64_t)id * 0x9E3779B97F4A7C15ull) >> 20) & (s->cap - 1);
 }
 
-static int online_has(int64_t id)
+static int idset_has(const idset_t *s, int64_t id)
 {
-    if (online.cap == 0 || id <= 0)
+    if (s->cap == 0 || id <= 0)
         return 0;
-    for (size_t i = online_home(id);; i = (i + 1) & (online.cap - 1)) {
-        if (online.slot[i] == id)
+    for (size_t i = idset_home(s, id);; i = (i + 1) & (s->cap - 1)) {
+        if (s->slot[i] == id)
             return 1;
-        if (online.slot[i] == 0)
+        if (s->slot[i] == 0)
             return 0;
     }
 }
 
-static void online_add(int64_t id)
+static void idset_add(idset_t *s, int64_t id)
 {
-    if (id <= 0 || online_has(id))
+    if (id <= 0 || idset_has(s, id))
         return;
-    if (2 * (online.num + 1) > online.cap) {
-        int64_t *old = online.slot;
-        size_t old_cap = online.cap, cap = online.cap != 0 ? 2 * online.cap : 1024;
-        int64_t *slot = calloc(cap, sizeof(*slot));
-        if (slot == NULL)
+    if (2 * (s->num + 1) > s->cap) {
+        idset_t bigger = {calloc(s->cap != 0 ? 2 * s->cap : 1024, sizeof(int64_t)), s->cap != 0 ? 2 * s->cap : 1024, 0};
+        if (bigger.slot == NULL)
             return;
-        online.slot = slot, online.cap = cap, online.num = 0;
-        for (size_t i = 0; i != old_cap; ++i)
-            if (old[i] != 0)
-                online_add(old[i]);
-        free(old);
+        for (size_t i = 0; i != s->cap; ++i)
+            if (s->slot[i] != 0)
+                idset_add(&bigger, s->slot[i]);
+        free(s->slot);
+        *s = bigger;
     }
-    size_t i = online_home(id);
-    while (online.slot[i] != 0)
-        i = (i + 1) & (online.cap - 1);
-    online.slot[i] = id;
-    ++online.num;
+    size_t i = idset_home(s, id);
+    while (s->slot[i] != 0)
+        i = (i + 1) & (s->cap - 1);
+    s->slot[i] = id;
+    ++s->num;
 }
 
-static void online_remove(int64_t id)
+static void idset_remove(idset_t *s, int64_t id)
 {
     size_t i, j;
-    if (!online_has(id))
+    if (!idset_has(s, id))
         return;
-    for (i = online_home(id); online.slot[i] != id; i = (i + 1) & (online.cap - 1))
+    for (i = idset_home(s, id); s->slot[i] != id; i = (i + 1) & (s->cap - 1))
         ;
-    /* backward shift: the ids after it in its run move up when their home allows */
-    for (j = (i + 1) & (online.cap - 1); online.slot[j] != 0; j = (j + 1) & (online.cap - 1)) {
-        size_t home = online_home(online.slot[j]);
-        if ((j > i && (home <= i || home > j)) || (j < i && home <= i && home > j)) {
-            online.slot[i] = online.slot[j];
+    /* backward shift: an id further in the run moves into the hole when its home is not between the hole and it */
+    for (j = (i + 1) & (s->cap - 1); s->slot[j] != 0; j = (j + 1) & (s->cap - 1)) {
+        size_t home = idset_home(s, s->slot[j]);
+        if (i <= j ? (home <= i || home > j) : (home <= i && home > j)) {
+            s->slot[i] = s->slot[j];
             i = j;
         }
     }
-    online.slot[i] = 0;
-    --online.num;
+    s->slot[i] = 0;
+    --s->num;
 }
+
+/* Who is online on some node, as this one heard last; and while a snapshot is asked for, what was heard since. */
+static idset_t online;
+static struct {
+    int asked;
+    int64_t *user;
+    uint8_t *on;
+    size_t n, cap;
+} heard;
 
 int forum_bus_user_online(int64_t user_id)
 {
-    return bus.state != FORUM_BUS_OFF && online_has(user_id);
+    return bus.state != FORUM_BUS_OFF && idset_has(&online, user_id);
 }
 
-/* A change counted by Redis: heard here, and told to the others when this node is the one that counted it. */
-static void presence_changed(int64_t user, int on, int tell)
+/* A change Redis counted (told by a script's answer here, or by its event on the channel elsewhere). */
+static void presence_changed(int64_t user, int on)
 {
-    if (on == online_has(user))
-        return; /* heard twice: from the count, and from a sync */
+    if (heard.asked) {
+        if (heard.n == heard.cap) {
+            size_t cap = heard.cap != 0 ? 2 * heard.cap : 64;
+            int64_t *u = realloc(heard.user, cap * sizeof(*u));
+            uint8_t *o = u != NULL ? realloc(heard.on, cap) : NULL;
+            if (u != NULL)
+                heard.user = u;
+            if (o != NULL)
+                heard.on = o, heard.cap = cap;
+        }
+        if (heard.n != heard.cap)
+            heard.user[heard.n] = user, heard.on[heard.n++] = (uint8_t)on;
+    }
+    if (on == idset_has(&online, user))
+        return;
     if (on)
-        online_add(user);
+        idset_add(&online, user);
     else
-        online_remove(user);
+        idset_remove(&online, user);
     forum_hub_presence(user, on);
-    if (tell)
-        publish('p', on, &user, 1, "", 0, "", 0);
-}
-
-static void on_counted(redisAsyncContext *ac, void *r, void *privdata)
-{
-    redisReply *reply = r;
-    int64_t user = (int64_t)(intptr_t)privdata;
-    if (ac != bus.pub || reply == NULL || reply->type != REDIS_REPLY_INTEGER)
-        return; /* lost with the connection: the sync after it counts again */
-    if (reply->integer == 1)
-        presence_changed(user, 1, 1);
-    else if (reply->integer == 0)
-        presence_changed(user, 0, 1);
-}
-
-void forum_bus_presence(int64_t user_id, int on)
-{
-    char users[200];
-    if (bus.state != FORUM_BUS_UP)
-        return; /* counted by the sync when Redis is back */
-    snprintf(users, sizeof(users), KEY_USERS "%s", bus.instance);
-    redisAsyncCommand(bus.pub, on_counted, (void *)(intptr_t)user_id, "EVAL %s 2 %s %s %lld", on ? script_join : script_leave,
-                      KEY_COUNTS, users, (long long)user_id);
 }
 
 static void changes_of(redisReply *list, int on)
 {
+    if (list != NULL && list->type == REDIS_REPLY_ERROR)
+        forum_log(FORUM_LOG_ERROR, "bus: Redis refused a presence script: %s", list->str);
     if (list == NULL || list->type != REDIS_REPLY_ARRAY)
         return;
     for (size_t i = 0; i != list->elements; ++i)
         if (list->element[i]->type == REDIS_REPLY_STRING)
-            presence_changed(strtoll(list->element[i]->str, NULL, 10), on, 1);
+            presence_changed(strtoll(list->element[i]->str, NULL, 10), on);
 }
 
-/* Everyone online anywhere, as Redis counts them now: the set this node answers from (after the bus was away). */
-static void on_everyone(redisAsyncContext *ac, void *r, void *privdata)
+/* The answer of a join or a leave: {user} when that changed who is online (on = privdata). */
+static void on_counted(redisAsyncContext *ac, void *r, void *privdata)
 {
-    redisReply *reply = r;
-    (void)privdata;
-    if (ac != bus.pub || reply == NULL || reply->type != REDIS_REPLY_ARRAY)
-        return;
-    free(online.slot);
-    online.slot = NULL, online.cap = online.num = 0;
-    for (size_t i = 0; i != reply->elements; ++i)
-        if (reply->element[i]->type == REDIS_REPLY_STRING)
-            online_add(strtoll(reply->element[i]->str, NULL, 10));
+    if (ac == bus.pub)
+        changes_of(r, privdata != NULL);
 }
 
 static void on_synced(redisAsyncContext *ac, void *r, void *privdata)
 {
     redisReply *reply = r;
     (void)privdata;
-    if (ac != bus.pub || reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2)
+    if (ac != bus.pub || reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
+        changes_of(ac == bus.pub ? reply : NULL, 0); /* an error is logged */
         return;
+    }
     changes_of(reply->element[0], 1);
     changes_of(reply->element[1], 0);
 }
@@ -379,30 +380,81 @@ static void on_beat(redisAsyncContext *ac, void *r, void *privdata)
         changes_of(r, 0);
 }
 
+/*
+ * Everyone online anywhere, as Redis counted them when it answered (after the bus was away: changes were missed).
+ * What was heard on the channel since the question came after or before that moment; either way each user's
+ * last change heard is their state now, so it is applied over the answer. Connections here hear the difference.
+ */
+static void on_everyone(redisAsyncContext *ac, void *r, void *privdata)
+{
+    redisReply *reply = r;
+    idset_t now = {NULL, 0, 0};
+    (void)privdata;
+    heard.asked = 0;
+    if (ac != bus.pub || reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
+        heard.n = 0;
+        return;
+    }
+    for (size_t i = 0; i != reply->elements; ++i)
+        if (reply->element[i]->type == REDIS_REPLY_STRING)
+            idset_add(&now, strtoll(reply->element[i]->str, NULL, 10));
+    for (size_t i = 0; i != heard.n; ++i)
+        (heard.on[i] ? idset_add : idset_remove)(&now, heard.user[i]);
+    heard.n = 0;
+    idset_t before = online;
+    online = now;
+    for (size_t i = 0; i != before.cap; ++i)
+        if (before.slot[i] != 0 && !idset_has(&now, before.slot[i]))
+            forum_hub_presence(before.slot[i], 0);
+    for (size_t i = 0; i != now.cap; ++i)
+        if (now.slot[i] != 0 && !idset_has(&before, now.slot[i]))
+            forum_hub_presence(now.slot[i], 1);
+    free(before.slot);
+}
+
+/* The head of this instance's presence events, which the scripts complete with "ON\nUSER\n" */
+static void event_head(char *buf, size_t len)
+{
+    snprintf(buf, len, "%s\np\n", bus.instance);
+}
+
+void forum_bus_presence(int64_t user_id, int on)
+{
+    char users[200], head[200];
+    if (bus.state != FORUM_BUS_UP)
+        return; /* counted by the sync when Redis is back */
+    snprintf(users, sizeof(users), KEY_USERS "%s", bus.instance);
+    event_head(head, sizeof(head));
+    redisAsyncCommand(bus.pub, on_counted, on ? (void *)1 : NULL, "EVAL %s 2 %s %s %s %s %lld", on ? script_join : script_leave,
+                      KEY_COUNTS, users, bus.instance, head, (long long)user_id);
+}
+
 /* This instance lives (its key's time to live starts again), and instances that stopped beating are taken off. */
 static void presence_beat(void)
 {
-    char alive[200];
+    char alive[200], head[200];
     snprintf(alive, sizeof(alive), KEY_ALIVE "%s", bus.instance);
-    redisAsyncCommand(bus.pub, on_beat, NULL, "EVAL %s 3 %s %s %s %s %d", script_beat, KEY_COUNTS, KEY_INSTANCES, alive, bus.instance,
-                      PRESENCE_TTL_MS);
+    event_head(head, sizeof(head));
+    redisAsyncCommand(bus.pub, on_beat, NULL, "EVAL %s 3 %s %s %s %s %s %d", script_beat, KEY_COUNTS, KEY_INSTANCES, alive, bus.instance,
+                      head, PRESENCE_TTL_MS);
 }
 
-/* Tells Redis who is on this instance (on connecting: Redis may have been away, or lost its data), then reads everyone. */
+/* Tells Redis who is on this instance (on connecting: Redis may have been away, or lost its data), then asks for everyone. */
 static void presence_sync(void)
 {
-    char users[200];
+    char users[200], head[200];
     int64_t *ids;
     size_t n = forum_hub_local_users(&ids), argc = 0, at = 0;
-    const char **argv = malloc((n + 7) * sizeof(*argv));
-    size_t *lens = malloc((n + 7) * sizeof(*lens));
+    const char **argv = malloc((n + 8) * sizeof(*argv));
+    size_t *lens = malloc((n + 8) * sizeof(*lens));
     char *nums = malloc(n * 21 + 1);
 
     if (argv != NULL && lens != NULL && nums != NULL && (n == 0 || ids != NULL)) {
         snprintf(users, sizeof(users), KEY_USERS "%s", bus.instance);
-        const char *head[] = {"EVAL", script_sync, "3", KEY_COUNTS, KEY_INSTANCES, users, bus.instance};
-        for (size_t i = 0; i != FORUM_ARRAY_SIZE(head); ++i)
-            argv[argc] = head[i], lens[argc++] = strlen(head[i]);
+        event_head(head, sizeof(head));
+        const char *fixed[] = {"EVAL", script_sync, "3", KEY_COUNTS, KEY_INSTANCES, users, bus.instance, head};
+        for (size_t i = 0; i != FORUM_ARRAY_SIZE(fixed); ++i)
+            argv[argc] = fixed[i], lens[argc++] = strlen(fixed[i]);
         for (size_t i = 0; i != n; ++i) {
             int len = snprintf(nums + at, 21, "%lld", (long long)ids[i]);
             argv[argc] = nums + at, lens[argc++] = (size_t)len;
@@ -410,12 +462,69 @@ static void presence_sync(void)
         }
         presence_beat(); /* first: the instance lives before it is counted */
         redisAsyncCommandArgv(bus.pub, on_synced, NULL, (int)argc, argv, lens);
+        heard.asked = 1;
+        heard.n = 0;
         redisAsyncCommand(bus.pub, on_everyone, NULL, "HKEYS %s", KEY_COUNTS);
     }
     free(ids);
     free(argv);
     free(lens);
     free(nums);
+}
+
+/* --- limits every node shares --- */
+
+/* KEYS: the bucket; ARGV: burst, window in ms, tokens to take (< 0: to give back). The wait in ms, 0 when taken. */
+static const char script_limit[] =
+    "local burst, window, take = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]) "
+    "local t = redis.call('TIME') local now = t[1] * 1000 + math.floor(t[2] / 1000) "
+    "local v = redis.call('HMGET', KEYS[1], 'tokens', 'at') "
+    "local tokens, at = tonumber(v[1]) or burst, tonumber(v[2]) or now "
+    "if now > at then tokens = math.min(burst, tokens + (now - at) * burst / window) end "
+    "local wait = 0 "
+    "if take > 0 and tokens < take then wait = math.ceil((take - tokens) * window / burst) "
+    "else tokens = math.min(burst, tokens - take) end "
+    "redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', tostring(now)) "
+    "redis.call('PEXPIRE', KEYS[1], window) "
+    "return wait";
+
+typedef struct limit_call {
+    forum_fiber_t *fiber;
+    int done;
+    int64_t wait;
+} limit_call_t;
+
+static void on_limit(redisAsyncContext *ac, void *r, void *privdata)
+{
+    redisReply *reply = r;
+    limit_call_t *call = privdata;
+    (void)ac;
+    call->wait = reply != NULL && reply->type == REDIS_REPLY_INTEGER ? (int64_t)reply->integer : -1;
+    call->done = 1;
+    forum_fiber_wake(call->fiber);
+}
+
+int64_t forum_bus_shared_limit(const char *name, const char *key, unsigned burst, int64_t window_ms, int take)
+{
+    unsigned char digest[SHA256_DIGEST_LENGTH];
+    char bucket[64 + 2 * 16 + 8];
+    limit_call_t call = {forum_fiber_self(), 0, -1};
+    size_t at;
+
+    if (bus.state != FORUM_BUS_UP || call.fiber == NULL || burst == 0 || window_ms <= 0 || take == 0)
+        return -1;
+    /* the key (an address, an account) is kept as a digest: Redis holds no address, and every key is as long */
+    SHA256((const unsigned char *)key, strlen(key), digest);
+    at = (size_t)snprintf(bucket, 64, "forumd:limit:%.32s:", name);
+    for (size_t i = 0; i != 16; ++i)
+        at += (size_t)snprintf(bucket + at, 3, "%02x", digest[i]);
+    if (redisAsyncCommand(bus.pub, on_limit, &call, "EVAL %s 1 %s %u %lld %d", script_limit, bucket, burst, (long long)window_ms,
+                          take) != REDIS_OK)
+        return -1;
+    /* the answer, or the connection's end (hiredis then calls back with no reply), wakes this callback */
+    while (!call.done)
+        forum_fiber_suspend();
+    return call.wait;
 }
 
 /*
@@ -643,6 +752,11 @@ void forum_bus_stop(void)
         redisAsyncFree(sub);
     free(bus.host);
     bus.host = NULL;
+    free(online.slot);
+    free(heard.user);
+    free(heard.on);
+    memset(&online, 0, sizeof(online));
+    memset(&heard, 0, sizeof(heard));
 }
 
 /* --- publishing --- */

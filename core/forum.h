@@ -264,6 +264,8 @@ void forum_bus_publish_all_but(int64_t user_id, const char *json, size_t len, in
 void forum_bus_close_session(int64_t user_id, const uint8_t *hash, int code, const char *reason);
 /** A user's first connection on this node came (1) or their last went (0): Redis counts on how many nodes they are. */
 void forum_bus_presence(int64_t user_id, int online);
+/** api->shared_limit: a token bucket in Redis; -1 when there is none to use (see forum_plugin.h). */
+int64_t forum_bus_shared_limit(const char *name, const char *key, unsigned burst, int64_t window_ms, int take);
 /** Whether the user is online on another node, as far as this node has heard. */
 int forum_bus_user_online(int64_t user_id);
 /** The members "node" and "bus" of /_status. */

@@ -40,7 +40,7 @@ extern "C" {
  */
 #define FORUM_PLUGIN_ABI 3
 /** Version of forum_api_t; grows whenever a member is appended. */
-#define FORUM_API_VERSION 6
+#define FORUM_API_VERSION 7
 
 /** True when the core's table `api` has member `member` (for members added after version 1). */
 #define FORUM_API_HAS(api, member) ((api)->size >= offsetof(forum_api_t, member) + sizeof((api)->member))
@@ -457,6 +457,17 @@ struct forum_api {
      * Elsewhere (SQLite, no transaction) it runs now, as db_step.
      */
     int (*db_queue)(forum_stmt_t *s);
+
+    /* --- version 7 --- */
+
+    /**
+     * A token bucket that every node of the forum shares (bus: in forum.yaml; Redis keeps it): `key` of the
+     * limit `name` may spend `burst` tokens, regained evenly over `window_ms`. `take` > 0 spends that many
+     * when there are enough; `take` < 0 gives them back. Returns the milliseconds until `take` tokens would be
+     * there (0: spent now), or -1 when nothing is shared: a single node, Redis away, or not on a suspendable
+     * callback. The plugin then counts with a limiter of its own. Suspends the callback while Redis answers.
+     */
+    int64_t (*shared_limit)(const char *name, const char *key, unsigned burst, int64_t window_ms, int take);
 };
 
 /** The descriptor every plugin exports as `forum_plugin`. */

@@ -19,7 +19,8 @@ plan skip_all => 'redis-server is not installed (make deps installs it)' unless 
 
 my $redis = spawn_redis();
 my $db = tempdir(CLEANUP => 1) . '/forum.db';
-my $SETTINGS = "auth:\n  scrypt-n: 1024";
+# limits small enough to reach: they hold for the forum, not per node
+my $SETTINGS = "auth:\n  scrypt-n: 1024\n  login-limit: 3\n  login-window: 60\nrooms:\n  rate-burst: 12\n  rate-refill-ms: 60000";
 
 sub node {
     my ($n, %o) = @_;
@@ -196,6 +197,27 @@ subtest 'logout on node 1 closes the WebSockets of that session on node 3' => su
     ok $ws->wait_closed(5), 'the logout on node 1 closed it';
     ok !$other->{closed}, 'her other session stays';
     $other->close;
+};
+
+subtest 'rate limits hold for the forum, not per node' => sub {
+    my @codes = map {
+        curl_json('curl -s', 'POST', $node[$_ % 3]->url . '/api/auth/login', json => { login => 'alice', password => 'wrong password' })->{status}
+    } 0 .. 2;
+    is_deeply \@codes, [401, 401, 401], 'three wrong passwords for alice, one on each node';
+    my $res = curl_json('curl -si', 'POST', $node[0]->url . '/api/auth/login', json => { login => 'alice', password => 'wrong password' });
+    is $res->{status}, 429, 'the fourth, on node 1, which saw only one: 429';
+    like $res->{body} // '', qr/rate_limited/, 'rate_limited';
+
+    my @ws = (ws('carol', $node[0]), ws('carol', $node[1]), ws('carol', $node[2]));
+    my $refused = 0;
+    for my $i (1 .. 15) {
+        my $w = $ws[$i % 3];
+        $w->send({ type => 'room.send', room => 1, body => "limited $i", client_id => "limited-$i" });
+        my $err = $w->wait_for('error', 0.5);
+        ++$refused if $err && $err->{code} eq 'rate_limited';
+    }
+    is $refused, 3, 'carol sends 15 lobby messages over three nodes: the 12 of the burst go, 3 are refused';
+    $_->close for @ws;
 };
 
 subtest 'a client of a node that died resumes on another with ?after=' => sub {

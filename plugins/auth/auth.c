@@ -21,9 +21,35 @@ forum_plugin_t *auth_self;
 
 /*
  * Failed logins are counted per client address and per account, in two tables: addresses are cheap to
- * come by and would otherwise push accounts out of a shared table, resetting their budgets.
+ * come by and would otherwise push accounts out of a shared table, resetting their budgets. With several
+ * nodes (a bus) every node counts in one place, Redis (api->shared_limit); this node's own table counts
+ * when there is none, or while Redis is away.
  */
-static auth_limiter_t *peer_limiter, *account_limiter, *register_limiter;
+typedef struct limit {
+    const char *name;
+    auth_limiter_t *here;
+    unsigned burst, window_s;
+} limit_t;
+
+static limit_t peer_limit = {"login-address", NULL, 0, 0}, account_limit = {"login-account", NULL, 0, 0},
+               register_limit = {"register-address", NULL, 0, 0};
+
+/* 0 when the attempt may go (it is counted), else the seconds to wait; *shared: where it was counted. */
+static unsigned limit_reserve(limit_t *l, const char *key, uint8_t *shared)
+{
+    int64_t ms = FORUM_API_HAS(api, shared_limit) ? api->shared_limit(l->name, key, l->burst, (int64_t)l->window_s * 1000, 1) : -1;
+    *shared = ms >= 0;
+    if (ms < 0)
+        return auth_limiter_reserve(l->here, key, api->mono_ms());
+    return (unsigned)((ms + 999) / 1000);
+}
+
+/* Gives back an attempt where it was counted. */
+static void limit_refund(limit_t *l, const char *key, uint8_t shared)
+{
+    if (!shared || api->shared_limit(l->name, key, l->burst, (int64_t)l->window_s * 1000, -1) < 0)
+        auth_limiter_refund(l->here, key, api->mono_ms());
+}
 
 #define USER_COLUMNS "id, nickname, first_name, last_name, age, gender, email, created_at"
 
@@ -201,10 +227,11 @@ static int register_route(forum_req_t *req)
     const char *field;
     char key[96];
 
-    if (register_limiter != NULL) {
+    if (register_limit.here != NULL) {
         /* every registration attempt counts, whatever becomes of it */
+        uint8_t shared;
         snprintf(key, sizeof(key), "addr:%s", api->req_peer(req));
-        unsigned wait = auth_limiter_reserve(register_limiter, key, api->mono_ms());
+        unsigned wait = limit_reserve(&register_limit, key, &shared);
         if (wait != 0) {
             answer_limited(req, wait);
             goto Error;
@@ -242,6 +269,7 @@ typedef struct login_job {
     char password[4 * 1024 + 1];
     char peer_key[96];
     char acct_key[32]; /* "acct:<user id>"; empty for an unknown login, which no account's budget pays for */
+    uint8_t peer_shared, acct_shared; /* where each attempt was counted (limit_reserve) */
     int matched;
 } login_job_t;
 
@@ -262,10 +290,9 @@ static void login_work(auth_hash_job_t *job)
 /* Gives back the attempts a login reserved: its outcome is not a failed guess. */
 static void refund_attempts(const login_job_t *self)
 {
-    int64_t now = api->mono_ms();
-    auth_limiter_refund(peer_limiter, self->peer_key, now);
+    limit_refund(&peer_limit, self->peer_key, self->peer_shared);
     if (self->acct_key[0] != '\0')
-        auth_limiter_refund(account_limiter, self->acct_key, now);
+        limit_refund(&account_limit, self->acct_key, self->acct_shared);
 }
 
 static void login_done(auth_hash_job_t *job, forum_req_t *req)
@@ -306,7 +333,6 @@ static int login_route(forum_req_t *req)
     auth_error_t err;
     unsigned wait;
     forum_stmt_t *s;
-    int64_t now = api->mono_ms();
 
     if (auth_validate_login(api->req_body(req), job->login, sizeof(job->login), job->password, sizeof(job->password), &err) != 0) {
         answer_error(req, &err);
@@ -322,12 +348,12 @@ static int login_route(forum_req_t *req)
         snprintf(job->acct_key, sizeof(job->acct_key), "acct:%lld", (long long)job->user_id);
     }
     snprintf(job->peer_key, sizeof(job->peer_key), "addr:%s", api->req_peer(req));
-    if ((wait = auth_limiter_reserve(peer_limiter, job->peer_key, now)) != 0) {
+    if ((wait = limit_reserve(&peer_limit, job->peer_key, &job->peer_shared)) != 0) {
         answer_limited(req, wait);
         goto Error;
     }
-    if (job->acct_key[0] != '\0' && (wait = auth_limiter_reserve(account_limiter, job->acct_key, now)) != 0) {
-        auth_limiter_refund(peer_limiter, job->peer_key, now);
+    if (job->acct_key[0] != '\0' && (wait = limit_reserve(&account_limit, job->acct_key, &job->acct_shared)) != 0) {
+        limit_refund(&peer_limit, job->peer_key, job->peer_shared);
         answer_limited(req, wait);
         goto Error;
     }
@@ -407,7 +433,7 @@ static const forum_setting_decl_t settings[] = {
 static void read_settings(forum_plugin_t *p)
 {
     unsigned workers = (unsigned)api->setting_uint(p, "hash-workers");
-    unsigned register_limit = (unsigned)api->setting_uint(p, "register-limit");
+    unsigned register_max = (unsigned)api->setting_uint(p, "register-limit");
     unsigned login_limit = (unsigned)api->setting_uint(p, "login-limit");
     unsigned login_window = (unsigned)api->setting_uint(p, "login-window");
     size_t entries = (size_t)api->setting_uint(p, "limiter-entries");
@@ -427,10 +453,14 @@ static void read_settings(forum_plugin_t *p)
      * have an entry, so pushing one out takes that many real accounts under attack at once, each of which
      * is still held to its own limit until then, and every attempt still pays its address's limit too.
      */
-    account_limiter = auth_limiter_new(login_limit, login_window, entries);
-    peer_limiter = auth_limiter_new(login_limit, login_window, entries);
-    if (register_limit != 0)
-        register_limiter = auth_limiter_new(register_limit, (unsigned)api->setting_uint(p, "register-window"), entries);
+    account_limit.here = auth_limiter_new(login_limit, login_window, entries);
+    peer_limit.here = auth_limiter_new(login_limit, login_window, entries);
+    account_limit.burst = peer_limit.burst = login_limit;
+    account_limit.window_s = peer_limit.window_s = login_window;
+    register_limit.burst = register_max;
+    register_limit.window_s = (unsigned)api->setting_uint(p, "register-window");
+    if (register_max != 0)
+        register_limit.here = auth_limiter_new(register_max, register_limit.window_s, entries);
 }
 
 static const char schema_v1[] = "CREATE TABLE users ("
@@ -469,7 +499,7 @@ static int init(forum_plugin_t *p, const forum_api_t *a)
         return -1;
     read_settings(p);
     /* no memory for the tables: refuse rather than run without limits */
-    if (peer_limiter == NULL || account_limiter == NULL || (register_limiter == NULL && api->setting_uint(p, "register-limit") != 0) ||
+    if (peer_limit.here == NULL || account_limit.here == NULL || (register_limit.here == NULL && api->setting_uint(p, "register-limit") != 0) ||
         api->migration_for(p, FORUM_DB_SQLITE, 1, schema_v1) || api->migration_for(p, FORUM_DB_POSTGRES, 1, pg_schema_v1) || api->route(p, "POST", "/api/auth/register", FORUM_ROUTE_PUBLIC, register_route) ||
         api->route(p, "POST", "/api/auth/login", FORUM_ROUTE_PUBLIC, login_route) ||
         api->route(p, "POST", "/api/auth/logout", 0, logout_route) || api->route(p, "GET", "/api/auth/me", 0, me_route) ||
@@ -484,10 +514,10 @@ static int init(forum_plugin_t *p, const forum_api_t *a)
 static void fini(forum_plugin_t *p)
 {
     (void)p;
-    auth_limiter_free(peer_limiter);
-    auth_limiter_free(account_limiter);
-    auth_limiter_free(register_limiter);
-    peer_limiter = account_limiter = register_limiter = NULL;
+    auth_limiter_free(peer_limit.here);
+    auth_limiter_free(account_limit.here);
+    auth_limiter_free(register_limit.here);
+    peer_limit.here = account_limit.here = register_limit.here = NULL;
 }
 
 FORUM_EXPORT const forum_plugin_desc_t forum_plugin = {

@@ -4,6 +4,7 @@
  * burst in flight cannot slip past. The table is bounded (limiter-entries): a full table forgets its least
  * recently used user, who starts again with a full bucket. Hash chains and a recency list: no scan.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include "rooms.h"
 
@@ -103,9 +104,16 @@ static bucket_t *bucket_use(int64_t user, int64_t now)
 
 int64_t rooms_limiter_take(int64_t user)
 {
-    int64_t now = api->mono_ms();
+    int64_t now = api->mono_ms(), shared;
     bucket_t *b;
-    if (!enabled || (b = bucket_use(user, now)) == NULL)
+    char key[24];
+    if (!enabled)
+        return 0;
+    /* with several nodes (a bus) the user's bucket is one for all of them, in Redis; this table while it is away */
+    snprintf(key, sizeof(key), "%lld", (long long)user);
+    if (FORUM_API_HAS(api, shared_limit) && (shared = api->shared_limit("room-send", key, (unsigned)(capacity_ms / refill_ms), capacity_ms, 1)) >= 0)
+        return shared;
+    if ((b = bucket_use(user, now)) == NULL)
         return 0; /* off, or no memory to keep a bucket: nothing is refused for it */
     if (now > b->at_ms) {
         int64_t gained = now - b->at_ms;
