@@ -231,7 +231,7 @@ int forum_db_open_conf(const forum_config_t *conf, uv_loop_t *loop, char *err, s
         return forum_db_open(conf->database, loop, err, errlen);
     if (forum_pg_open(conf, loop, err, errlen) != 0)
         return -1;
-    if (forum_db_exec(forum_db__core_schema_pg) != 0 || forum_db__migrate_core() != 0) {
+    if (forum_db__migrate_core() != 0) {
         snprintf(err, errlen, "the core's schema migration on PostgreSQL failed (see the log)");
         forum_pg_close();
         return -1;

@@ -74,14 +74,47 @@ static const char notify_triggers_pg[] =
     "FOR EACH STATEMENT EXECUTE FUNCTION forum_tables_notify()', t); "
     "END LOOP; END $$";
 
-int forum_db__migrate_core(void)
+/*
+ * On PostgreSQL several nodes may start at once: each migrates under one advisory lock (a number every forumd
+ * uses), and reads what is applied only once it holds it, so each migration runs once. The lock is the
+ * session's: it goes with the connection if that is lost, and taking it again within it nests.
+ */
+static int lock_migrations(void)
+{
+    return forum_pg_on() ? forum_db_exec("SELECT pg_advisory_lock(7262746115)") : 0;
+}
+
+static void unlock_migrations(void)
 {
     if (forum_pg_on())
-        return forum_db_migrate("core", core_migrations_pg, FORUM_ARRAY_SIZE(core_migrations_pg));
-    return forum_db_migrate("core", core_migrations, FORUM_ARRAY_SIZE(core_migrations));
+        forum_db_exec("SELECT pg_advisory_unlock(7262746115)");
+}
+
+static int migrate(const char *owner, const forum_migration_t *migrations, size_t n);
+
+int forum_db__migrate_core(void)
+{
+    int ret;
+    if (!forum_pg_on())
+        return forum_db_migrate("core", core_migrations, FORUM_ARRAY_SIZE(core_migrations));
+    if (lock_migrations() != 0)
+        return -1;
+    ret = forum_db_exec(forum_db__core_schema_pg) != 0 ? -1 : migrate("core", core_migrations_pg, FORUM_ARRAY_SIZE(core_migrations_pg));
+    unlock_migrations();
+    return ret;
 }
 
 int forum_db_migrate(const char *owner, const forum_migration_t *migrations, size_t n)
+{
+    int ret;
+    if (lock_migrations() != 0)
+        return -1;
+    ret = migrate(owner, migrations, n);
+    unlock_migrations();
+    return ret;
+}
+
+static int migrate(const char *owner, const forum_migration_t *migrations, size_t n)
 {
     int64_t applied = 0;
     char when[32];
@@ -119,7 +152,6 @@ int forum_db_migrate(const char *owner, const forum_migration_t *migrations, siz
         forum_db_bind_text(s, 3, when, strlen(when));
         if (forum_db_step(s) != FORUM_DB_DONE)
             goto Error;
-        if (!forum_pg_on())
         if (!forum_pg_on())
             sqlite3_reset(s->st);
         if (forum_db_commit() != 0)

@@ -27,6 +27,22 @@ sub node {
     return spawn_forumd(settings => $SETTINGS, db => $db, extra => "bus:\n  redis: \"" . $redis->addr . "\"\nnode: web-$n\n", %o);
 }
 
+subtest 'three nodes started at once on a new database: each migration runs once' => sub {
+    my $fresh = tempdir(CLEANUP => 1) . '/fresh.db';
+    my @n = map { spawn_forumd(settings => $SETTINGS, db => $fresh, nowait => 1,
+                               extra => "bus:\n  redis: \"" . $redis->addr . "\"\nnode: fresh-$_\n") } 1 .. 3;
+    $_->wait_ready for @n;
+    my $logs = join '', map { $_->log } @n;
+    my @applied = $logs =~ /: applied schema migration \d+/g;
+    my $rows = db_value($fresh, 'SELECT COUNT(*) FROM forum_migrations');
+    is scalar(@applied), $rows, "the three logs name $rows migrations applied, as many as the database records";
+    my %times;
+    ++$times{$_} for $logs =~ /(\w+: applied schema migration \d+)/g;
+    is scalar(grep { $_ > 1 } values %times), 0, 'none twice';
+    unlike $logs, qr/migration \d+ failed|error/, 'and no node failed';
+    $_->stop for @n;
+};
+
 my @node = map { node($_) } 1 .. 3;
 
 sub status { curl_json('curl -s --max-time 10', 'GET', $_[0]->url . '/_status')->{json} }

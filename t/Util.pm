@@ -224,6 +224,7 @@ END {
 #   starter   => 1             run under start_server(1), which passes the listening sockets
 #   public_dir => path         the client's files (default: public/)
 #   expect_fail => 1           the server is expected to exit at once; the guard holds its output
+#   nowait => 1                return at once, without waiting for its ports (then $guard->wait_ready)
 sub spawn_forumd {
     my %opts = @_;
     my $dir = tempdir(CLEANUP => 1);
@@ -287,19 +288,8 @@ YAML
                        conf => $conf_file, db => $db, plugin_dir => $plugin_dir }, 'forumd::Guard';
     push @live_servers, $self;
     weaken($live_servers[-1]);
-    # a sanitizer build starts slower; wait for both ports or for the process to end
-    my $deadline = time + 30;
-    while (time < $deadline) {
-        if (waitpid($pid, WNOHANG) == $pid) {
-            $self->{exit} = $? >> 8;
-            delete $self->{pid};
-            last;
-        }
-        last if !$opts{expect_fail} && _port_open($port) && _port_open($tls_port);
-        sleep 0.05;
-    }
-    die "forumd did not start:\n" . slurp($log) if !$opts{expect_fail} && !$self->{pid};
-    return $self;
+    return $self if $opts{nowait};
+    return $self->wait_ready(expect_fail => $opts{expect_fail});
 }
 
 # spawn_pg_cluster() starts a private PostgreSQL (t/pg-cluster) for a test that stops, restarts or
@@ -603,6 +593,24 @@ package forumd::Guard;
 use POSIX qw(:sys_wait_h);
 use Test::More;
 use Time::HiRes qw(sleep time);
+
+# Waits for both ports, or for the process to end (dies then, unless expect_fail); returns the guard.
+sub wait_ready {
+    my ($self, %opts) = @_;
+    # a sanitizer build starts slower
+    my $deadline = time + 30;
+    while (time < $deadline) {
+        if (waitpid($self->{pid}, WNOHANG) == $self->{pid}) {
+            $self->{exit} = $? >> 8;
+            delete $self->{pid};
+            last;
+        }
+        last if !$opts{expect_fail} && t::Util::_port_open($self->{port}) && t::Util::_port_open($self->{tls_port});
+        sleep 0.05;
+    }
+    die "forumd did not start:\n" . t::Util::slurp($self->{log}) if !$opts{expect_fail} && !$self->{pid};
+    return $self;
+}
 
 sub port { $_[0]{port} }
 sub tls_port { $_[0]{tls_port} }
