@@ -11,6 +11,7 @@
  * FORUMD_SCREENSHOT_DIR=DIR also saves screenshots of the chat at desktop and phone width.
  */
 import { check, list, newPage, overflow, runTests, watch } from './lib.mjs';
+import { countBody, listNames, openWith, register, serverUsers, shownMessages, typingShown, until, userState } from './chatlib.mjs';
 
 const DESKTOP = { width: 1280, height: 800 };
 const PHONE = { width: 360, height: 740 };
@@ -24,36 +25,6 @@ const BOB = nick('bob');
 const ANNA = nick('anna');
 const BERT = nick('Bert');
 const CARLA = nick('carla');
-
-/** Registers a member in the page's context (the context keeps the session cookie); returns the user. */
-async function register(page, base, nickname) {
-    const res = await page.context().request.post(`${base}/api/auth/register`, {
-        data: {
-            nickname, email: `${nickname}@example.org`, password: 'password for tests', first_name: 'Test',
-            last_name: 'Member', age: 30, gender: 'other',
-        },
-    });
-    if (res.status() !== 201)
-        throw new Error(`register ${nickname}: ${res.status()} ${await res.text()}`);
-    return (await res.json()).user;
-}
-
-/** GET /api/users as the page's member. */
-async function serverUsers(page, base) {
-    const res = await page.context().request.get(`${base}/api/users`);
-    return (await res.json()).users;
-}
-
-/** Polls fn() (in node) until it returns something truthy or the time is up; returns its last value. */
-async function until(fn, timeout = LIVE_MS, every = 50) {
-    const deadline = Date.now() + timeout;
-    let value = await fn();
-    while (!value && Date.now() < deadline) {
-        await new Promise((resolve) => setTimeout(resolve, every));
-        value = await fn();
-    }
-    return value;
-}
 
 /**
  * Sends messages over a WebSocket of the page's own (the page shows a plain file of the site, so
@@ -94,43 +65,13 @@ function wsSend(page, to, bodies) {
 
 // --- what a page shows ---
 
-const listNames = (page) => page.$$eval('.chat-user-list .chat-user', (els) =>
-    els.map((el) => el.querySelector('.chat-user-name').textContent));
-
-const userState = (page, id) => page.evaluate((id) => {
-    const li = document.querySelector(`.chat-user[data-user-id="${id}"]`);
-    if (!li)
-        return null;
-    const badge = li.querySelector('.chat-badge');
-    return { online: li.dataset.online, badge: badge.hidden ? '' : badge.firstChild.textContent };
-}, id);
-
 const noticeText = (page, id) => page.evaluate((id) => {
     const el = document.querySelector(`.chat-notices[role="status"] .chat-notice[data-user-id="${id}"]`);
     return el ? el.textContent : null;
 }, id);
 
-const openWith = (page, user) => page.click(`.chat-user[data-user-id="${user.id}"] .chat-user-button`);
-
-const typingShown = (page) => page.evaluate(() => {
-    const el = document.querySelector('.chat-conversation .chat-typing');
-    return el && el.dataset.active === 'true' && el.checkVisibility({ visibilityProperty: true }) ? el.textContent : null;
-});
-
-/** The messages of the open conversation: [{id, author, time, datetime, body}] in page order. */
-const shownMessages = (page) => page.$$eval('.chat-conversation .chat-messages > li[data-id]', (els) => els.map((li) => ({
-    id: Number(li.dataset.id),
-    author: li.querySelector('.chat-message-author')?.textContent,
-    time: li.querySelector('time')?.textContent,
-    datetime: li.querySelector('time')?.getAttribute('datetime'),
-    title: li.querySelector('time')?.title,
-    body: li.querySelector('.chat-message-body')?.textContent,
-})));
-
 const pendingShown = (page) => page.$$eval('.chat-conversation .chat-pending > li', (els) =>
     els.map((li) => `${li.dataset.pending}: ${li.querySelector('.chat-message-body').textContent} (${li.querySelector('.chat-message-state').textContent})`));
-
-const countBody = async (page, body) => (await shownMessages(page)).filter((m) => m.body === body).length;
 
 async function shots(page, name) {
     const dir = process.env.FORUMD_SCREENSHOT_DIR;
