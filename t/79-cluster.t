@@ -11,6 +11,7 @@ use File::Temp qw(tempdir);
 use Test::More;
 use Time::HiRes qw(sleep time);
 use t::Util;
+use File::Copy ();
 use Net::EmptyPort ();
 
 plan skip_all => 'PostgreSQL only (the nodes of one forum share its database): set FORUMD_TEST_POSTGRES, as make test does'
@@ -295,6 +296,44 @@ subtest 'presence: online once across nodes, offline with the last connection an
     my $c2 = ws('carol', $node[1]);
     is_deeply presence_of($bo, $id{carol}, 1), [1], 'she is online again when she reconnects to the restarted node';
     $_->close for $bo, $c2;
+};
+
+subtest 'one node swaps its chat plugin, then restarts gracefully, while the others serve: nothing is lost' => sub {
+    my $n4 = node(4, starter => 1, watch => 1, plugin_files => { chat => build_dir() . '/plugins/chat.so' });
+    ok wait_until(sub { $n4->log =~ /forumd \S+ ready \(/ }, 30), 'node 4 runs under start_server';
+    my $al = ws('alice', $node[0]);
+    my $b4 = ws('bob', $n4);
+    my $b3 = ws('bob', $node[2]);
+    my $chat_gen = sub { (grep { $_->{name} eq 'chat' } @{ status($n4)->{plugins} })[0]{generation} };
+    for my $i (1 .. 20) {
+        $al->send({ type => 'message.send', to => $id{bob}, body => "swap $i", client_id => "swap-$i" });
+        if ($i == 10) {
+            my $tmp = "$n4->{plugin_dir}/.chat.so.new";
+            File::Copy::copy(build_dir() . '/t-plugins/chat_v2.so', $tmp) or die "copy: $!";
+            rename $tmp, "$n4->{plugin_dir}/chat.so" or die "rename: $!";
+        }
+        sleep 0.05;
+    }
+    ok wait_until(sub { ($chat_gen->() // 0) >= 2 }, 10), 'node 4 swapped chat in the middle (generation 2)';
+    for my $t ($b4, $b3) {
+        is_deeply [map { $_->{body} } messages($t, 20)], [map { "swap $_" } 1 .. 20], "bob's tab gets the 20, in order";
+        is scalar $t->collect('message', 0.3), 0, 'once';
+    }
+
+    my $old = (`pgrep -P @{[ $n4->pid ]}` =~ /(\d+)/)[0];
+    kill 'HUP', $n4->pid;
+    my $closed = $b4->wait_closed(15);
+    is $closed && $closed->[0], 1001, "bob's tab on node 4 is closed with 1001 as its old process leaves";
+    $al->send({ type => 'message.send', to => $id{bob}, body => "restart $_", client_id => "restart-$_" }) for 1 .. 5;
+    is_deeply [map { $_->{body} } messages($b3, 5)], [map { "restart $_" } 1 .. 5], 'meanwhile node 3 serves bob';
+    ok wait_until(sub { my $p = (`pgrep -P @{[ $n4->pid ]}` =~ /(\d+)/)[0]; $p && $p != $old && $n4->log =~ /ready \(.*\n(?s:.*)ready \(/ }, 30),
+        'a new process serves on node 4';
+    my $last_seen = db_value($db, "SELECT id FROM messages WHERE client_id = 'swap-20'");
+    my $again = ws('bob', $n4, "?after=$last_seen");
+    is_deeply [map { $_->{body} } messages($again, 5)], [map { "restart $_" } 1 .. 5], 'bob, back on node 4, resumes with the five';
+    is scalar $again->collect('message', 0.3), 0, 'once';
+    $_->close for $al, $b3, $again;
+    is $n4->stop, 0, 'node 4 stops';
 };
 
 subtest 'Redis gone, then back: messages still arrive, and every node says so' => sub {
