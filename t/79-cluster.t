@@ -199,6 +199,12 @@ subtest 'post.created and user.created reach every node; the feed is fresh on a 
     }
     my $after = api('carol', $node[2], 'GET', '/api/posts')->{json};
     is $after->{posts}[0]{id}, $res->{json}{post}{id}, "node 3's feed has it at once";
+    my $com = api('bob', $node[1], 'POST', "/api/posts/$res->{json}{post}{id}/comments", { body => 'a comment from node 2' });
+    is $com->{status}, 201, 'a comment on node 2';
+    my $ev = $ws[1]->wait_for('comment.created');
+    is $ev && $ev->{comment}{body}, 'a comment from node 2', 'comment.created reaches a client of node 3';
+    my $page = api('carol', $node[0], 'GET', "/api/posts/$res->{json}{post}{id}/comments")->{json};
+    is scalar(@{ $page->{comments} // [] }), 1, "node 1's comment list has it at once";
     $_->close for @ws;
 };
 

@@ -335,7 +335,7 @@ sub spawn_haproxy {
     # one that stops answering is left out within a second, and what could not reach it goes to another
     my $servers = join '', map { "    server node$_ 127.0.0.1:" . $opts{servers}[$_]->port . " check inter 500ms fall 1 rise 1\n" }
                            0 .. $#{ $opts{servers} // [] };
-    $servers = "    balance roundrobin\n    option redispatch\n    retries 3\n    option httpchk GET /_status\n$servers" if $servers;
+    $servers = "    balance roundrobin\n    option redispatch\n    retries 3\n    option httpchk GET /\n$servers" if $servers;
     $servers ||= "    server forumd 127.0.0.1:" . $server->port . "\n";
     my $cfg = <<"CFG";
 global
