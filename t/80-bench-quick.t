@@ -3,7 +3,7 @@
 # every broadcast reached every client, every lobby message reached every client once and in order and a
 # batch that arrived in one loop turn left in one write per connection, the JSON file has every figure). Speed is never judged here.
 # The feed, chat and growth figures are measured on PostgreSQL too (bench/run starts a private cluster), and
-# the same checks hold there.
+# the same checks hold there; so do those of several nodes over PostgreSQL and a private Redis.
 # The tools come from the build under test (FORUMD_BUILD: build, or build-asan in the sanitizer run).
 use strict;
 use warnings;
@@ -47,7 +47,7 @@ ok $r->{quick}, 'marked as a quick run';
 
 my $f = $r->{figures};
 for my $name (qw(feed chat_throughput chat_latency idle broadcast login_isolation growth lobby lobby_sustained
-                  feed_postgres chat_throughput_postgres chat_latency_postgres growth_postgres)) {
+                  feed_postgres chat_throughput_postgres chat_latency_postgres growth_postgres cluster)) {
     ok $f->{$name} && !$f->{$name}{error}, "$name ran" or diag explain $f->{$name};
 }
 
@@ -82,6 +82,18 @@ for my $on ('', '_postgres') {
     ok defined $f->{"chat_latency$on"}{$_}, "chat latency$on $_" for qw(p50_ms p99_ms p999_ms max_ms);
 }
 ok defined $f->{chat_throughput_postgres}{database_cpu_pct}, 'PostgreSQL\'s CPU during the chat run';
+
+subtest 'several nodes' => sub {
+    my $x = $f->{cluster};
+    for my $n (1, 2) {
+        ok $x->{"chat_${n}_nodes_verified"}, "chat over $n node(s): every message reached both users exactly once, in order";
+        ok $x->{"chat_${n}_nodes_per_s"} > 0, 'at a rate';
+        ok $x->{"lobby_${n}_nodes_verified"}, "the lobby over $n node(s): every round reached every client, once";
+    }
+    ok $x->{idle_all_answered}, 'every idle connection on the three nodes answered its ping';
+    is $x->{idle_pongs}, $x->{idle_connections}, 'one pong per connection';
+    is scalar(@{ $x->{idle_rss_per_conn_kib} }), 3, 'memory per connection measured on each node';
+};
 
 subtest 'idle' => sub {
     my $x = $f->{idle};

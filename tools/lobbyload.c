@@ -4,6 +4,8 @@
  *
  *   lobbyload burst|sustained --url ws://127.0.0.1:PORT/ws --cookies FILE -n N [options]
  *
+ * --url may be given up to 8 times, for the nodes of one forum: connection i goes to the (i mod n)-th.
+ *
  * It opens N WebSockets (cookie lines of FILE round-robin; each connection binds 127.0.0.K, K =
  * 1..--sources, so that ephemeral ports do not run out), counts one as up once its hello has arrived,
  * waits until the presence frames of the arrivals stop (--settle seconds without a frame), then:
@@ -176,8 +178,11 @@ typedef struct conn {
 static int ep;
 static conn_t *conns;
 static long num_conns, next_to_open, num_opening, num_up, num_failed, num_dropped;
-static struct sockaddr_in target;
-static char host_header[96], ws_path[256];
+/* --url may be given up to MAX_URLS times (several nodes of one forum): connection i goes to the (i mod n)-th */
+enum { MAX_URLS = 8 };
+static struct sockaddr_in targets[MAX_URLS];
+static char host_headers[MAX_URLS][96], ws_path[256];
+static int num_targets;
 static char **cookies;
 static size_t num_cookies;
 static long frames_in, msg_frames, error_frames, unparsable, foreign;
@@ -319,7 +324,7 @@ static void start_conn(conn_t *c)
     src.sin_addr.s_addr = htonl(0x7F000001u + (uint32_t)((c - conns) % opt.sources));
     c->state = C_CONNECTING;
     if (bind(c->fd, (struct sockaddr *)&src, sizeof(src)) != 0 ||
-        (connect(c->fd, (struct sockaddr *)&target, sizeof(target)) != 0 && errno != EINPROGRESS)) {
+        (connect(c->fd, (struct sockaddr *)&targets[(c - conns) % num_targets], sizeof(targets[0])) != 0 && errno != EINPROGRESS)) {
         fail(c, strerror(errno));
         return;
     }
@@ -344,7 +349,7 @@ static void begin_upgrade(conn_t *c)
     c->hs_len = (size_t)snprintf(c->hs, 8192,
                                  "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
                                  "Sec-WebSocket-Version: 13\r\nCookie: %s\r\nUser-Agent: lobbyload\r\n\r\n",
-                                 ws_path, host_header, c->key, c->cookie);
+                                 ws_path, host_headers[(c - conns) % num_targets], c->key, c->cookie);
     c->state = C_UPGRADE;
     conn_write(c, c->hs, c->hs_len);
     c->hs_len = 0; /* the buffer now gathers the response head */
@@ -750,23 +755,26 @@ static void on_message(conn_t *c, const uint8_t *p, size_t len, const uint8_t *b
 
 static int parse_url(const char *url)
 {
-    if (strncmp(url, "ws://", 5) != 0)
+    if (strncmp(url, "ws://", 5) != 0 || num_targets == MAX_URLS)
         return -1;
+    struct sockaddr_in *target = &targets[num_targets];
+    char *host_header = host_headers[num_targets];
     const char *p = url + 5, *colon = strchr(p, ':'), *slash = strchr(p, '/');
     char ip[64];
     if (colon == NULL || (slash != NULL && slash < colon) || (size_t)(colon - p) >= sizeof(ip))
         return -1;
     memcpy(ip, p, (size_t)(colon - p));
     ip[colon - p] = '\0';
-    target.sin_family = AF_INET;
-    if (inet_pton(AF_INET, ip, &target.sin_addr) != 1 || (ntohl(target.sin_addr.s_addr) >> 24) != 127)
+    target->sin_family = AF_INET;
+    if (inet_pton(AF_INET, ip, &target->sin_addr) != 1 || (ntohl(target->sin_addr.s_addr) >> 24) != 127)
         return -1; /* loopback only */
     int port = atoi(colon + 1);
     if (port <= 0 || port > 65535)
         return -1;
-    target.sin_port = htons((uint16_t)port);
-    snprintf(host_header, sizeof(host_header), "%.63s:%d", ip, port);
+    target->sin_port = htons((uint16_t)port);
+    snprintf(host_header, sizeof(host_headers[0]), "%.63s:%d", ip, port);
     snprintf(ws_path, sizeof(ws_path), "%s", slash != NULL ? slash : "/");
+    ++num_targets;
     return 0;
 }
 
@@ -961,6 +969,7 @@ static int run_sustained(void)
 
 int main(int argc, char **argv)
 {
+    int url_bad = 0;
     static const struct option longs[] = {
         {"url", required_argument, NULL, 'u'},         {"cookies", required_argument, NULL, 'c'},
         {"connections", required_argument, NULL, 'n'}, {"sources", required_argument, NULL, 'S'},
@@ -986,7 +995,11 @@ int main(int argc, char **argv)
     optind = 2;
     while ((ch = getopt_long(argc, argv, "n:v", longs, NULL)) != -1) {
         switch (ch) {
-        case 'u': opt.url = optarg; break;
+        case 'u':
+            opt.url = optarg;
+            if (parse_url(optarg) != 0)
+                opt.url = NULL, url_bad = 1;
+            break;
         case 'c': opt.cookies_path = optarg; break;
         case 'n': opt.connections = atol(optarg); break;
         case 'S': opt.sources = atoi(optarg); break;
@@ -1008,7 +1021,7 @@ int main(int argc, char **argv)
         default: usage();
         }
     }
-    if (opt.url == NULL || parse_url(opt.url) != 0 || opt.cookies_path == NULL || opt.sources < 1 || opt.sources > 250 ||
+    if (opt.url == NULL || url_bad || opt.cookies_path == NULL || opt.sources < 1 || opt.sources > 250 ||
         opt.concurrency < 1 || opt.rounds < 1 || opt.batch < 1 || opt.rate <= 0 || opt.duration <= 0 || optind != argc)
         usage();
     read_cookies(opt.cookies_path);

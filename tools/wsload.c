@@ -3,6 +3,9 @@
  *
  *   wsload MODE --url ws://127.0.0.1:PORT/ws --cookies FILE [options]
  *
+ * --url may be given up to 8 times, for the nodes of one forum: connection i goes to the (i mod n)-th
+ * (in chat mode the two of a pair, 2i and 2i+1, are then on two different nodes).
+ *
  * Every connection binds a source address 127.0.0.K (K = 1..--sources) before it connects, so that
  * many connections do not run out of ephemeral ports; it upgrades with `Cookie: sid=...` (the
  * cookie lines of FILE, reused round-robin) and counts as up once the hello frame has arrived.
@@ -78,10 +81,13 @@ static struct {
          .login_count = 1000};
 
 static uv_loop_t *loop;
-static struct sockaddr_in target, http_target;
+/* --url may be given up to MAX_URLS times (the nodes of one forum): connection i goes to the (i mod n)-th */
+enum { MAX_URLS = 8 };
+static struct sockaddr_in targets[MAX_URLS], http_target;
+static int num_targets;
 static int use_tls;
 static SSL_CTX *ssl_ctx;
-static char host_header[64], http_host_header[64], ws_path[256];
+static char host_headers[MAX_URLS][64], http_host_header[64], ws_path[256];
 static char **cookies;
 static size_t num_cookies;
 static uint64_t t_start; /* uv_hrtime() at start */
@@ -514,7 +520,7 @@ static void start_upgrade(conn_t *c)
     int n = snprintf(c->hs_out, 1024,
                      "GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
                      "Sec-WebSocket-Version: 13\r\nCookie: %s\r\nUser-Agent: wsload\r\n\r\n",
-                     ws_path, host_header, c->key, c->cookie);
+                     ws_path, host_headers[c->index % num_targets], c->key, c->cookie);
     c->hs_out_len = (size_t)n;
     c->hs_out_off = 0;
     c->hs_in = malloc(8192);
@@ -699,7 +705,7 @@ static void conn_start(conn_t *c)
         conn_fail(c, strerror(errno));
         return;
     }
-    if (connect(c->fd, (struct sockaddr *)&target, sizeof(target)) != 0 && errno != EINPROGRESS) {
+    if (connect(c->fd, (struct sockaddr *)&targets[c->index % num_targets], sizeof(targets[0])) != 0 && errno != EINPROGRESS) {
         conn_fail(c, strerror(errno));
         return;
     }
@@ -1754,7 +1760,15 @@ int main(int argc, char **argv)
     optind = 2;
     while ((c = getopt_long(argc, argv, "n:vh", opts, NULL)) != -1) {
         switch (c) {
-        case 'u': opt.url = optarg; break;
+        case 'u':
+            if (num_targets == MAX_URLS ||
+                parse_url(optarg, &use_tls, &targets[num_targets], host_headers[num_targets], sizeof(host_headers[0]), ws_path, sizeof(ws_path)) != 0) {
+                fprintf(stderr, "wsload: --url must be ws:// or wss:// to a loopback address with a port (at most %d of them)\n", MAX_URLS);
+                return 2;
+            }
+            opt.url = optarg;
+            ++num_targets;
+            break;
         case 'H': opt.http_url = optarg; break;
         case 'c': opt.cookies_path = optarg; break;
         case 'n': opt.connections = atol(optarg); break;
@@ -1799,10 +1813,6 @@ int main(int argc, char **argv)
     } else {
         if (opt.url == NULL || opt.cookies_path == NULL)
             usage();
-        if (parse_url(opt.url, &use_tls, &target, host_header, sizeof(host_header), ws_path, sizeof(ws_path)) != 0) {
-            fprintf(stderr, "wsload: --url must be ws:// or wss:// to a loopback address with a port\n");
-            return 2;
-        }
         if (opt.mode == MODE_BROADCAST && !opt.external && opt.http_url == NULL) {
             fprintf(stderr, "wsload: broadcast needs --http (or --external)\n");
             return 2;
