@@ -28,22 +28,28 @@ run: deps build cert
 
 test: deps node-deps build asan cert
 	SUITE_LOG=$(BUILD)/suite.log FORUMD_BUILD=$(BUILD) t/run-suite t/*.t
-	SUITE_LOG=$(ASAN_BUILD)/suite.log FORUMD_BUILD=$(ASAN_BUILD) ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 t/run-suite t/*.t
-	$(pg_suite)
+	SUITE_LOG=$(ASAN_BUILD)/suite.log FORUMD_BUILD=$(ASAN_BUILD) $(SANITIZERS) t/run-suite t/*.t
+	$(call pg_suite,$(BUILD),,$(PG_TESTS))
+	$(call pg_suite,$(ASAN_BUILD),$(SANITIZERS),$(PG_ASAN_TESTS))
+
+SANITIZERS := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1
+# what runs only on PostgreSQL (several nodes: the bus) also runs on the sanitizer build, which the second pass runs on SQLite
+PG_ASAN_TESTS := t/79-cluster.t
 
 # only the third pass of make test: the whole suite on the normal build against PostgreSQL (PG_TESTS: fewer files)
 PG_TESTS ?= t/*.t
 test-pg: deps node-deps build cert
-	$(pg_suite)
+	$(call pg_suite,$(BUILD),,$(PG_TESTS))
 
 # A private PostgreSQL (t/pg-cluster) in a temporary folder for the run, stopped and its folder removed
 # whether the suite passed or not (the EXIT trap keeps the suite's status); a Ctrl-C stops it too.
+# $(1): the build, $(2): environment for it, $(3): the test files.
 define pg_suite
 @pgdir=$$(mktemp -d -t forumd-pg.XXXXXX) && \
 conninfo=$$(t/pg-cluster start "$$pgdir") || { t/pg-cluster stop "$$pgdir"; exit 1; }; \
 trap 't/pg-cluster stop "$$pgdir"' EXIT; trap 'exit 130' INT TERM; \
 echo "PostgreSQL for the suite: $$conninfo"; \
-SUITE_LOG=$(BUILD)/suite-pg.log FORUMD_BUILD=$(BUILD) FORUMD_TEST_POSTGRES="$$conninfo" t/run-suite $(PG_TESTS)
+SUITE_LOG=$(1)/suite-pg.log FORUMD_BUILD=$(1) $(2) FORUMD_TEST_POSTGRES="$$conninfo" t/run-suite $(3)
 endef
 
 # the benchmarks (bench/run): a table on stdout, the figures in build/bench.json; QUICK=1: tiny sizes, seconds
