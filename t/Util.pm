@@ -391,6 +391,20 @@ CFG
     return $self;
 }
 
+# Sends $sig to a child of this process, waits up to 10 s for it to end (then SIGKILL) and reaps it.
+sub _end_child {
+    my ($pid, $sig) = @_;
+    return unless $pid;
+    kill $sig, $pid;
+    my $deadline = time + 10;
+    while (time < $deadline) {
+        return if waitpid($pid, WNOHANG) == $pid;
+        sleep 0.02;
+    }
+    kill 'KILL', $pid;
+    waitpid($pid, 0);
+}
+
 sub _port_open {
     my $port = shift;
     my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port, Proto => 'tcp', Timeout => 1);
@@ -681,18 +695,7 @@ sub log { t::Util::slurp($_[0]{log}) }
 sub cfg { t::Util::slurp($_[0]{cfg}) }
 
 # Stops HAProxy by PID (SIGTERM: it closes its listeners and ends at once) and reaps it.
-sub stop {
-    my $self = shift;
-    my $pid = delete $self->{pid} or return;
-    kill 'TERM', $pid;
-    my $deadline = time + 10;
-    while (time < $deadline) {
-        return if waitpid($pid, WNOHANG) == $pid;
-        sleep 0.02;
-    }
-    kill 'KILL', $pid;
-    waitpid($pid, 0);
-}
+sub stop { t::Util::_end_child(delete $_[0]{pid}, 'TERM') }
 
 sub DESTROY {
     my $self = shift;
@@ -738,22 +741,9 @@ sub cli {
     return $out;
 }
 
-sub _end {
-    my ($self, $sig) = @_;
-    my $pid = delete $self->{pid} or return;
-    kill $sig, $pid;
-    my $deadline = time + 10;
-    while (time < $deadline) {
-        return if waitpid($pid, WNOHANG) == $pid;
-        sleep 0.02;
-    }
-    kill 'KILL', $pid;
-    waitpid($pid, 0);
-}
-
 # stops it by PID (SIGTERM), or at once (SIGKILL, as a crash)
-sub stop { $_[0]->_end('TERM') }
-sub kill { $_[0]->_end('KILL') }
+sub stop { t::Util::_end_child(delete $_[0]{pid}, 'TERM') }
+sub kill { t::Util::_end_child(delete $_[0]{pid}, 'KILL') }
 
 sub DESTROY {
     my $self = shift;

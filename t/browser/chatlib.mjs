@@ -1,6 +1,7 @@
 /*
  * What the browser tests of the chat share: members registered in a page's context, polling, and what the
- * chat panel of a page shows. Imported by t/browser/chat.mjs and t/browser/cluster.mjs.
+ * chat panel of a page shows. Imported by the browser tests of the chat, the rooms, the layout and
+several nodes.
  */
 
 /** Registers a member in the page's context (the context keeps the session cookie); returns the user. */

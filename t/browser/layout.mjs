@@ -8,6 +8,7 @@
  *   node t/browser/layout.mjs https://127.0.0.1:PORT
  */
 import { check, newPage, runTests, list, watch } from './lib.mjs';
+import { register as registerNickname, until } from './chatlib.mjs';
 
 const SIDE_BY_SIDE = [{ width: 800, height: 900 }, { width: 1024, height: 800 }];
 const PHONE = { width: 390, height: 844 };
@@ -15,29 +16,7 @@ const LIVE_MS = 5_000;
 
 const tag = `${process.pid % 1000}${Date.now() % 100_000}`;
 const nick = (name) => `${name}_${tag}`;
-
-async function register(page, base, name) {
-    const nickname = nick(name);
-    const res = await page.context().request.post(`${base}/api/auth/register`, {
-        data: {
-            nickname, email: `${nickname}@example.org`, password: 'password for tests', first_name: 'Test',
-            last_name: 'Member', age: 30, gender: 'other',
-        },
-    });
-    if (res.status() !== 201)
-        throw new Error(`register ${nickname}: ${res.status()} ${await res.text()}`);
-    return (await res.json()).user;
-}
-
-async function until(fn, timeout = LIVE_MS, every = 50) {
-    const deadline = Date.now() + timeout;
-    let value = await fn();
-    while (!value && Date.now() < deadline) {
-        await new Promise((resolve) => setTimeout(resolve, every));
-        value = await fn();
-    }
-    return value;
-}
+const register = (page, base, name) => registerNickname(page, base, nick(name));
 
 /**
  * Where the members list and one member's row are: inside the window, shown, and the row's button

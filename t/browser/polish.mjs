@@ -11,6 +11,7 @@
  *   node t/browser/polish.mjs https://127.0.0.1:PORT
  */
 import { check, list, newPage, runTests, watch } from './lib.mjs';
+import { register as registerNickname, until } from './chatlib.mjs';
 
 const DESKTOP = { width: 1280, height: 800 };
 const TALL = { width: 1280, height: 1600 };
@@ -20,29 +21,7 @@ const LOBBY = 1;
 
 const tag = `${process.pid % 1000}${Date.now() % 100_000}`;
 const nick = (name) => `${name}_${tag}`;
-
-async function register(page, base, name) {
-    const nickname = nick(name);
-    const res = await page.context().request.post(`${base}/api/auth/register`, {
-        data: {
-            nickname, email: `${nickname}@example.org`, password: 'password for tests', first_name: 'Test',
-            last_name: 'Member', age: 30, gender: 'other',
-        },
-    });
-    if (res.status() !== 201)
-        throw new Error(`register ${nickname}: ${res.status()} ${await res.text()}`);
-    return (await res.json()).user;
-}
-
-async function until(fn, timeout = LIVE_MS, every = 50) {
-    const deadline = Date.now() + timeout;
-    let value = await fn();
-    while (!value && Date.now() < deadline) {
-        await new Promise((resolve) => setTimeout(resolve, every));
-        value = await fn();
-    }
-    return value;
-}
+const register = (page, base, name) => registerNickname(page, base, nick(name));
 
 /**
  * Sends frames over a WebSocket of the page's own (the page shows a plain file of the site), each

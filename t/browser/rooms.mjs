@@ -15,6 +15,7 @@
  * slow refill (t/65-browser-rooms.t). FORUMD_SCREENSHOT_DIR=DIR also saves screenshots.
  */
 import { check, focused, list, newPage, overflow, runTests, watch } from './lib.mjs';
+import { register, until } from './chatlib.mjs';
 
 const DESKTOP = { width: 1280, height: 800 };
 const PHONE = { width: 390, height: 844 };
@@ -29,28 +30,6 @@ const ANN = nick('ann');
 const BEN = nick('ben');
 const CAT = nick('cat');
 const ROOM = `Book club ${tag}`;
-
-async function register(page, base, nickname) {
-    const res = await page.context().request.post(`${base}/api/auth/register`, {
-        data: {
-            nickname, email: `${nickname}@example.org`, password: 'password for tests', first_name: 'Test',
-            last_name: 'Member', age: 30, gender: 'other',
-        },
-    });
-    if (res.status() !== 201)
-        throw new Error(`register ${nickname}: ${res.status()} ${await res.text()}`);
-    return (await res.json()).user;
-}
-
-async function until(fn, timeout = LIVE_MS, every = 50) {
-    const deadline = Date.now() + timeout;
-    let value = await fn();
-    while (!value && Date.now() < deadline) {
-        await new Promise((resolve) => setTimeout(resolve, every));
-        value = await fn();
-    }
-    return value;
-}
 
 /**
  * Opens a WebSocket of the page's own (the page shows a plain file of the site, so no app runs in
