@@ -25,11 +25,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <netdb.h>
+#include <sys/random.h>
+#include <arpa/inet.h>
 #include <openssl/sha.h>
 #include <hiredis/hiredis.h>
 #include <hiredis/async.h>
 #include <hiredis/adapters/libuv.h>
-#include "forum.h"
+#include "db_private.h"
 
 #define CHANNEL "forumd:events"
 
@@ -151,8 +154,9 @@ static void deliver(const char *msg, size_t len)
         return;
     }
     if (node_len == strlen(bus.instance) && memcmp(node, bus.instance, node_len) == 0) {
-        bus.sub_ok_ms = forum_mono_ms(); /* the subscription works; what it carries was delivered here when published */
-        return;
+        bus.sub_ok_ms = forum_mono_ms(); /* the subscription works */
+        if (kind_len != 1 || kind[0] != 'p')
+            return; /* delivered here when published; presence alone is heard from the channel, in Redis's order */
     }
     if (kind_len == 1 && kind[0] == 'h')
         return; /* another node's heartbeat */
@@ -318,7 +322,20 @@ int forum_bus_user_online(int64_t user_id)
     return bus.state != FORUM_BUS_OFF && idset_has(&online, user_id);
 }
 
-/* A change Redis counted (told by a script's answer here, or by its event on the channel elsewhere). */
+typedef struct presence_job {
+    int64_t user;
+    int on;
+} presence_job_t;
+
+/* The frame to everyone here, then the plugins' event, whose handlers may reach the database: on a fiber. */
+static void presence_on_fiber(void *arg)
+{
+    presence_job_t *job = arg;
+    forum_hub_presence(job->user, job->on);
+    free(job);
+}
+
+/* A change Redis counted, heard on the channel. */
 static void presence_changed(int64_t user, int on)
 {
     if (heard.asked) {
@@ -340,44 +357,24 @@ static void presence_changed(int64_t user, int on)
         idset_add(&online, user);
     else
         idset_remove(&online, user);
-    forum_hub_presence(user, on);
-}
-
-static void changes_of(redisReply *list, int on)
-{
-    if (list != NULL && list->type == REDIS_REPLY_ERROR)
-        forum_log(FORUM_LOG_ERROR, "bus: Redis refused a presence script: %s", list->str);
-    if (list == NULL || list->type != REDIS_REPLY_ARRAY)
+    presence_job_t *job = malloc(sizeof(*job));
+    if (job == NULL)
         return;
-    for (size_t i = 0; i != list->elements; ++i)
-        if (list->element[i]->type == REDIS_REPLY_STRING)
-            presence_changed(strtoll(list->element[i]->str, NULL, 10), on);
+    *job = (presence_job_t){user, on};
+    forum_fiber_run(presence_on_fiber, job);
 }
 
-/* The answer of a join or a leave: {user} when that changed who is online (on = privdata). */
-static void on_counted(redisAsyncContext *ac, void *r, void *privdata)
-{
-    if (ac == bus.pub)
-        changes_of(r, privdata != NULL);
-}
-
-static void on_synced(redisAsyncContext *ac, void *r, void *privdata)
+/*
+ * The answer of a presence script. The changes it counted are not applied from it but from their events on
+ * the channel, this instance's own included: answers come on one connection and other instances' events on
+ * another, and only the channel has them all in the order Redis counted them.
+ */
+static void on_script(redisAsyncContext *ac, void *r, void *privdata)
 {
     redisReply *reply = r;
     (void)privdata;
-    if (ac != bus.pub || reply == NULL || reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
-        changes_of(ac == bus.pub ? reply : NULL, 0); /* an error is logged */
-        return;
-    }
-    changes_of(reply->element[0], 1);
-    changes_of(reply->element[1], 0);
-}
-
-static void on_beat(redisAsyncContext *ac, void *r, void *privdata)
-{
-    (void)privdata;
-    if (ac == bus.pub)
-        changes_of(r, 0);
+    if (ac == bus.pub && reply != NULL && reply->type == REDIS_REPLY_ERROR)
+        forum_log(FORUM_LOG_ERROR, "bus: Redis refused a presence script: %s", reply->str);
 }
 
 /*
@@ -389,6 +386,8 @@ static void on_everyone(redisAsyncContext *ac, void *r, void *privdata)
 {
     redisReply *reply = r;
     idset_t now = {NULL, 0, 0};
+    int64_t *changed;
+    size_t went = 0, came = 0;
     (void)privdata;
     heard.asked = 0;
     if (ac != bus.pub || reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
@@ -401,15 +400,19 @@ static void on_everyone(redisAsyncContext *ac, void *r, void *privdata)
     for (size_t i = 0; i != heard.n; ++i)
         (heard.on[i] ? idset_add : idset_remove)(&now, heard.user[i]);
     heard.n = 0;
-    idset_t before = online;
-    online = now;
-    for (size_t i = 0; i != before.cap; ++i)
-        if (before.slot[i] != 0 && !idset_has(&now, before.slot[i]))
-            forum_hub_presence(before.slot[i], 0);
-    for (size_t i = 0; i != now.cap; ++i)
-        if (now.slot[i] != 0 && !idset_has(&before, now.slot[i]))
-            forum_hub_presence(now.slot[i], 1);
-    free(before.slot);
+    /* who went and who came while this node was not hearing, told as the changes heard are */
+    if ((changed = malloc((online.num + now.num + 1) * sizeof(*changed))) != NULL) {
+        for (size_t i = 0; i != online.cap; ++i)
+            if (online.slot[i] != 0 && !idset_has(&now, online.slot[i]))
+                changed[went++] = online.slot[i];
+        for (size_t i = 0; i != now.cap; ++i)
+            if (now.slot[i] != 0 && !idset_has(&online, now.slot[i]))
+                changed[went + came++] = now.slot[i];
+        for (size_t i = 0; i != went + came; ++i)
+            presence_changed(changed[i], i >= went);
+        free(changed);
+    }
+    free(now.slot);
 }
 
 /* The head of this instance's presence events, which the scripts complete with "ON\nUSER\n" */
@@ -425,7 +428,7 @@ void forum_bus_presence(int64_t user_id, int on)
         return; /* counted by the sync when Redis is back */
     snprintf(users, sizeof(users), KEY_USERS "%s", bus.instance);
     event_head(head, sizeof(head));
-    redisAsyncCommand(bus.pub, on_counted, on ? (void *)1 : NULL, "EVAL %s 2 %s %s %s %s %lld", on ? script_join : script_leave,
+    redisAsyncCommand(bus.pub, on_script, NULL, "EVAL %s 2 %s %s %s %s %lld", on ? script_join : script_leave,
                       KEY_COUNTS, users, bus.instance, head, (long long)user_id);
 }
 
@@ -435,7 +438,7 @@ static void presence_beat(void)
     char alive[200], head[200];
     snprintf(alive, sizeof(alive), KEY_ALIVE "%s", bus.instance);
     event_head(head, sizeof(head));
-    redisAsyncCommand(bus.pub, on_beat, NULL, "EVAL %s 3 %s %s %s %s %s %d", script_beat, KEY_COUNTS, KEY_INSTANCES, alive, bus.instance,
+    redisAsyncCommand(bus.pub, on_script, NULL, "EVAL %s 3 %s %s %s %s %s %d", script_beat, KEY_COUNTS, KEY_INSTANCES, alive, bus.instance,
                       head, PRESENCE_TTL_MS);
 }
 
@@ -461,7 +464,7 @@ static void presence_sync(void)
             at += (size_t)len + 1;
         }
         presence_beat(); /* first: the instance lives before it is counted */
-        redisAsyncCommandArgv(bus.pub, on_synced, NULL, (int)argc, argv, lens);
+        redisAsyncCommandArgv(bus.pub, on_script, NULL, (int)argc, argv, lens);
         heard.asked = 1;
         heard.n = 0;
         redisAsyncCommand(bus.pub, on_everyone, NULL, "HKEYS %s", KEY_COUNTS);
@@ -521,6 +524,9 @@ int64_t forum_bus_shared_limit(const char *name, const char *key, unsigned burst
     if (redisAsyncCommand(bus.pub, on_limit, &call, "EVAL %s 1 %s %u %lld %d", script_limit, bucket, burst, (long long)window_ms,
                           take) != REDIS_OK)
         return -1;
+    /* a callback waiting for Redis must not keep a database connection others need (unless in a transaction) */
+    if (forum_pg_on())
+        forum_pg_release();
     /* the answer, or the connection's end (hiredis then calls back with no reply), wakes this callback */
     while (!call.done)
         forum_fiber_suspend();
@@ -548,6 +554,8 @@ static void went_up(void)
                   bus.host, bus.port, (long long)(forum_mono_ms() - bus.down_since_ms));
         bus.state = FORUM_BUS_UP;
         forum_hub_ring_all(); /* what was published elsewhere meanwhile */
+        /* and what this node stored meanwhile (or whose PUBLISH went with the connection) rings everyone elsewhere */
+        publish('R', FORUM_PUB_REPLAYABLE, NULL, 0, "", 0, "", 0);
         presence_sync();
         return;
     }
@@ -647,7 +655,10 @@ static void connect_both(void)
     bus.attempt_ms = forum_mono_ms();
     bus.pub = open_one();
     bus.sub = bus.pub != NULL ? open_one() : NULL;
-    if (bus.sub == NULL || redisAsyncCommand(bus.pub, on_answer, NULL, "PING") != REDIS_OK ||
+    /* named, so that CLIENT LIST shows which instance each connection is */
+    if (bus.sub == NULL || redisAsyncCommand(bus.pub, NULL, NULL, "CLIENT SETNAME forumd:%s", bus.instance) != REDIS_OK ||
+        redisAsyncCommand(bus.sub, NULL, NULL, "CLIENT SETNAME forumd:%s", bus.instance) != REDIS_OK ||
+        redisAsyncCommand(bus.pub, on_answer, NULL, "PING") != REDIS_OK ||
         redisAsyncCommand(bus.sub, on_message, NULL, "SUBSCRIBE %s", CHANNEL) != REDIS_OK)
         went_down("cannot open a connection");
 }
@@ -696,7 +707,11 @@ int forum_bus_start(uv_loop_t *loop, const forum_config_t *conf, char *err, size
         host[sizeof(host) - 1] = '\0';
         snprintf(bus.node, sizeof(bus.node), "%s-%ld", host, (long)getpid());
     }
-    snprintf(bus.instance, sizeof(bus.instance), "%s/%ld", bus.node, (long)getpid());
+    /* the pid tells a restart from the process before it; the nonce two nodes given one name (containers: pid 1) */
+    uint32_t nonce = 0;
+    if (getrandom(&nonce, sizeof(nonce), 0) != sizeof(nonce))
+        nonce = (uint32_t)forum_now_ms();
+    snprintf(bus.instance, sizeof(bus.instance), "%s/%ld/%08x", bus.node, (long)getpid(), nonce);
     if (conf->bus_redis_host == NULL)
         return 0; /* a single node */
     /* Redis must answer at start, as the database must: a node that cannot hear the others would serve stale */
@@ -722,7 +737,20 @@ int forum_bus_start(uv_loop_t *loop, const forum_config_t *conf, char *err, size
     redisFree(c);
 
     bus.loop = loop;
-    bus.host = strdup(conf->bus_redis_host);
+    /*
+     * hiredis resolves a host name with a blocking getaddrinfo at every connect: done once here, before the
+     * loop serves, so that reconnecting while DNS is slow never stalls it (a new address needs a restart)
+     */
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM}, *ai;
+    char numeric[INET6_ADDRSTRLEN];
+    if (getaddrinfo(conf->bus_redis_host, NULL, &hints, &ai) == 0) {
+        if (getnameinfo(ai->ai_addr, ai->ai_addrlen, numeric, sizeof(numeric), NULL, 0, NI_NUMERICHOST) != 0)
+            snprintf(numeric, sizeof(numeric), "%s", conf->bus_redis_host);
+        freeaddrinfo(ai);
+    } else {
+        snprintf(numeric, sizeof(numeric), "%s", conf->bus_redis_host);
+    }
+    bus.host = strdup(numeric);
     bus.port = (int)conf->bus_redis_port;
     bus.state = FORUM_BUS_CONNECTING;
     uv_timer_init(loop, &bus.tick);

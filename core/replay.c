@@ -15,6 +15,7 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#include "db_private.h"
 #include "ws_conn.h"
 
 /* ROUNDS_PER_TURN bounds one call's work: a source may answer a round with a window that holds nothing
@@ -88,14 +89,46 @@ void forum_replay_run(forum_ws_t *ws, int64_t user)
 
 enum { ROUND_AGAIN, ROUND_OVER };
 
+/*
+ * On PostgreSQL each source's list is a statement of its own, which sees what was committed when it began:
+ * a message committed between two sources' lists would be seen by the second only, and one with a lower id
+ * in the first would be passed over. So a round first reads the newest id of a committed draw of the
+ * "messages" sequence, which every replayable message is numbered from: ids commit in order (a draw holds the
+ * sequence's row until its COMMIT), so every message up to it is visible to the lists that follow, and the
+ * round claims nothing past it. -1 when it cannot be read; on SQLite nothing suspends: no bound.
+ */
+static int64_t round_cut(void)
+{
+    forum_stmt_t *s;
+    int rc;
+    int64_t cut = 0;
+    if (!forum_pg_on())
+        return INT64_MAX;
+    if ((s = forum_db_stmt("SELECT value FROM forum_sequences WHERE name = 'messages'")) == NULL)
+        return -1;
+    if ((rc = forum_db_step(s)) == FORUM_DB_ROW) {
+        cut = forum_db_col_int(s, 0);
+        rc = forum_db_step(s);
+    }
+    return rc == FORUM_DB_DONE ? cut : -1; /* no row: no message was ever numbered */
+}
+
 /* One round over the sources `srcs`: what each lists above `*after`, sent in id order up to where all are complete. */
 static int replay_round(forum_ws_t *ws, int64_t user, source_batch_t *batches, const forum_replay_source_t *const *srcs, size_t n,
                         int64_t *after)
 {
     int64_t bound = INT64_MAX; /* every message up to it, of every source, is in this round's batches */
+    int64_t cut;
     source_batch_t *b;
 
     ws->replay_skipped = 0;
+    if ((cut = round_cut()) < 0) {
+        forum_log(FORUM_LOG_WARN, "replay for user %lld: the message sequence could not be read; the client is asked to reconnect",
+                  (long long)user);
+        forum_hub_replay_set(ws, *after);
+        begin_close(ws, FORUM_WS_TRY_AGAIN_LATER, "try again later", 1);
+        return ROUND_OVER;
+    }
     for (size_t i = 0; i != n; ++i) {
         int64_t complete_to = *after;
         batches[i].src = srcs[i];
@@ -114,6 +147,9 @@ static int replay_round(forum_ws_t *ws, int64_t user, source_batch_t *batches, c
     }
     if (ws->dead)
         return ROUND_OVER; /* it went while a source was read */
+    int complete = bound >= cut; /* every message up to the cut is in the batches */
+    if (bound > cut)
+        bound = cut;
     while ((b = next_of(batches, n, bound)) != NULL) {
         if (forum_hub_drain_wait(ws)) {
             forum_hub_replay_set(ws, *after); /* the queue drained: here again */
@@ -122,15 +158,18 @@ static int replay_round(forum_ws_t *ws, int64_t user, source_batch_t *batches, c
         *after = b->ids[b->at++];
         b->src->send(ws, user, *after);
     }
-    if (bound == INT64_MAX) {
+    if (complete) {
         /*
-         * Nothing newer. On PostgreSQL the sources' reads suspend this round, and a message may have been stored
-         * and published meanwhile, after its source was read: left out of live delivery (this connection was
-         * catching up) and not in this round's batches. Then the sources are read again; only a round during
-         * which nothing was left out may end the replay.
+         * Nothing newer up to the cut. On PostgreSQL the sources' reads suspend this round, and a message may have
+         * been stored and published meanwhile, after its source was read: left out of live delivery (this
+         * connection was catching up) and not in this round's batches. Then the sources are read again; only a
+         * round during which nothing was left out may end the replay. A message stored after the cut is
+         * published after it, and so rings or reaches this connection once the replay is over.
          */
         if (ws->replay_skipped)
             return ROUND_AGAIN;
+        if (cut != INT64_MAX && cut > *after)
+            *after = cut; /* nothing up to it is left unsent */
         ws->caught_up = *after;
         forum_hub_replay_set(ws, -1); /* caught up: live delivery takes over from here */
         return ROUND_OVER;

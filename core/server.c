@@ -178,6 +178,7 @@ static void on_drain_check(uv_timer_t *timer)
         if (forum_server.num_inflight != 0 || forum_hub_count() != 0)
             forum_log(FORUM_LOG_WARN, "shutdown timeout: %zu requests and %zu WebSockets still open", forum_server.num_inflight,
                       forum_hub_count());
+        forum_bus_stop(); /* only now: what the requests in flight stored was published */
         uv_stop(forum_server.loop);
     }
 }
@@ -196,7 +197,6 @@ static void on_signal(uv_signal_t *sig, int signum)
     close_listeners();
     h2o_context_request_shutdown(&forum_server.h2o_ctx);
     forum_hub_shutdown();
-    forum_bus_stop(); /* the others hear no more of this node; its connections are closing */
     drain_deadline_ms = forum_mono_ms() + forum_server.conf->limits.shutdown_timeout_ms;
     uv_timer_start(&drain_timer, on_drain_check, 0, 20);
 }
