@@ -48,7 +48,8 @@ static struct {
     int pub_up, sub_up;
     forum_bus_state_t state;
     uv_timer_t tick;
-    int64_t down_since_ms, attempt_ms, pub_ok_ms, sub_ok_ms;
+    int64_t down_since_ms, attempt_ms;
+    int64_t pub_wait_ms, sub_wait_ms; /* since when a heartbeat has waited for its answer, and to come back; 0: none */
     uint64_t published, received, dropped, losses, catch_ups;
 } bus;
 
@@ -154,7 +155,7 @@ static void deliver(const char *msg, size_t len)
         return;
     }
     if (node_len == strlen(bus.instance) && memcmp(node, bus.instance, node_len) == 0) {
-        bus.sub_ok_ms = forum_mono_ms(); /* the subscription works */
+        bus.sub_wait_ms = 0; /* the subscription works: what this node published came back */
         if (kind_len != 1 || kind[0] != 'p')
             return; /* delivered here when published; presence alone is heard from the channel, in Redis's order */
     }
@@ -538,16 +539,18 @@ int64_t forum_bus_shared_limit(const char *name, const char *key, unsigned burst
  *
  * One timer ticks every second while there is a bus. Up, it publishes a heartbeat: the answer to the PUBLISH
  * shows the publishing connection alive, the heartbeat coming back on the channel the subscribed one. A
- * connection silent for SILENCE_MS is lost, as one that closes is: hiredis's libuv adapter ignores a socket
- * error (a refused connect, a reset), so its callbacks alone would wait forever. Down, the tick rings every
- * connection (the database is the doorbell meanwhile) and tries to connect again.
+ * heartbeat left waiting SILENCE_MS means the bus is lost, as a connection that closes does: hiredis's libuv
+ * adapter ignores a socket error (a refused connect, a reset), so its callbacks alone would wait forever.
+ * What the sockets hold is read first, and the wait counts from the heartbeat's sending: a loop kept busy
+ * (a broadcast to many) is not taken for a silent Redis. Down, the tick rings every connection (the
+ * database is the doorbell meanwhile; not while the last such rings are still reading) and connects again.
  */
 
 static void went_up(void)
 {
     if (bus.state == FORUM_BUS_UP || !bus.pub_up || !bus.sub_up)
         return;
-    bus.pub_ok_ms = bus.sub_ok_ms = forum_mono_ms();
+    bus.pub_wait_ms = bus.sub_wait_ms = 0;
     if (bus.state == FORUM_BUS_DOWN) {
         ++bus.catch_ups;
         forum_log(FORUM_LOG_INFO, "bus: Redis at %s:%d is back after %lld ms; every connection catches up from the database",
@@ -614,7 +617,7 @@ static void on_answer(redisAsyncContext *ac, void *r, void *privdata)
     (void)privdata;
     if (ac != bus.pub || r == NULL || ((redisReply *)r)->type == REDIS_REPLY_ERROR)
         return;
-    bus.pub_ok_ms = forum_mono_ms();
+    bus.pub_wait_ms = 0; /* answers come in order: every PUBLISH before this one was answered */
     if (!bus.pub_up) {
         bus.pub_up = 1;
         went_up();
@@ -671,7 +674,14 @@ static void on_tick(uv_timer_t *t)
     (void)t;
     switch (bus.state) {
     case FORUM_BUS_UP:
-        if (now - bus.pub_ok_ms > SILENCE_MS || now - bus.sub_ok_ms > SILENCE_MS) {
+        /* what waits in the sockets first (a callback may find the bus gone) */
+        if (bus.pub != NULL)
+            redisAsyncHandleRead(bus.pub);
+        if (bus.sub != NULL)
+            redisAsyncHandleRead(bus.sub);
+        if (bus.state != FORUM_BUS_UP)
+            break;
+        if ((bus.pub_wait_ms != 0 && now - bus.pub_wait_ms > SILENCE_MS) || (bus.sub_wait_ms != 0 && now - bus.sub_wait_ms > SILENCE_MS)) {
             went_down("no answer for 3 s");
         } else {
             heartbeat();
@@ -680,7 +690,7 @@ static void on_tick(uv_timer_t *t)
         break;
     case FORUM_BUS_CONNECTING:
     case FORUM_BUS_DOWN:
-        if (bus.state == FORUM_BUS_DOWN)
+        if (bus.state == FORUM_BUS_DOWN && forum_replay_rings_busy() == 0)
             forum_hub_ring_all(); /* while the bus is down, the database is the doorbell */
         if (bus.pub != NULL && now - bus.attempt_ms > SILENCE_MS)
             went_down("no answer for 3 s");
@@ -825,6 +835,11 @@ static void publish(char kind, int flags, const int64_t *ids, size_t n, const ch
 /* The heartbeat: a node alive on the bus, and its two connections (on_tick). */
 static void heartbeat(void)
 {
+    int64_t now = forum_mono_ms();
+    if (bus.pub_wait_ms == 0)
+        bus.pub_wait_ms = now;
+    if (bus.sub_wait_ms == 0)
+        bus.sub_wait_ms = now;
     publish('h', 0, NULL, 0, "", 0, "", 0);
 }
 

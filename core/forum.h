@@ -298,6 +298,8 @@ void forum_replay_open(forum_ws_t *ws, int64_t user, const char *query, int64_t 
 void forum_replay_run(forum_ws_t *ws, int64_t user);
 /** With a bus: `ws` reads what is new for it from the database, on a fiber of its own, in a moment. */
 void forum_replay_ring(forum_ws_t *ws);
+/** Rings due or under way: while some are, a ring of everyone would only pile more on the database. */
+size_t forum_replay_rings_busy(void);
 /** Starts the rings' timer on `loop`. */
 void forum_replay_init(uv_loop_t *loop);
 

@@ -250,7 +250,7 @@ void forum_replay_open(forum_ws_t *ws, int64_t user, const char *query, int64_t 
  * its replay runs in a moment, on a fiber of its own: a ring comes from the middle of a publisher's work.
  */
 static forum_ws_t **rung;
-static size_t num_rung, rung_cap;
+static size_t num_rung, rung_cap, rings_running;
 static uv_timer_t ring_timer;
 
 static void ring_on_fiber(void *arg)
@@ -259,6 +259,12 @@ static void ring_on_fiber(void *arg)
     if (!ws->dead)
         forum_replay_run(ws, ws->user->id);
     ws_release(ws);
+    --rings_running;
+}
+
+size_t forum_replay_rings_busy(void)
+{
+    return num_rung + rings_running;
 }
 
 static void on_rings(uv_timer_t *t)
@@ -269,6 +275,7 @@ static void on_rings(uv_timer_t *t)
     rung = NULL, num_rung = rung_cap = 0;
     for (size_t i = 0; i != n; ++i) {
         list[i]->rung = 0;
+        ++rings_running;
         forum_fiber_run(ring_on_fiber, list[i]);
     }
     free(list);
