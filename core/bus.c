@@ -16,7 +16,7 @@
  *   p  the users IDS came online (FLAGS 1) or went offline (0), counted over every node
  *   h  a heartbeat, every second
  *
- * Presence lives in Redis: per live instance (NODE/PID) the set of users with a connection there, and per
+ * Presence lives in Redis: per live instance (NODE/PID/NONCE) the set of users with a connection there, and per
  * user on how many instances they are; a user is online while that count is not 0. Each instance keeps a key
  * that expires PRESENCE_TTL_MS after its last heartbeat; an instance that finds another's key gone takes its
  * users off (a script: one instance does it), so a node that dies takes its users offline within that time.
@@ -43,7 +43,7 @@ static struct {
     char *host;
     int port;
     char node[128];
-    char instance[160]; /* node/pid: this process on the channel and in Redis's keys (a restart is another instance) */
+    char instance[160]; /* node/pid/nonce: this process on the channel and in Redis's keys (a restart is another instance) */
     redisAsyncContext *pub, *sub;
     int pub_up, sub_up;
     forum_bus_state_t state;
@@ -52,7 +52,6 @@ static struct {
     int64_t pub_wait_ms, sub_wait_ms; /* since when a heartbeat has waited for its answer, and to come back; 0: none */
     uint64_t published, received, dropped, losses, catch_ups;
 } bus;
-
 
 int forum_bus_enabled(void)
 {
