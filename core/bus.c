@@ -447,12 +447,14 @@ static void presence_sync(void)
 {
     char users[200], head[200];
     int64_t *ids;
-    size_t n = forum_hub_local_users(&ids), argc = 0, at = 0;
+    long got = forum_hub_local_users(&ids);
+    size_t n = got > 0 ? (size_t)got : 0, argc = 0, at = 0;
     const char **argv = malloc((n + 8) * sizeof(*argv));
     size_t *lens = malloc((n + 8) * sizeof(*lens));
     char *nums = malloc(n * 21 + 1);
 
-    if (argv != NULL && lens != NULL && nums != NULL && (n == 0 || ids != NULL)) {
+    /* without memory for the list nothing is sent: an empty one would take this node's users offline */
+    if (got >= 0 && argv != NULL && lens != NULL && nums != NULL) {
         snprintf(users, sizeof(users), KEY_USERS "%s", bus.instance);
         event_head(head, sizeof(head));
         const char *fixed[] = {"EVAL", script_sync, "3", KEY_COUNTS, KEY_INSTANCES, users, bus.instance, head};
@@ -884,15 +886,14 @@ void forum_bus_status(yajl_gen g)
     forum_json_str(g, addr);
     forum_json_str(g, "state");
     forum_json_str(g, names[bus.state]);
-    forum_json_str(g, "published");
-    yajl_gen_integer(g, (long long)bus.published);
-    forum_json_str(g, "received");
-    yajl_gen_integer(g, (long long)bus.received);
-    forum_json_str(g, "dropped");
-    yajl_gen_integer(g, (long long)bus.dropped);
-    forum_json_str(g, "losses");
-    yajl_gen_integer(g, (long long)bus.losses);
-    forum_json_str(g, "catch_ups");
-    yajl_gen_integer(g, (long long)bus.catch_ups);
+    const struct {
+        const char *name;
+        uint64_t value;
+    } counts[] = {{"published", bus.published}, {"received", bus.received}, {"dropped", bus.dropped}, {"losses", bus.losses},
+                  {"catch_ups", bus.catch_ups}};
+    for (size_t i = 0; i != FORUM_ARRAY_SIZE(counts); ++i) {
+        forum_json_str(g, counts[i].name);
+        yajl_gen_integer(g, (long long)counts[i].value);
+    }
     yajl_gen_map_close(g);
 }

@@ -242,8 +242,8 @@ void forum_hub_ring_users(const int64_t *ids, size_t n);
 void forum_hub_ring_all(void);
 /** A user came online or went offline (on every node, with a bus): the presence frame to everyone here, and the plugins' event. */
 void forum_hub_presence(int64_t user_id, int online);
-/** The users with a connection on this node; `*out` is malloc'ed. */
-size_t forum_hub_local_users(int64_t **out);
+/** The users with a connection on this node, -1 without memory; `*out` is malloc'ed. */
+long forum_hub_local_users(int64_t **out);
 /** Closes every connection with 1001 and stops the timers; connections leave as their close completes. */
 void forum_hub_shutdown(void);
 size_t forum_hub_count(void);

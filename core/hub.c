@@ -209,12 +209,12 @@ int forum_hub_user_online(int64_t user_id)
 }
 
 /* The users with a connection here (core/bus.c tells Redis after it was away); `*out` is malloc'ed. */
-size_t forum_hub_local_users(int64_t **out)
+long forum_hub_local_users(int64_t **out)
 {
-    size_t n = 0;
+    long n = 0;
     *out = malloc((num_users != 0 ? num_users : 1) * sizeof(**out));
     if (*out == NULL)
-        return 0;
+        return -1;
     for (size_t b = 0; b != users_cap; ++b)
         for (user_entry_t *u = users[b]; u != NULL; u = u->next)
             (*out)[n++] = u->id;

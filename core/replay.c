@@ -246,12 +246,18 @@ void forum_replay_open(forum_ws_t *ws, int64_t user, const char *query, int64_t 
 
 /*
  * Rings (a bus): a connection is rung when a message may be new for it, here or on another node. It is
- * marked as catching up from the newest id it has had, so that frames published meanwhile leave it out, and
- * its replay runs in a moment, on a fiber of its own: a ring comes from the middle of a publisher's work.
+ * marked as catching up from the newest id it has had, so that frames published meanwhile leave it out (and
+ * a second ring finds it so), and its replay runs in a moment, on a fiber of its own: a ring comes from the
+ * middle of a publisher's work. At most RINGS_AT_ONCE replays run at a time, the others wait here in turn:
+ * a ring of everyone (a lobby message) would otherwise make a fiber per connection, each waiting for one of a
+ * few database connections, and those past the statement timeout would fail and close their connections.
  */
-static forum_ws_t **rung;
-static size_t num_rung, rung_cap, rings_running;
+enum { RINGS_AT_ONCE = 32 };
+static forum_ws_t **rung; /* rung[rung_head .. num_rung) wait, oldest first */
+static size_t rung_head, num_rung, rung_cap, rings_running;
 static uv_timer_t ring_timer;
+
+static void on_rings(uv_timer_t *t);
 
 static void ring_on_fiber(void *arg)
 {
@@ -259,26 +265,24 @@ static void ring_on_fiber(void *arg)
     if (!ws->dead)
         forum_replay_run(ws, ws->user->id);
     ws_release(ws);
-    --rings_running;
+    if (--rings_running < RINGS_AT_ONCE && rung_head != num_rung)
+        uv_timer_start(&ring_timer, on_rings, 0, 0);
 }
 
 size_t forum_replay_rings_busy(void)
 {
-    return num_rung + rings_running;
+    return num_rung - rung_head + rings_running;
 }
 
 static void on_rings(uv_timer_t *t)
 {
-    forum_ws_t **list = rung;
-    size_t n = num_rung;
     (void)t;
-    rung = NULL, num_rung = rung_cap = 0;
-    for (size_t i = 0; i != n; ++i) {
-        list[i]->rung = 0;
+    while (rings_running < RINGS_AT_ONCE && rung_head != num_rung) {
         ++rings_running;
-        forum_fiber_run(ring_on_fiber, list[i]);
+        forum_fiber_run(ring_on_fiber, rung[rung_head++]);
     }
-    free(list);
+    if (rung_head == num_rung)
+        rung_head = num_rung = 0;
 }
 
 void forum_replay_ring(forum_ws_t *ws)
@@ -286,11 +290,13 @@ void forum_replay_ring(forum_ws_t *ws)
     if (ws->dead)
         return;
     if (ws->replaying) {
-        ws->replay_skipped = 1; /* its replay reads again before it ends, or a ring's is due */
+        ws->replay_skipped = 1; /* its replay (a ring's, waiting or running) reads again before it ends */
         return;
     }
-    if (ws->rung)
-        return;
+    if (num_rung == rung_cap && rung_head != 0) {
+        memmove(rung, rung + rung_head, (num_rung - rung_head) * sizeof(*rung));
+        num_rung -= rung_head, rung_head = 0;
+    }
     if (num_rung == rung_cap) {
         size_t cap = rung_cap != 0 ? 2 * rung_cap : 64;
         forum_ws_t **p = realloc(rung, cap * sizeof(*p));
@@ -301,10 +307,9 @@ void forum_replay_ring(forum_ws_t *ws)
         rung = p, rung_cap = cap;
     }
     forum_hub_replay_set(ws, ws->caught_up);
-    ws->rung = 1;
     ws_hold(ws);
     rung[num_rung++] = ws;
-    if (num_rung == 1)
+    if (rings_running < RINGS_AT_ONCE)
         uv_timer_start(&ring_timer, on_rings, 0, 0);
 }
 

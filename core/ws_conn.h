@@ -49,7 +49,6 @@ struct forum_ws {
     int64_t replay_after;  /* the last id the replay sent */
     uint8_t replaying;     /* frames published with FORUM_PUB_REPLAYABLE leave this connection out */
     uint8_t replay_skipped; /* one was left out since the replay's round began reading */
-    uint8_t rung;           /* with a bus: a replay from caught_up is due (core/replay.c) */
     int64_t caught_up;      /* the newest message id this connection has had, once its replay is over */
     uint8_t drain_wanted;  /* ws.drained is due when the queue drops under its low mark */
     /* On PostgreSQL a plugin's callback may be suspended with this connection in hand (core/fiber.c): the
