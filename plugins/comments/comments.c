@@ -22,14 +22,12 @@ static int post_exists(int64_t id)
     return api->db_step(s) == FORUM_DB_ROW;
 }
 
-static int write_comment_by_id(yajl_gen g, int64_t id)
+/* Reads comment `id`: FORUM_DB_ROW with its row in `*s`, else FORUM_DB_DONE or the failure. */
+static int read_comment(int64_t id, forum_stmt_t **s)
 {
-    forum_stmt_t *s = api->db_stmt("SELECT " COMMENT_COLUMNS " FROM comments c JOIN users u ON u.id = c.author_id WHERE c.id = ?");
-    api->db_bind_int(s, 1, id);
-    if (api->db_step(s) != FORUM_DB_ROW)
-        return 0;
-    api->db_row_json(s, g);
-    return 1;
+    *s = api->db_stmt("SELECT " COMMENT_COLUMNS " FROM comments c JOIN users u ON u.id = c.author_id WHERE c.id = ?");
+    api->db_bind_int(*s, 1, id);
+    return api->db_step(*s);
 }
 
 static void write_comment(yajl_gen g, forum_stmt_t *s)
@@ -81,12 +79,29 @@ static int64_t find_by_client_id(int64_t author, const char *client_id)
     }
 }
 
-static void answer_comment(forum_req_t *req, int64_t id)
+/*
+ * 201 with comment `id`, read before the answer begins: never half a comment. `stored`: it was stored by this
+ * request, so a failed read is still a 201, with its id alone; a retry's failed read is a 503.
+ */
+static void answer_comment(forum_req_t *req, int64_t id, int stored)
 {
+    forum_stmt_t *s;
+    int found = read_comment(id, &s) == FORUM_DB_ROW;
+    if (!found && !stored) {
+        api->res_db_error(req, "the comment could not be read");
+        return;
+    }
     yajl_gen g = api->res_json_begin(req, 201);
     yajl_gen_map_open(g);
     pu_str(g, "comment");
-    write_comment_by_id(g, id);
+    if (found) {
+        api->db_row_json(s, g);
+    } else {
+        api->log(FORUM_LOG_WARN, "comments: comment %lld was stored but could not be read back", (long long)id);
+        yajl_gen_map_open(g);
+        pu_key_int(g, "id", id);
+        yajl_gen_map_close(g);
+    }
     yajl_gen_map_close(g);
     api->res_json_end(req);
 }
@@ -112,7 +127,7 @@ static int create_route(forum_req_t *req)
         if (id < 0)
             api->res_db_error(req, "the comment could not be stored");
         else
-            answer_comment(req, id);
+            answer_comment(req, id, 0);
         return 0;
     }
     api->format_time(api->now_ms(), now);
@@ -127,7 +142,7 @@ static int create_route(forum_req_t *req)
     else
         api->db_bind_null(s, 5);
     if ((ret = api->db_step(s)) == FORUM_DB_CONSTRAINT && client_id != NULL && (id = find_by_client_id(me, client_id)) > 0) {
-        answer_comment(req, id); /* stored meanwhile by another connection */
+        answer_comment(req, id, 0); /* stored meanwhile by another connection */
         return 0;
     }
     id = ret == FORUM_DB_ROW ? api->db_col_int(s, 0) : 0;
@@ -136,16 +151,18 @@ static int create_route(forum_req_t *req)
         return 0;
     }
 
-    yajl_gen g = yajl_gen_alloc(NULL);
-    yajl_gen_map_open(g);
-    pu_key_str(g, "type", "comment.created");
-    pu_str(g, "comment");
-    write_comment_by_id(g, id);
-    yajl_gen_map_close(g);
-    pu_publish_all(api, g);
-    yajl_gen_free(g);
-
-    answer_comment(req, id);
+    /* stored: everyone hears of it (when it can be read back: nobody gets a broken frame), then the answer */
+    if (read_comment(id, &s) == FORUM_DB_ROW) {
+        yajl_gen g = yajl_gen_alloc(NULL);
+        yajl_gen_map_open(g);
+        pu_key_str(g, "type", "comment.created");
+        pu_str(g, "comment");
+        api->db_row_json(s, g);
+        yajl_gen_map_close(g);
+        pu_publish_all(api, g);
+        yajl_gen_free(g);
+    }
+    answer_comment(req, id, 1);
     return 0;
 }
 

@@ -59,16 +59,13 @@ static void write_post(yajl_gen g, forum_stmt_t *s)
     yajl_gen_map_close(g);
 }
 
-/* Writes post `id`; false when there is none. */
-static int write_post_by_id(yajl_gen g, int64_t id)
+/* Reads post `id` (POST_SQL's columns): FORUM_DB_ROW with its row in `*s`, FORUM_DB_DONE when there is none, or the failure. */
+static int read_post(int64_t id, forum_stmt_t **s)
 {
     static const char *const sql[2] = POST_SQL("FROM posts p JOIN users u ON u.id = p.author_id WHERE p.id = ?");
-    forum_stmt_t *s = post_stmt(sql);
-    api->db_bind_int(s, 1, id);
-    if (api->db_step(s) != FORUM_DB_ROW)
-        return 0;
-    write_post(g, s);
-    return 1;
+    *s = post_stmt(sql);
+    api->db_bind_int(*s, 1, id);
+    return api->db_step(*s);
 }
 
 static int categories_route(forum_req_t *req)
@@ -202,13 +199,20 @@ static void fini(forum_plugin_t *p)
 static int get_route(forum_req_t *req)
 {
     int64_t id = pu_parse_id(api->req_param(req, "id"));
-    yajl_gen g = api->res_json_begin(req, 200);
-    yajl_gen_map_open(g);
-    pu_str(g, "post");
-    if (id == 0 || !write_post_by_id(g, id)) {
+    forum_stmt_t *s;
+    int rc = id != 0 ? read_post(id, &s) : FORUM_DB_DONE;
+    if (rc == FORUM_DB_DONE) {
         api->res_error(req, 404, "not_found", "no such post", NULL);
         return 0;
     }
+    if (rc != FORUM_DB_ROW) {
+        api->res_db_error(req, "the post could not be read"); /* a database that failed is not a post that does not exist */
+        return 0;
+    }
+    yajl_gen g = api->res_json_begin(req, 200);
+    yajl_gen_map_open(g);
+    pu_str(g, "post");
+    write_post(g, s);
     yajl_gen_map_close(g);
     api->res_json_end(req);
     return 0;
@@ -262,13 +266,13 @@ static int read_categories(forum_req_t *req, yajl_val body, int64_t *ids, size_t
     return 1;
 }
 
-/* 201 with post `id`: a new post, or the one a repeated client_id names */
-static void answer_post(forum_req_t *req, int64_t id)
+/* 201 with the post of the current row of `s` */
+static void answer_post(forum_req_t *req, forum_stmt_t *s)
 {
     yajl_gen g = api->res_json_begin(req, 201);
     yajl_gen_map_open(g);
     pu_str(g, "post");
-    write_post_by_id(g, id);
+    write_post(g, s);
     yajl_gen_map_close(g);
     api->res_json_end(req);
 }
@@ -299,7 +303,12 @@ static int create_route(forum_req_t *req)
         case FORUM_DB_ROW:
             id = api->db_col_int(s, 0);
             api->db_rollback();
-            answer_post(req, id);
+            /* read before the answer begins: one that fails is a 503, never a 201 with half a post */
+            if (read_post(id, &s) != FORUM_DB_ROW) {
+                api->res_db_error(req, "the post could not be read");
+                return 0;
+            }
+            answer_post(req, s);
             return 0;
         case FORUM_DB_DONE:
             break;
@@ -331,17 +340,12 @@ static int create_route(forum_req_t *req)
     if (api->db_commit() != 0)
         goto Error;
 
-    /* committed: now tell everyone, then answer */
-    yajl_gen g = yajl_gen_alloc(NULL);
-    yajl_gen_map_open(g);
-    pu_key_str(g, "type", "post.created");
-    pu_str(g, "post");
-    if (!write_post_by_id(g, id)) {
+    /* committed: read back once; the frame to everyone and the answer are both written from that row */
+    if (read_post(id, &s) != FORUM_DB_ROW) {
         /* stored, but not read back (the database went right after the commit): the answer says so much, in
          * JSON, and nobody gets a broken frame; the feed shows the post once the database is back */
-        yajl_gen_free(g);
         api->log(FORUM_LOG_WARN, "posts: post %lld was stored but could not be read back", (long long)id);
-        g = api->res_json_begin(req, 201);
+        yajl_gen g = api->res_json_begin(req, 201);
         yajl_gen_map_open(g);
         pu_str(g, "post");
         yajl_gen_map_open(g);
@@ -351,10 +355,15 @@ static int create_route(forum_req_t *req)
         api->res_json_end(req);
         return 0;
     }
+    yajl_gen g = yajl_gen_alloc(NULL);
+    yajl_gen_map_open(g);
+    pu_key_str(g, "type", "post.created");
+    pu_str(g, "post");
+    write_post(g, s);
     yajl_gen_map_close(g);
     pu_publish_all(api, g);
     yajl_gen_free(g);
-    answer_post(req, id);
+    answer_post(req, s);
     return 0;
 
 Rollback:
