@@ -92,4 +92,6 @@ const forum_api_t forum_api = {
     .wake = forum_fiber_wake_waiting,
     .db_queue = forum_db_queue,
     .shared_limit = forum_bus_shared_limit,
+    .publish_message = forum_hub_publish_message,
+    .publish_message_all_but = forum_hub_publish_message_all_but,
 };

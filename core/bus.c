@@ -2,16 +2,17 @@
  * The bus: what one node publishes reaches the connections of every other node of the forum, over Redis
  * pub/sub (hiredis and its libuv adapter). One channel carries every event; a node skips its own.
  *
- * The database is the log and the bus only the doorbell. A frame that a replay can send again
- * (FORUM_PUB_REPLAYABLE: messages) never travels on it: the bus names the users it is for, and each node
- * rings their connections, which read what is new for them from the database (core/replay.c), in id order
- * and once. Other frames (presence, typing, new posts) travel whole and are delivered as they come. While
- * Redis cannot be reached, every connection is rung once a second, so messages keep arriving, from the
- * database; when it is back, once more, and the log says so. Frames that travel whole are lost meanwhile.
+ * The database is the log and the bus the doorbell that carries what it rings for. Messages travel whole,
+ * in announcements of the runs of numbers each node drew, and every node delivers them in number order
+ * (core/bus_order.c). Other frames (presence, typing, new posts) travel whole and are delivered as they
+ * come. While Redis cannot be reached, every connection is rung once a second (it reads what is new for it
+ * from the database, core/replay.c), so messages keep arriving; when it is back, once more, and the log says
+ * so. Frames that travel whole are lost meanwhile.
  *
  * One event on the channel:   NODE \n KIND \n FLAGS \n ID,ID,... \n PAYLOAD
- *   u  the frame PAYLOAD to the users IDS             r  ring the users IDS (their new messages)
- *   a  the frame PAYLOAD to everyone but user ID (0)  R  ring everyone
+ *   m  an announcement of messages (core/bus_order.c)    r  ring the users IDS (a plugin of API version 7's messages)
+ *   u  the frame PAYLOAD to the users IDS                R  ring everyone
+ *   a  the frame PAYLOAD to everyone but user ID (0)
  *   c  close user ID's connections of one session; PAYLOAD: HASH-IN-HEX \n CODE \n REASON
  *   p  the users IDS came online (FLAGS 1) or went offline (0), counted over every node
  *   h  a heartbeat, every second
@@ -56,6 +57,11 @@ static struct {
 int forum_bus_enabled(void)
 {
     return bus.state != FORUM_BUS_OFF;
+}
+
+int forum_bus_up(void)
+{
+    return bus.state == FORUM_BUS_UP;
 }
 
 const char *forum_bus_node(void)
@@ -167,6 +173,9 @@ static void deliver(const char *msg, size_t len)
     ++bus.received;
     int f = flags[0] - '0';
     switch (kind[0]) {
+    case 'm':
+        forum_order_heard(p, (size_t)(end - p));
+        break;
     case 'u':
         forum_hub_deliver_users(ids, (size_t)n, p, (size_t)(end - p), f);
         break;
@@ -557,7 +566,7 @@ static void went_up(void)
         forum_log(FORUM_LOG_INFO, "bus: Redis at %s:%d is back after %lld ms; every connection catches up from the database",
                   bus.host, bus.port, (long long)(forum_mono_ms() - bus.down_since_ms));
         bus.state = FORUM_BUS_UP;
-        forum_hub_ring_all(); /* what was published elsewhere meanwhile */
+        forum_order_sync(); /* what was published elsewhere meanwhile: every connection behind the sequence is rung */
         /* and what this node stored meanwhile (or whose PUBLISH went with the connection) rings everyone elsewhere */
         publish('R', FORUM_PUB_REPLAYABLE, NULL, 0, "", 0, "", 0);
         presence_sync();
@@ -565,6 +574,7 @@ static void went_up(void)
     }
     bus.state = FORUM_BUS_UP;
     forum_log(FORUM_LOG_INFO, "bus: connected to Redis at %s:%d as node %s", bus.host, bus.port, bus.node);
+    forum_order_sync();
     presence_sync();
 }
 
@@ -574,6 +584,7 @@ static void went_down(const char *why)
     redisAsyncContext *pub = bus.pub, *sub = bus.sub;
     bus.pub = bus.sub = NULL;
     bus.pub_up = bus.sub_up = 0;
+    forum_order_lost();
     if (bus.state == FORUM_BUS_UP || bus.state == FORUM_BUS_CONNECTING) {
         ++bus.losses;
         bus.state = FORUM_BUS_DOWN;
@@ -665,6 +676,12 @@ static void connect_both(void)
         redisAsyncCommand(bus.pub, on_answer, NULL, "PING") != REDIS_OK ||
         redisAsyncCommand(bus.sub, on_message, NULL, "SUBSCRIBE %s", CHANNEL) != REDIS_OK)
         went_down("cannot open a connection");
+}
+
+void forum_bus_read_pending(void)
+{
+    if (bus.state == FORUM_BUS_UP && bus.sub != NULL)
+        redisAsyncHandleRead(bus.sub);
 }
 
 static void heartbeat(void);
@@ -767,6 +784,7 @@ int forum_bus_start(uv_loop_t *loop, const forum_config_t *conf, char *err, size
     uv_timer_init(loop, &bus.tick);
     uv_unref((uv_handle_t *)&bus.tick);
     uv_timer_start(&bus.tick, on_tick, TICK_MS, TICK_MS);
+    forum_order_start(loop);
     connect_both();
     return 0;
 }
@@ -776,6 +794,7 @@ void forum_bus_stop(void)
     redisAsyncContext *pub = bus.pub, *sub = bus.sub;
     if (bus.state == FORUM_BUS_OFF)
         return;
+    forum_order_stop(); /* what is left to announce goes first */
     bus.state = FORUM_BUS_OFF;
     bus.pub = bus.sub = NULL;
     uv_timer_stop(&bus.tick);
@@ -844,6 +863,11 @@ static void heartbeat(void)
     publish('h', 0, NULL, 0, "", 0, "", 0);
 }
 
+void forum_bus_publish_order(const char *msg, size_t len)
+{
+    publish('m', 0, NULL, 0, msg, len, "", 0);
+}
+
 void forum_bus_publish_users(const int64_t *ids, size_t n, const char *json, size_t len, int flags)
 {
     if (n != 0)
@@ -895,5 +919,6 @@ void forum_bus_status(yajl_gen g)
         forum_json_str(g, counts[i].name);
         yajl_gen_integer(g, (long long)counts[i].value);
     }
+    forum_order_status(g);
     yajl_gen_map_close(g);
 }

@@ -572,8 +572,11 @@ int forum_db_begin(void)
 
 int forum_db_commit(void)
 {
-    if (forum_pg_on())
-        return forum_pg_commit();
+    if (forum_pg_on()) {
+        int rc = forum_pg_commit();
+        forum_order_tx_end(rc == 0); /* the numbers it drew are announced, or given back */
+        return rc;
+    }
     forum_db_reset_active();
     if (exec_quiet("COMMIT") != 0) {
         forum_db_rollback();
@@ -586,6 +589,7 @@ void forum_db_rollback(void)
 {
     if (forum_pg_on()) {
         forum_pg_rollback();
+        forum_order_tx_end(0);
         return;
     }
     if (!sqlite3_get_autocommit(db))

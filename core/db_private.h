@@ -56,6 +56,8 @@ void forum_db__checkpoint_stop(void);
 /* core/pg.c: the PostgreSQL backend, behind the same forum_db_* calls (core/db.c dispatches to it) */
 
 int forum_pg_on(void);
+/** Whether the running fiber's connection is inside a transaction. */
+int forum_pg_in_txn(void);
 /** The running fiber is about to wait for something other than the database: its connection goes back, unless a
  * transaction is open on it (its statements are cleared; its next data call takes a connection again). */
 void forum_pg_release(void);

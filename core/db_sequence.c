@@ -16,7 +16,11 @@ int64_t forum_db_next_ids(const char *name, int64_t count)
         forum_db_bind_int(s, 2, count) != 0 || forum_db_step(s) != FORUM_DB_ROW)
         return 0;
     last = forum_db_col_int(s, 0);
-    return forum_db_step(s) == FORUM_DB_DONE ? last - count + 1 : 0;
+    if (forum_db_step(s) != FORUM_DB_DONE)
+        return 0;
+    if (strcmp(name, "messages") == 0 && forum_bus_enabled())
+        forum_order_drawn(last - count + 1, last); /* announced to every node once committed (core/bus_order.c) */
+    return last - count + 1;
 }
 
 int64_t forum_db_next_id(const char *name)

@@ -47,6 +47,7 @@ static forum_fiber_t *current;
 static forum_fiber_t *free_list;
 static size_t num_free, num_live, num_peak;
 static forum_fiber_t *ready_head, *ready_tail;
+static forum_fiber_exit_fn every_exit;
 static size_t page_size;
 #ifdef FIBER_ASAN
 static const void *loop_stack_bottom;
@@ -74,6 +75,11 @@ void forum_fiber_on_exit(forum_fiber_exit_fn fn)
         current->on_exit = fn;
 }
 
+void forum_fiber_on_every_exit(forum_fiber_exit_fn fn)
+{
+    every_exit = fn;
+}
+
 static void arrived_in_fiber(forum_fiber_t *f)
 {
 #ifdef FIBER_ASAN
@@ -99,6 +105,8 @@ static void trampoline(void)
     f->fn(f->arg);
     if (f->on_exit != NULL)
         f->on_exit(f);
+    if (every_exit != NULL)
+        every_exit(f);
     f->done = 1;
     leave_fiber(f); /* never returns: the context is made anew before the fiber runs again */
 }

@@ -93,6 +93,8 @@ int forum_fiber_wait(const void *key);
 void forum_fiber_wake_waiting(const void *key, size_t max);
 /** `fn` runs when the running fiber's function has returned (the data layer gives back its connection). */
 void forum_fiber_on_exit(forum_fiber_exit_fn fn);
+/** `fn` (NULL: none) runs when any fiber's function has returned, after its own on_exit (core/bus_order.c). */
+void forum_fiber_on_every_exit(forum_fiber_exit_fn fn);
 /** A word of the fiber's own (the data layer keeps the fiber's connection there); NULL at first. */
 void *forum_fiber_data(forum_fiber_t *f);
 void forum_fiber_set_data(forum_fiber_t *f, void *data);
@@ -240,6 +242,16 @@ void forum_hub_close_session_local(int64_t user_id, const uint8_t *hash, int cod
 /** Rings the connections of these users, or of everyone: each reads what is new for it from the database (core/replay.c). */
 void forum_hub_ring_users(const int64_t *ids, size_t n);
 void forum_hub_ring_all(void);
+/** Rings every connection that has not had every message up to `id` for it. */
+void forum_hub_ring_behind(int64_t id);
+/** api->publish_message(_all_but): with a bus, the frame travels with its message's run (core/bus_order.c). */
+void forum_hub_publish_message(int64_t id, const int64_t *ids, size_t n, const char *json, size_t len);
+void forum_hub_publish_message_all_but(int64_t id, int64_t user_id, const char *json, size_t len);
+/**
+ * A frame of message `id`, in the order of every node (core/bus_order.c): to the connections of the users `ids`, or
+ * with `to_all` of everyone but user ids[0], that are not catching up and do not have it yet.
+ */
+void forum_hub_deliver_message(int64_t id, int to_all, const int64_t *ids, size_t n, const char *json, size_t len);
 /** A user came online or went offline (on every node, with a bus): the presence frame to everyone here, and the plugins' event. */
 void forum_hub_presence(int64_t user_id, int online);
 /** The users with a connection on this node, -1 without memory; `*out` is malloc'ed. */
@@ -256,8 +268,14 @@ typedef enum { FORUM_BUS_OFF, FORUM_BUS_CONNECTING, FORUM_BUS_UP, FORUM_BUS_DOWN
 /** Names this node and, with bus: configured, connects to Redis (it must answer: -1 and `err` when not). */
 int forum_bus_start(uv_loop_t *loop, const forum_config_t *conf, char *err, size_t errlen);
 void forum_bus_stop(void);
-/** True with a bus: messages (FORUM_PUB_REPLAYABLE) are then rung, never sent as published (core/hub.c). */
+/** True with a bus: messages then reach connections in one order on every node (core/bus_order.c), or are rung. */
 int forum_bus_enabled(void);
+/** True while both connections to Redis work. */
+int forum_bus_up(void);
+/** Publishes an announcement of messages (core/bus_order.c) to the other nodes. */
+void forum_bus_publish_order(const char *msg, size_t len);
+/** Reads what the subscribed connection holds now (before taking silence for a loss). */
+void forum_bus_read_pending(void);
 const char *forum_bus_node(void);
 void forum_bus_publish_users(const int64_t *ids, size_t n, const char *json, size_t len, int flags);
 void forum_bus_publish_all_but(int64_t user_id, const char *json, size_t len, int flags);
@@ -270,6 +288,26 @@ int64_t forum_bus_shared_limit(const char *name, const char *key, unsigned burst
 int forum_bus_user_online(int64_t user_id);
 /** The members "node" and "bus" of /_status. */
 void forum_bus_status(yajl_gen g);
+
+/* core/bus_order.c: messages in one order on every node */
+
+/** Starts ordering (a bus is configured); stops, announcing what is left. */
+void forum_order_start(uv_loop_t *loop);
+void forum_order_stop(void);
+/** The running callback drew the numbers lo..hi of "messages" (core/db_sequence.c). */
+void forum_order_drawn(int64_t lo, int64_t hi);
+/** The running callback's transaction ended: committed (1) or rolled back (0). */
+void forum_order_tx_end(int committed);
+/** A frame of message `id` joins its run's announcement: 0; -1 when it has no run here any more (ring instead). */
+int forum_order_frame(int64_t id, char kind, const int64_t *users, size_t n, const char *json, size_t len);
+/** Another node's announcement. */
+void forum_order_heard(const char *msg, size_t len);
+/** The bus is up (again): read where the sequence stands, ring who is behind it, then deliver in order. */
+void forum_order_sync(void);
+/** The bus is lost: what was held goes (the database rings meanwhile). */
+void forum_order_lost(void);
+/** The member "order" of /_status's bus. */
+void forum_order_status(yajl_gen g);
 
 /* core/ws_conn.c */
 
@@ -300,6 +338,8 @@ void forum_replay_run(forum_ws_t *ws, int64_t user);
 void forum_replay_ring(forum_ws_t *ws);
 /** Rings due or under way: while some are, a ring of everyone would only pile more on the database. */
 size_t forum_replay_rings_busy(void);
+/** PostgreSQL: the newest committed number of "messages" (every message up to it is visible); -1 on failure. */
+int64_t forum_replay_cut(void);
 /** Starts the rings' timer on `loop`. */
 void forum_replay_init(uv_loop_t *loop);
 

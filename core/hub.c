@@ -13,6 +13,7 @@ static size_t num_conns;
 static user_entry_t **users;
 static size_t users_cap, num_users;
 static int shutting_down;
+static uint64_t publish_call; /* the publish that last reached a user (user_entry_t.published): each user once */
 
 /* --- the user table: user id -> their connections --- */
 
@@ -77,7 +78,9 @@ static void remove_user(user_entry_t *u)
 /*
  * Whether a frame published with `flags` is for `ws`: one the replay will send is not, while it catches up.
  * With a bus none is: nodes store messages at once, so one node's frames could come before another's older
- * ones; the connection is rung instead, and reads what is new for it in id order (core/replay.c).
+ * ones. A message's frame then reaches connections in the order of every node (forum_hub_deliver_message); one
+ * published without its number (a plugin built for version 7) rings the connection instead, which reads what
+ * is new for it in id order (core/replay.c).
  */
 static int wants(forum_ws_t *ws, int flags)
 {
@@ -135,15 +138,76 @@ void forum_hub_publish_users(const int64_t *ids, size_t n, const char *json, siz
 
 void forum_hub_deliver_users(const int64_t *ids, size_t n, const char *json, size_t len, int flags)
 {
-    static uint64_t call;
     ws_out_t *o = NULL;
-    ++call;
+    ++publish_call;
     for (size_t i = 0; i != n; ++i) {
         user_entry_t *u = find_user(ids[i]);
-        if (u == NULL || u->published == call)
+        if (u == NULL || u->published == publish_call)
             continue; /* offline, or listed twice */
-        u->published = call;
+        u->published = publish_call;
         send_to_user(u, &o, json, len, flags, NULL, 0);
+    }
+    if (o != NULL)
+        out_release(o);
+}
+
+void forum_hub_publish_message(int64_t id, const int64_t *ids, size_t n, const char *json, size_t len)
+{
+    if (!forum_bus_enabled() || forum_order_frame(id, 'u', ids, n, json, len) != 0)
+        forum_hub_publish_users(ids, n, json, len, FORUM_PUB_REPLAYABLE);
+}
+
+void forum_hub_publish_message_all_but(int64_t id, int64_t user_id, const char *json, size_t len)
+{
+    if (!forum_bus_enabled() || forum_order_frame(id, 'a', &user_id, 1, json, len) != 0)
+        forum_hub_publish_all_but(user_id, json, len, FORUM_PUB_REPLAYABLE);
+}
+
+/*
+ * Whether message `id`, delivered in order, is for `ws`: not while it catches up (its replay reads again before it
+ * ends), nor when it has had the message already (from a replay that read past it).
+ */
+static int in_order(forum_ws_t *ws, int64_t id)
+{
+    if (ws->replaying) {
+        ws->replay_skipped = 1;
+        return 0;
+    }
+    if (id <= ws->caught_up || !admit(ws, FORUM_PUB_REPLAYABLE))
+        return 0;
+    ws->caught_up = id;
+    return 1;
+}
+
+static void queue_in_order(forum_ws_t *ws, ws_out_t **o, int64_t id, const char *json, size_t len)
+{
+    if (!in_order(ws, id))
+        return;
+    if (*o == NULL)
+        *o = out_new(FORUM_WS_TEXT, json, len);
+    enqueue(ws, *o);
+}
+
+void forum_hub_deliver_message(int64_t id, int to_all, const int64_t *ids, size_t n, const char *json, size_t len)
+{
+    ws_out_t *o = NULL;
+    if (to_all) {
+        int64_t except = n != 0 ? ids[0] : 0;
+        for (h2o_linklist_t *node = all_conns.next; node != &all_conns; node = node->next) {
+            forum_ws_t *ws = H2O_STRUCT_FROM_MEMBER(forum_ws_t, all, node);
+            if (ws->user->id != except)
+                queue_in_order(ws, &o, id, json, len);
+        }
+    } else {
+        ++publish_call;
+        for (size_t i = 0; i != n; ++i) {
+            user_entry_t *u = find_user(ids[i]);
+            if (u == NULL || u->published == publish_call)
+                continue;
+            u->published = publish_call;
+            for (h2o_linklist_t *node = u->conns.next; node != &u->conns; node = node->next)
+                queue_in_order(H2O_STRUCT_FROM_MEMBER(forum_ws_t, of_user, node), &o, id, json, len);
+        }
     }
     if (o != NULL)
         out_release(o);
@@ -302,8 +366,16 @@ void forum_hub_ring_users(const int64_t *ids, size_t n)
 
 void forum_hub_ring_all(void)
 {
-    for (h2o_linklist_t *n = all_conns.next; n != &all_conns; n = n->next)
-        forum_replay_ring(H2O_STRUCT_FROM_MEMBER(forum_ws_t, all, n));
+    forum_hub_ring_behind(INT64_MAX);
+}
+
+void forum_hub_ring_behind(int64_t id)
+{
+    for (h2o_linklist_t *n = all_conns.next; n != &all_conns; n = n->next) {
+        forum_ws_t *ws = H2O_STRUCT_FROM_MEMBER(forum_ws_t, all, n);
+        if (ws->caught_up < id)
+            forum_replay_ring(ws);
+    }
 }
 
 /* Logout: the session's connections close on every node. */

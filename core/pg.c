@@ -861,6 +861,13 @@ static void fiber_done(forum_fiber_t *f)
     give_to_waiter_or_idle(c);
 }
 
+int forum_pg_in_txn(void)
+{
+    forum_fiber_t *self = forum_fiber_self();
+    pg_conn_t *c = self != NULL ? forum_fiber_data(self) : NULL;
+    return c != NULL && c->in_txn;
+}
+
 void forum_pg_release(void)
 {
     forum_fiber_t *self = forum_fiber_self();

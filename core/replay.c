@@ -97,7 +97,7 @@ enum { ROUND_AGAIN, ROUND_OVER };
  * sequence's row until its COMMIT), so every message up to it is visible to the lists that follow, and the
  * round claims nothing past it. -1 when it cannot be read; on SQLite nothing suspends: no bound.
  */
-static int64_t round_cut(void)
+int64_t forum_replay_cut(void)
 {
     forum_stmt_t *s;
     int rc;
@@ -122,7 +122,7 @@ static int replay_round(forum_ws_t *ws, int64_t user, source_batch_t *batches, c
     source_batch_t *b;
 
     ws->replay_skipped = 0;
-    if ((cut = round_cut()) < 0) {
+    if ((cut = forum_replay_cut()) < 0) {
         forum_log(FORUM_LOG_WARN, "replay for user %lld: the message sequence could not be read; the client is asked to reconnect",
                   (long long)user);
         forum_hub_replay_set(ws, *after);

@@ -40,7 +40,7 @@ extern "C" {
  */
 #define FORUM_PLUGIN_ABI 3
 /** Version of forum_api_t; grows whenever a member is appended. */
-#define FORUM_API_VERSION 7
+#define FORUM_API_VERSION 8
 
 /** True when the core's table `api` has member `member` (for members added after version 1). */
 #define FORUM_API_HAS(api, member) ((api)->size >= offsetof(forum_api_t, member) + sizeof((api)->member))
@@ -468,6 +468,19 @@ struct forum_api {
      * callback. The plugin then counts with a limiter of its own. Suspends the callback while Redis answers.
      */
     int64_t (*shared_limit)(const char *name, const char *key, unsigned burst, int64_t window_ms, int take);
+
+    /* --- version 8: messages in one order on every node --- */
+
+    /**
+     * publish_users of a frame of message `id` (a number of db_next_id("messages") whose transaction committed),
+     * FORUM_PUB_REPLAYABLE implied. With a bus the frame travels with the announcement of the numbers its
+     * transaction drew, and every node delivers messages in number order, reading nothing from the database.
+     * Publish every frame of a message from the callback that committed it, before it ends: a frame published
+     * later rings its users instead (they read what is new for them from the database), which is slower.
+     */
+    void (*publish_message)(int64_t id, const int64_t *user_ids, size_t n, const char *json, size_t len);
+    /** The same to every connection but those of user `user_id` (0: nobody left out), as publish_all_but. */
+    void (*publish_message_all_but)(int64_t id, int64_t user_id, const char *json, size_t len);
 };
 
 /** The descriptor every plugin exports as `forum_plugin`. */

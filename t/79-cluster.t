@@ -109,7 +109,10 @@ subtest 'each node names itself and its bus in /_status' => sub {
     like $node[0]->log, qr/bus: connected to Redis at \Q${\ $redis->addr }\E as node web-1/, 'the log says where it connected';
 };
 
+sub order_counts { map { status($_)->{bus}{order} } @node }
+
 subtest 'a conversation across three nodes: every tab gets every message once, in id order' => sub {
+    my @before = order_counts();
     my @tabs = (ws('alice', $node[0]), ws('alice', $node[2]), ws('bob', $node[1]), ws('bob', $node[2]));
     my ($a_send, $b_send) = (ws('alice', $node[0]), ws('bob', $node[1]));
     push @tabs, $a_send, $b_send;
@@ -132,6 +135,13 @@ subtest 'a conversation across three nodes: every tab gets every message once, i
     is_deeply $ids_of_tab[$_], $ids_of_tab[0], "tab $_ saw the same sequence as tab 0" for 1 .. $#tabs;
     my $stored = db_value($db, 'SELECT COUNT(*) FROM messages WHERE client_id LIKE ? OR client_id LIKE ?', 'a-%', 'b-%');
     is $stored, 80, 'the database holds the 80, each once';
+    # each message went whole on the bus, its two frames (sender's, recipient's) delivered in order by every node
+    my @after = order_counts();
+    for my $i (0 .. 2) {
+        cmp_ok $after[$i]{delivered} - $before[$i]{delivered}, '>=', 160, "node $i delivered the 160 frames from the announcements";
+        is $after[$i]{gaps}, $before[$i]{gaps}, "node $i met no gap";
+        is $after[$i]{held}, 0, "node $i holds nothing back";
+    }
     $_->close for @tabs;
 };
 
@@ -356,6 +366,32 @@ subtest 'one node cut off from Redis for a moment: what it stored meanwhile stil
     is $m && $m->{message}{body}, 'while node 2 was cut off', 'bob, on node 1, gets it once node 2 is back: it rings every node';
     is scalar $bo->collect('message', 0.5), 0, 'once';
     $_->close for $al, $bo;
+};
+
+subtest 'a message nobody announced holds the ones after it for a moment, then is read from the database' => sub {
+    my $al = ws('alice', $node[1]);
+    my $bo = ws('bob', $node[0]);
+    my $c = ws('carol', $node[2]);
+    my @before = order_counts();
+    my @ids = map { /\bid=(\d+)\b.*\bname=forumd:web-2\// ? $1 : () } split /\n/, $redis->cli('CLIENT', 'LIST');
+    $redis->cli('CLIENT', 'KILL', 'ID', $_) for @ids;
+    ok wait_until(sub { (status($node[1])->{bus}{state} // '') ne 'up' }, 5), 'node 2 lost the bus';
+    # stored on node 2 while it cannot announce it; then carol's, on node 3, comes after it in the sequence
+    $al->send({ type => 'message.send', to => $id{bob}, body => 'unannounced', client_id => 'gap-1' });
+    is $al->wait_for('message')->{message}{body}, 'unannounced', "alice's tab on node 2 has hers";
+    $c->send({ type => 'message.send', to => $id{bob}, body => 'after the gap', client_id => 'gap-2' });
+    is $c->wait_for('message', 10)->{message}{body}, 'after the gap', "carol's tab on node 3 has hers";
+    my @got = messages($bo, 2);
+    is_deeply [map { $_->{body} } @got], ['unannounced', 'after the gap'], 'bob, on node 1, gets both, in id order';
+    cmp_ok $got[0]{id}, '<', $got[1]{id}, 'ids ascending';
+    is scalar $bo->collect('message', 0.5), 0, 'each once';
+    ok wait_until(sub { !grep { (status($_)->{bus}{state} // '') ne 'up' } @node }, 15), 'every bus is up again';
+    for my $i (0, 2) {
+        ok wait_until(sub { status($node[$i])->{bus}{order}{gaps} > $before[$i]{gaps} }, 5), "node $i gave up waiting for it";
+        is status($node[$i])->{bus}{order}{gaps}, $before[$i]{gaps} + 1, 'once';
+    }
+    like $node[0]->log, qr/bus: messages \d+ to \d+ were not announced/, "node 1's log names it";
+    $_->close for $al, $bo, $c;
 };
 
 subtest 'Redis gone, then back: messages still arrive, and every node says so' => sub {

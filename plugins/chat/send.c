@@ -18,11 +18,11 @@ void chat_deliver(const chat_message_t *m)
     chat_typing_sent(m->from, m->to);
     g = chat_frame_of(m, m->from);
     yajl_gen_get_buf(g, &buf, &len);
-    api->publish_user(m->from, (const char *)buf, len, FORUM_PUB_REPLAYABLE);
+    api->publish_message(m->id, &m->from, 1, (const char *)buf, len);
     yajl_gen_free(g);
     g = chat_frame_of(m, m->to);
     yajl_gen_get_buf(g, &buf, &len);
-    api->publish_user(m->to, (const char *)buf, len, FORUM_PUB_REPLAYABLE);
+    api->publish_message(m->id, &m->to, 1, (const char *)buf, len);
     yajl_gen_free(g);
 }
 

@@ -120,6 +120,8 @@ void rooms_live_fini(void);
 int64_t rooms_frame_room(forum_ws_t *ws, yajl_val frame, const char *key, int64_t me, const char *ref);
 /** Publishes the JSON text of `g` to every member of `room` (everyone for the lobby), but user `except` (0: none). */
 void rooms_publish(int64_t room, yajl_gen g, int flags, int64_t except);
+/** Publishes message `m`: `to_sender` to its sender's connections (with the client_id), `to_members` to the others. */
+void rooms_publish_message(const rooms_message_t *m, yajl_gen to_sender, yajl_gen to_members);
 
 /* send.c: room.send */
 /** Sets up the batch of sends (util/send_batch.c) whose timers `p` owns. */

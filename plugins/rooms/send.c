@@ -32,20 +32,16 @@ static pu_send_batch_t batch;
 static void deliver(const rooms_message_t *m)
 {
     char nickname[64];
-    const unsigned char *buf;
-    size_t len;
-    yajl_gen g;
+    yajl_gen to_sender, to_members;
 
     rooms_typing_sent(m->from, m->room);
     if (!rooms_nickname(m->from, nickname, sizeof(nickname)))
         nickname[0] = '\0';
-    g = rooms_frame_of(m, nickname, 1);
-    yajl_gen_get_buf(g, &buf, &len);
-    api->publish_user(m->from, (const char *)buf, len, FORUM_PUB_REPLAYABLE);
-    yajl_gen_free(g);
-    g = rooms_frame_of(m, nickname, 0);
-    rooms_publish(m->room, g, FORUM_PUB_REPLAYABLE, m->from);
-    yajl_gen_free(g);
+    to_sender = rooms_frame_of(m, nickname, 1);
+    to_members = rooms_frame_of(m, nickname, 0);
+    rooms_publish_message(m, to_sender, to_members);
+    yajl_gen_free(to_sender);
+    yajl_gen_free(to_members);
 }
 
 /* Settled when stored, a repeat, or forbidden (nothing stored: its sender is told). */
