@@ -17,10 +17,15 @@
  * database, core/replay.c) and delivery goes on past it.
  *
  * A run's announcement leaves when the callback (fiber) that committed it ends, so that the frames its
- * deliveries publish go with it; one held MAX_HOLD_MS leaves as it is, and a frame that comes after it rings
- * its users instead (forum_order_frame: -1). Until a node knows where the sequence stands (once subscribed,
- * it reads the newest committed number, and rings every connection behind it), it holds what it hears; while
- * Redis is away, runs ring their users here, and the bus rings everyone once a second (core/bus.c).
+ * deliveries publish go with it, and never before: a delivery past a number whose frames may still come
+ * could not be undone. A callback that takes long holds every node up to GAP_MS, then it is a gap like any
+ * other (a run that comes after its gap was given up is dropped: its users were rung). A frame published
+ * after its run left rings its users (forum_order_frame: -1), which is safe only while no later message
+ * reached them: plugins publish a message's frames before the callback that committed it returns.
+ *
+ * Until a node knows where the sequence stands (once subscribed, it reads the newest committed number, and
+ * rings every connection behind it), it holds what it hears; while Redis is away, runs ring their users
+ * here, and the bus rings everyone once a second (core/bus.c).
  *
  * An announcement, the payload of a bus event of kind `m`:
  *   LO HI \n    then for each frame:    ID KIND N LEN \n  USER,USER,... \n  PAYLOAD (LEN bytes)
@@ -32,9 +37,8 @@
 #include "db_private.h"
 
 enum {
-    GAP_MS = 1500,          /* a number unannounced this long is taken for lost */
-    MAX_HOLD_MS = 500,      /* the longest a committed run waits for the end of its callback */
-    CHECK_MS = 100,         /* the timer that watches both, while there is something to watch */
+    GAP_MS = 1500,          /* delivery held this long by one number unannounced: it is taken for lost */
+    CHECK_MS = 100,         /* the timer that watches for it, while there is a gap */
     HELD_MAX = 100000,      /* runs heard and waiting: past it (or HELD_BYTES_MAX), the oldest gap is given up */
     HELD_BYTES_MAX = 256 << 20,
     RUN_MAX = 1000000,      /* numbers in one run */
@@ -44,10 +48,10 @@ enum {
 typedef struct run {
     struct run *next;
     int64_t lo, hi;
-    /* this node's runs not yet announced: the fiber that drew it, whether its transaction committed, and when */
+    /* this node's runs not yet announced: the fiber that drew it (alive: a run goes with its fiber's end), and
+     * whether its transaction committed */
     forum_fiber_t *fiber;
     int committed;
-    int64_t since_ms;
     size_t len, cap;
     char *body; /* the frames; heard runs: the whole announcement */
 } run_t;
@@ -59,7 +63,7 @@ static struct {
     run_t *held, *held_tail; /* heard and waiting for their turn, by ascending lo */
     size_t num_held, held_bytes;
     int64_t next;      /* the number delivered next; 0 while unknown */
-    int64_t gap_since; /* since when the first held run waits for a number before it; 0: no gap */
+    int64_t gap_since; /* since when delivery has waited for the number `next`; 0: no gap */
     unsigned sync_gen; /* a sync under way answers only while it is the last one asked for */
     int draining;
     uint64_t delivered, gaps, late;
@@ -73,17 +77,18 @@ void forum_order_drawn(int64_t lo, int64_t hi)
 {
     forum_fiber_t *self = forum_fiber_self();
     run_t *r;
-    /* off a fiber nothing ties the run to its deliveries: unannounced, it is a gap the others get over */
-    if (!O.on || self == NULL || (r = calloc(1, sizeof(*r))) == NULL)
+    /*
+     * Off a fiber nothing ties the run to its deliveries; outside a transaction the number commits before the
+     * message that uses it (db_next_id's contract is inside the caller's transaction). Either way it is not
+     * announced: a gap the nodes get over by reading the database.
+     */
+    if (!O.on || self == NULL || !forum_pg_in_txn() || (r = calloc(1, sizeof(*r))) == NULL)
         return;
     r->lo = lo, r->hi = hi, r->fiber = self;
-    if (!forum_pg_in_txn()) /* a draw outside a transaction committed with it */
-        r->committed = 1, r->since_ms = forum_mono_ms();
     run_t **at = &O.outbox; /* at the end: a callback's runs are announced in the order they were drawn */
     while (*at != NULL)
         at = &(*at)->next;
     *at = r;
-    watch();
 }
 
 void forum_order_tx_end(int committed)
@@ -94,7 +99,7 @@ void forum_order_tx_end(int committed)
         if (r->fiber != self || r->committed) {
             p = &r->next;
         } else if (committed) {
-            r->committed = 1, r->since_ms = forum_mono_ms();
+            r->committed = 1;
             p = &r->next;
         } else {
             *p = r->next; /* rolled back: the numbers are drawn again */
@@ -102,7 +107,6 @@ void forum_order_tx_end(int committed)
             free(r);
         }
     }
-    watch();
 }
 
 static int append(run_t *r, const char *s, size_t len)
@@ -224,11 +228,12 @@ static void announce(run_t *r)
     }
 }
 
-static void announce_where(int (*which)(const run_t *r, const void *arg), const void *arg)
+/* A fiber ended: its committed runs are announced (its uncommitted ones were rolled back, core/pg.c). */
+static void on_fiber_exit(forum_fiber_t *f)
 {
     for (run_t **p = &O.outbox; *p != NULL;) {
         run_t *r = *p;
-        if (!which(r, arg)) {
+        if (r->fiber != f) {
             p = &r->next;
             continue;
         }
@@ -238,22 +243,6 @@ static void announce_where(int (*which)(const run_t *r, const void *arg), const 
         free(r->body);
         free(r);
     }
-}
-
-static int of_fiber(const run_t *r, const void *fiber)
-{
-    return r->fiber == fiber; /* uncommitted ones were rolled back with the fiber's end (core/pg.c) */
-}
-
-static int held_too_long(const run_t *r, const void *now)
-{
-    return r->committed && *(const int64_t *)now - r->since_ms >= MAX_HOLD_MS;
-}
-
-static void on_fiber_exit(forum_fiber_t *f)
-{
-    if (O.outbox != NULL)
-        announce_where(of_fiber, f);
 }
 
 /* --- what the nodes announced, delivered in order --- */
@@ -280,8 +269,12 @@ static void deliver_run(run_t *r, int64_t from)
     while (next_frame(&p, end, &f) > 0) {
         if (n == cap) {
             frame_t *more = realloc(frames, (cap = cap != 0 ? 2 * cap : 16) * sizeof(*more));
-            if (more == NULL)
-                break;
+            if (more == NULL) {
+                /* no memory to sort them: whoever may miss one reads the database, before delivery goes past */
+                forum_hub_ring_behind(r->hi);
+                free(frames);
+                return;
+            }
             frames = more;
         }
         size_t i = n++;
@@ -291,11 +284,15 @@ static void deliver_run(run_t *r, int64_t from)
     }
     for (size_t i = 0; i != n; ++i) {
         int64_t *u;
-        if (frames[i].id < from || (u = realloc(users, (frames[i].n != 0 ? frames[i].n : 1) * sizeof(*u))) == NULL)
+        if (frames[i].id < from)
             continue;
+        if ((u = realloc(users, (frames[i].n != 0 ? frames[i].n : 1) * sizeof(*u))) == NULL) {
+            forum_hub_ring_behind(frames[i].id); /* as above, for this frame's users and whoever is behind it */
+            continue;
+        }
         users = u;
         if (frame_users(&frames[i], users) != 0)
-            continue;
+            continue; /* checked when heard */
         forum_hub_deliver_message(frames[i].id, frames[i].kind == 'a', users, frames[i].n, frames[i].json, frames[i].len);
         ++O.delivered;
     }
@@ -305,8 +302,9 @@ static void deliver_run(run_t *r, int64_t from)
 
 static void drain(void)
 {
+    int64_t was = O.next;
     if (O.draining)
-        return; /* a delivery that closed a connection whose plugin published: what it added goes in this loop */
+        return; /* not reached today (a delivery only queues); a second drain inside one would deliver twice */
     O.draining = 1;
     while (O.next != 0 && O.held != NULL && O.held->lo <= O.next) {
         run_t *r = O.held;
@@ -320,8 +318,8 @@ static void drain(void)
     }
     O.draining = 0;
     if (O.next != 0 && O.held != NULL) {
-        if (O.gap_since == 0)
-            O.gap_since = forum_mono_ms();
+        if (O.gap_since == 0 || O.next != was)
+            O.gap_since = forum_mono_ms(); /* the wait is for the number now first, not for one already in */
     } else {
         O.gap_since = 0;
     }
@@ -365,7 +363,7 @@ static void hear(const char *msg, size_t len, int own)
     if (rc < 0)
         goto Malformed;
     if (O.next != 0 && hi < O.next) {
-        ++O.late; /* after its gap was given up: its users were rung */
+        ++O.late; /* after its gap was given up, or before the number read at a sync: its users were rung */
         return;
     }
     if ((r = calloc(1, sizeof(*r))) == NULL || (r->body = malloc(len)) == NULL) {
@@ -474,8 +472,6 @@ static void on_check(uv_timer_t *t)
 {
     int64_t now = forum_mono_ms();
     (void)t;
-    if (O.outbox != NULL)
-        announce_where(held_too_long, &now);
     if (O.gap_since != 0 && now - O.gap_since >= GAP_MS) {
         forum_bus_read_pending(); /* a busy loop may not have read the announcement that fills it */
         if (O.gap_since != 0 && now - O.gap_since >= GAP_MS)
@@ -487,8 +483,6 @@ static void on_check(uv_timer_t *t)
 static void watch(void)
 {
     int wanted = O.gap_since != 0;
-    for (run_t *r = O.outbox; r != NULL && !wanted; r = r->next)
-        wanted = r->committed;
     if (!O.on)
         return;
     if (wanted && !uv_is_active((uv_handle_t *)&O.timer))
@@ -511,8 +505,16 @@ void forum_order_stop(void)
 {
     if (!O.on)
         return;
-    while (O.outbox != NULL) /* what the drain stored: announced while the bus is still there */
-        announce_where(of_fiber, O.outbox->fiber);
+    /*
+     * A run still here belongs to a callback that has not ended (the drain is over: it never will, on this loop):
+     * announced now, it would lack the frames still to come. Left out, it is a gap, and the other nodes read it.
+     */
+    while (O.outbox != NULL) {
+        run_t *r = O.outbox;
+        O.outbox = r->next;
+        free(r->body);
+        free(r);
+    }
     forum_order_lost();
     forum_fiber_on_every_exit(NULL);
     uv_timer_stop(&O.timer);

@@ -242,7 +242,7 @@ void forum_hub_close_session_local(int64_t user_id, const uint8_t *hash, int cod
 /** Rings the connections of these users, or of everyone: each reads what is new for it from the database (core/replay.c). */
 void forum_hub_ring_users(const int64_t *ids, size_t n);
 void forum_hub_ring_all(void);
-/** Rings every connection that has not had every message up to `id` for it. */
+/** Rings every connection whose newest message had is older than `id`: any of them may lack one up to it. */
 void forum_hub_ring_behind(int64_t id);
 /** api->publish_message(_all_but): with a bus, the frame travels with its message's run (core/bus_order.c). */
 void forum_hub_publish_message(int64_t id, const int64_t *ids, size_t n, const char *json, size_t len);

@@ -170,7 +170,8 @@ void forum_hub_publish_message_all_but(int64_t id, int64_t user_id, const char *
 static int in_order(forum_ws_t *ws, int64_t id)
 {
     if (ws->replaying) {
-        ws->replay_skipped = 1;
+        if (id > ws->caught_up && id > ws->replay_after)
+            ws->replay_skipped = 1; /* not one it has had or its replay has sent: the replay must read again */
         return 0;
     }
     if (id <= ws->caught_up || !admit(ws, FORUM_PUB_REPLAYABLE))

@@ -49,7 +49,7 @@ struct forum_ws {
     int64_t replay_after;  /* the last id the replay sent */
     uint8_t replaying;     /* frames published with FORUM_PUB_REPLAYABLE leave this connection out */
     uint8_t replay_skipped; /* one was left out since the replay's round began reading */
-    int64_t caught_up;      /* the newest message id this connection has had, once its replay is over */
+    int64_t caught_up;      /* the newest message id it has had (its hello's, a replay's end, one delivered in order) */
     uint8_t drain_wanted;  /* ws.drained is due when the queue drops under its low mark */
     /* On PostgreSQL a plugin's callback may be suspended with this connection in hand (core/fiber.c): the
      * connection is then only marked dead when it goes, and freed when the last such callback has ended. */

@@ -475,8 +475,10 @@ struct forum_api {
      * publish_users of a frame of message `id` (a number of db_next_id("messages") whose transaction committed),
      * FORUM_PUB_REPLAYABLE implied. With a bus the frame travels with the announcement of the numbers its
      * transaction drew, and every node delivers messages in number order, reading nothing from the database.
-     * Publish every frame of a message from the callback that committed it, before it ends: a frame published
-     * later rings its users instead (they read what is new for them from the database), which is slower.
+     * Publish every frame of a message from the callback that committed it, before it returns (the run is
+     * announced then). A frame published later rings its users instead (they read what is new for them from the
+     * database), but a connection that had a later message meanwhile reads from past it: it gets the message
+     * only when it resumes. The same holds for a message published with publish_users (version 7).
      */
     void (*publish_message)(int64_t id, const int64_t *user_ids, size_t n, const char *json, size_t len);
     /** The same to every connection but those of user `user_id` (0: nobody left out), as publish_all_but. */

@@ -88,6 +88,7 @@ subtest 'several nodes' => sub {
     for my $n (1, 2) {
         ok $x->{"chat_${n}_nodes_verified"}, "chat over $n node(s): every message reached both users exactly once, in order";
         ok $x->{"chat_${n}_nodes_per_s"} > 0, 'at a rate';
+        is $x->{"chat_${n}_nodes_gaps"}, 0, 'every message went whole, in its announcement: no node gave one up';
         ok $x->{"lobby_${n}_nodes_verified"}, "the lobby over $n node(s): every round reached every client, once";
     }
     ok $x->{idle_all_answered}, 'every idle connection on the three nodes answered its ping';
