@@ -794,7 +794,7 @@ void forum_bus_stop(void)
     redisAsyncContext *pub = bus.pub, *sub = bus.sub;
     if (bus.state == FORUM_BUS_OFF)
         return;
-    forum_order_stop(); /* what is left to announce goes first */
+    forum_order_stop(); /* before the state: runs of callbacks that will not end are left for the others to read */
     bus.state = FORUM_BUS_OFF;
     bus.pub = bus.sub = NULL;
     uv_timer_stop(&bus.tick);

@@ -466,7 +466,7 @@ void forum_order_lost(void)
     O.held_tail = NULL;
 }
 
-/* --- the watch: runs held too long, gaps --- */
+/* --- the watch: a gap that lasts --- */
 
 static void on_check(uv_timer_t *t)
 {

@@ -32,8 +32,20 @@ async function sockets() {
     }));
 }
 
-/** Loads the app in `page` and returns the index of the node its WebSocket landed on (the one that gained it). */
+const nodeOfPage = new Map();
+
+/**
+ * Loads the app in `page` and returns the index of the node its WebSocket landed on (the one that gained it).
+ * A page loaded before leaves first and its socket's node is seen to lose it: a reload whose new socket lands on
+ * the node of the old one would otherwise gain nothing anywhere.
+ */
 async function loadOn(page, base) {
+    if (nodeOfPage.has(page)) {
+        const was = nodeOfPage.get(page);
+        const open = (await sockets())[was];
+        await page.goto('about:blank');
+        await until(async () => (await sockets())[was] < open);
+    }
     const before = await sockets();
     await page.goto(`${base}/`);
     await page.waitForSelector('.site-aside .chat-title');
@@ -43,6 +55,7 @@ async function loadOn(page, base) {
         node = now.findIndex((n, i) => n !== null && n > before[i]);
         return node >= 0;
     });
+    nodeOfPage.set(page, node);
     return node;
 }
 
