@@ -33,13 +33,12 @@ int64_t rooms_frame_room(forum_ws_t *ws, yajl_val frame, const char *key, int64_
     return room;
 }
 
-/* The members of `room` but user `except`, into a new array; -1 (logged) when they could not be read. */
-static long members_but(int64_t room, int64_t except, int64_t **ids)
+long rooms_members_but(int64_t room, int64_t except, int64_t **ids)
 {
     long n;
     size_t kept = 0;
     if ((n = rooms_members(room, ids)) < 0) {
-        api->log(FORUM_LOG_ERROR, "rooms: the members of room %lld could not be read; a frame was not published", (long long)room);
+        api->log(FORUM_LOG_ERROR, "rooms: the members of room %lld could not be read", (long long)room);
         return -1;
     }
     for (long i = 0; i != n; ++i)
@@ -63,29 +62,24 @@ void rooms_publish(int64_t room, yajl_gen g, int flags, int64_t except)
             api->publish_all((const char *)buf, len, flags);
         return;
     }
-    if ((n = members_but(room, except, &ids)) < 0)
-        return;
+    if ((n = rooms_members_but(room, except, &ids)) < 0)
+        return; /* logged: this event is not published */
     api->publish_users(ids, (size_t)n, (const char *)buf, len, flags);
     free(ids);
 }
 
-void rooms_publish_message(const rooms_message_t *m, yajl_gen to_sender, yajl_gen to_members)
+void rooms_publish_message(const rooms_message_t *m, yajl_gen to_sender, yajl_gen to_members, const int64_t *members,
+                           size_t num_members)
 {
     const unsigned char *buf;
     size_t len;
-    int64_t *ids = NULL;
-    long n = 0;
-    /* the members first: a message's frames go out together, with nothing read between them */
-    if (m->room != ROOMS_LOBBY)
-        n = members_but(m->room, m->from, &ids);
     yajl_gen_get_buf(to_sender, &buf, &len);
     api->publish_message(m->id, &m->from, 1, (const char *)buf, len);
     yajl_gen_get_buf(to_members, &buf, &len);
     if (m->room == ROOMS_LOBBY)
         api->publish_message_all_but(m->id, m->from, (const char *)buf, len); /* one frame shared by every connection */
-    else if (n >= 0)
-        api->publish_message(m->id, ids, (size_t)n, (const char *)buf, len);
-    free(ids);
+    else
+        api->publish_message(m->id, members, num_members, (const char *)buf, len);
 }
 
 static void on_read(forum_ws_t *ws, yajl_val frame)

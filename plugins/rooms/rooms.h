@@ -120,8 +120,14 @@ void rooms_live_fini(void);
 int64_t rooms_frame_room(forum_ws_t *ws, yajl_val frame, const char *key, int64_t me, const char *ref);
 /** Publishes the JSON text of `g` to every member of `room` (everyone for the lobby), but user `except` (0: none). */
 void rooms_publish(int64_t room, yajl_gen g, int flags, int64_t except);
-/** Publishes message `m`: `to_sender` to its sender's connections (with the client_id), `to_members` to the others. */
-void rooms_publish_message(const rooms_message_t *m, yajl_gen to_sender, yajl_gen to_members);
+/** The members of `room` but user `except`, into a new array; -1 (logged) when they could not be read. */
+long rooms_members_but(int64_t room, int64_t except, int64_t **ids);
+/**
+ * Publishes message `m`: `to_sender` to its sender's connections (with the client_id), `to_members` to the other
+ * `members` (everyone but the sender for the lobby, whose list is not read).
+ */
+void rooms_publish_message(const rooms_message_t *m, yajl_gen to_sender, yajl_gen to_members, const int64_t *members,
+                           size_t num_members);
 
 /* send.c: room.send */
 /** Sets up the batch of sends (util/send_batch.c) whose timers `p` owns. */

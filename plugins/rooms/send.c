@@ -23,13 +23,17 @@ typedef struct queued_send {
     char *tokens;      /* the body's @nickname tokens (mentions.c) */
     int repeat;        /* the client_id was used before: m.id is that message */
     int forbidden;     /* the sender was no longer a member when the batch ran */
+    /* who gets the message besides its sender (not for the lobby: everyone), read in its transaction: a read that
+     * fails fails the store, so a stored message always has its members to be delivered to */
+    int64_t *members;
+    size_t num_members;
 } queued_send_t;
 
 static queued_send_t sends[PU_SEND_BATCH_MAX];
 static pu_send_batch_t batch;
 
 /* Delivers a stored message: to its sender's connections with the client_id, to the other members without. */
-static void deliver(const rooms_message_t *m)
+static void deliver(const rooms_message_t *m, const int64_t *members, size_t num_members)
 {
     char nickname[64];
     yajl_gen to_sender, to_members;
@@ -39,7 +43,7 @@ static void deliver(const rooms_message_t *m)
         nickname[0] = '\0';
     to_sender = rooms_frame_of(m, nickname, 1);
     to_members = rooms_frame_of(m, nickname, 0);
-    rooms_publish_message(m, to_sender, to_members);
+    rooms_publish_message(m, to_sender, to_members, members, num_members);
     yajl_gen_free(to_sender);
     yajl_gen_free(to_members);
 }
@@ -48,13 +52,26 @@ static void deliver(const rooms_message_t *m)
 static int store_one(void *item)
 {
     queued_send_t *q = item;
-    return (q->m.id = rooms_store_message(&q->m, q->tokens, &q->repeat, &q->forbidden)) != 0 || q->forbidden;
+    long n;
+    if ((q->m.id = rooms_store_message(&q->m, q->tokens, &q->repeat, &q->forbidden)) == 0)
+        return q->forbidden;
+    if (q->repeat || q->m.room == ROOMS_LOBBY)
+        return 1;
+    if ((n = rooms_members_but(q->m.room, q->m.from, &q->members)) < 0) {
+        q->members = NULL;
+        return 0;
+    }
+    q->num_members = (size_t)n;
+    return 1;
 }
 
 static void unstore_one(void *item)
 {
     queued_send_t *q = item;
     q->m.id = q->repeat = q->forbidden = 0;
+    free(q->members);
+    q->members = NULL;
+    q->num_members = 0;
 }
 
 static void answer_settled(void *item)
@@ -64,7 +81,7 @@ static void answer_settled(void *item)
         if (q->q.ws != NULL)
             api->ws_error(q->q.ws, "forbidden", "not a member of this room", q->m.client_id);
     } else if (!q->repeat) {
-        deliver(&q->m);
+        deliver(&q->m, q->members, q->num_members);
     } else if (q->q.ws != NULL) {
         /*
          * A repeat: the sender gets the stored message again, but not while its connection is still catching up
@@ -88,6 +105,7 @@ static void free_one(void *item)
     free((char *)q->m.body);
     free((char *)q->m.client_id);
     free(q->tokens);
+    free(q->members);
 }
 
 static const pu_send_ops_t send_ops = {store_one, unstore_one, answer_settled, free_one, NULL};
@@ -104,6 +122,8 @@ static void queue_send(forum_ws_t *ws, int64_t from, int64_t room, const char *b
         return;
     q->m.from = from;
     q->m.room = room;
+    q->members = NULL;
+    q->num_members = 0;
     q->m.body = strndup(body, body_len);
     q->m.body_len = body_len;
     q->m.client_id = strdup(client_id);
